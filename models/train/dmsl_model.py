@@ -1,0 +1,94 @@
+"""DMSL network: U-Net (paper Fig. 3) + fully connected head (paper Fig. 4).
+
+One class serves both models: the boundary model M_b (4 outputs: x, y, w, h) and the
+landmark model M_l (136 outputs: x1, y1, ..., x68, y68), all in [0, 1] of the 128x128 input.
+`widths` sets the channels of each U-Net level; the paper's are (64, 128, 256, 512, 1024)
+("full"); "lite" is narrower so that both models run >= 30 pairs/s on 2 CPU cores.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+INPUT_SIZE = 128
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    widths: tuple
+    hidden: int
+
+
+VARIANTS = {
+    # The paper's widths and FC size (about 12 GMAC per model per frame): for GPUs.
+    "full": Variant("full", (64, 128, 256, 512, 1024), 1024),
+    # Picked by measurement (see models/README.md): U-Net ~0.13 GMAC, FC 16384->256.
+    "lite": Variant("lite", (8, 16, 32, 64, 128), 256),
+    # Architecture-exact but tiny, random weights: fast test fixtures only.
+    "tiny-random": Variant("tiny-random", (2, 4), 8),
+}
+
+
+def double_conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """Contracting path of double 3x3 convs + 2x2 max-pool, expanding path of 2x2 up-convs,
+    skip concatenation and double 3x3 convs, then a 1x1 conv to one channel (mask logits)."""
+
+    def __init__(self, widths):
+        super().__init__()
+        self.down = nn.ModuleList()
+        cin = 1
+        for w in widths:
+            self.down.append(double_conv(cin, w))
+            cin = w
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.ModuleList()
+        self.up_conv = nn.ModuleList()
+        for w_skip, w_deep in zip(reversed(widths[:-1]), reversed(widths[1:])):
+            self.up.append(nn.ConvTranspose2d(w_deep, w_skip, 2, stride=2))
+            self.up_conv.append(double_conv(2 * w_skip, w_skip))
+        self.out = nn.Conv2d(widths[0], 1, 1)
+
+    def forward(self, x):
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x)
+            if i < len(self.down) - 1:
+                skips.append(x)
+                x = self.pool(x)
+        for up, conv in zip(self.up, self.up_conv):
+            x = up(x)
+            x = conv(torch.cat([skips.pop(), x], dim=1))
+        return self.out(x)
+
+
+class DMSL(nn.Module):
+    """U-Net -> sigmoid mask -> flatten (16384) -> FC hidden + sigmoid -> FC outputs + sigmoid."""
+
+    def __init__(self, variant: Variant, outputs: int):
+        super().__init__()
+        self.unet = UNet(variant.widths)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(INPUT_SIZE * INPUT_SIZE, variant.hidden), nn.Sigmoid(),
+            nn.Linear(variant.hidden, outputs), nn.Sigmoid(),
+        )
+
+    def mask_logits(self, x):
+        return self.unet(x)
+
+    def forward(self, x):
+        return self.head(torch.sigmoid(self.unet(x)))
+
+
+OUTPUTS = {"boundary": 4, "landmark": 136}
+OUTPUT_NAMES = {"boundary": "box", "landmark": "landmarks"}
+INPUT_NAME = "image"

@@ -1,0 +1,143 @@
+"""The DMSL preprocessing, defined once for training and mirrored by the daemon
+(`src/dmsl/preprocess.rs`); `tests/preprocess_parity.rs` proves the two agree.
+
+Coordinates: "continuous" pixel coordinates, where pixel i covers [i, i+1) and its centre is
+i + 0.5. Landmark files (0-based pixel centres) convert with +0.5. A canvas coordinate is
+normalised by the canvas size (128), so model inputs and outputs live in [0, 1].
+
+Steps (all float32):
+1. to_gray: visible RGB -> luma (ITU-R BT.601: 0.299 R + 0.587 G + 0.114 B) / 255;
+   thermal counts -> (v - lo) / (hi - lo) clamped to [0, 1] (fixed range or percentile AGC).
+2. letterbox: resize (Pillow BILINEAR on a mode "F" image, the same convolution that
+   fast_image_resize implements) so the longer side is 128, then paste centred on a black
+   128x128 canvas. `Letterbox` remembers scale and offset to map outputs back.
+3. blackout (between the models, paper Fig. 4/8): zero every canvas pixel whose centre lies
+   outside the boundary box grown by BLACKOUT_MARGIN of its width/height on each side.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+CANVAS = 128
+BLACKOUT_MARGIN = 0.10
+LUMA = (0.299, 0.587, 0.114)
+
+
+def visible_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 (or HxW grey) -> float32 HxW in [0, 1]."""
+    if rgb.ndim == 2:
+        return rgb.astype(np.float32) / 255.0
+    rgb = rgb.astype(np.float32)
+    return (LUMA[0] * rgb[..., 0] + LUMA[1] * rgb[..., 1] + LUMA[2] * rgb[..., 2]) / 255.0
+
+
+def thermal_to_gray(counts: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Raw 16-bit counts -> float32 in [0, 1] over the fixed range [lo, hi]."""
+    v = (counts.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    return np.clip(v, 0.0, 1.0)
+
+
+def percentile_range(counts: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.0):
+    """Automatic gain: the [low_pct, high_pct] percentiles of the frame (nearest rank)."""
+    flat = np.sort(counts.reshape(-1))
+    n = flat.size
+
+    def rank(p):
+        # Half rounds up, as Rust's f64::round does for these non-negative ranks.
+        return flat[min(n - 1, int(np.floor(p / 100.0 * (n - 1) + 0.5)))]
+
+    lo, hi = float(rank(low_pct)), float(rank(high_pct))
+    return lo, max(hi, lo + 1.0)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    src_w: int
+    src_h: int
+    new_w: int
+    new_h: int
+    pad_x: int
+    pad_y: int
+
+    @staticmethod
+    def for_size(w: int, h: int) -> "Letterbox":
+        scale = CANVAS / max(w, h)
+        new_w = max(1, min(CANVAS, int(round(w * scale))))
+        new_h = max(1, min(CANVAS, int(round(h * scale))))
+        return Letterbox(w, h, new_w, new_h, (CANVAS - new_w) // 2, (CANVAS - new_h) // 2)
+
+    def to_canvas(self, x, y):
+        """Continuous source coordinates -> normalised canvas coordinates."""
+        return ((x * self.new_w / self.src_w + self.pad_x) / CANVAS,
+                (y * self.new_h / self.src_h + self.pad_y) / CANVAS)
+
+    def to_source(self, u, v):
+        """Normalised canvas coordinates -> continuous source coordinates."""
+        return ((u * CANVAS - self.pad_x) * self.src_w / self.new_w,
+                (v * CANVAS - self.pad_y) * self.src_h / self.new_h)
+
+
+def letterbox(gray: np.ndarray):
+    """float32 HxW -> (float32 128x128 canvas, Letterbox)."""
+    h, w = gray.shape
+    lb = Letterbox.for_size(w, h)
+    resized = np.asarray(
+        Image.fromarray(np.ascontiguousarray(gray, dtype=np.float32), mode="F").resize(
+            (lb.new_w, lb.new_h), Image.BILINEAR),
+        dtype=np.float32)
+    canvas = np.zeros((CANVAS, CANVAS), dtype=np.float32)
+    canvas[lb.pad_y:lb.pad_y + lb.new_h, lb.pad_x:lb.pad_x + lb.new_w] = resized
+    return canvas, lb
+
+
+def blackout(canvas: np.ndarray, box, margin: float = BLACKOUT_MARGIN) -> np.ndarray:
+    """Zero the pixels outside `box` = (x, y, w, h), normalised, grown by `margin`."""
+    x, y, w, h = (float(v) for v in box)
+    x0, x1 = x - margin * w, x + w + margin * w
+    y0, y1 = y - margin * h, y + h + margin * h
+    centres = (np.arange(CANVAS, dtype=np.float32) + 0.5) / CANVAS
+    keep_x = (centres >= x0) & (centres <= x1)
+    keep_y = (centres >= y0) & (centres <= y1)
+    return canvas * (keep_y[:, None] & keep_x[None, :])
+
+
+def box_from_landmarks(points: np.ndarray):
+    """(68, 2) normalised -> (x, y, w, h): the landmarks' extent (paper section IV)."""
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    return np.array([x0, y0, x1 - x0, y1 - y0], dtype=np.float32)
+
+
+def boundary_mask(box) -> np.ndarray:
+    """Stage-1 target of the boundary model (paper Fig. 7b): 1 inside the box."""
+    return blackout(np.ones((CANVAS, CANVAS), np.float32), box, margin=0.0)
+
+
+def landmark_mask(points: np.ndarray) -> np.ndarray:
+    """Stage-1 target of the landmark model: Algorithm 1 of the paper, scaled to [0, 1].
+
+    Each point adds 0.5^chebyshev_distance * 255 to every pixel still below 255, in point
+    order (the paper's loop), measured from pixel centres in canvas pixels.
+    """
+    centres = np.arange(CANVAS, dtype=np.float32) + 0.5
+    mask = np.zeros((CANVAS, CANVAS), np.float32)
+    for px, py in points * CANVAS:
+        dist = np.maximum(np.abs(centres[None, :] - px), np.abs(centres[:, None] - py))
+        glow = np.power(np.float32(0.5), dist) * 255.0
+        mask = np.where(mask < 255.0, mask + glow, mask)
+    return np.minimum(mask, 255.0) / 255.0
+
+
+# iBUG 68-point order under a horizontal mirror (0-based indices).
+MIRROR = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
+          + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+          + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
+assert sorted(MIRROR) == list(range(68))
+
+
+def nme(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Paper eq. 3 for one face: mean point error / outer-eye-corner distance (37, 46)."""
+    d = np.linalg.norm(truth[36] - truth[45])
+    return float(np.linalg.norm(pred - truth, axis=1).mean() / d)

@@ -1,0 +1,130 @@
+//! The JSON manifest that travels with every ONNX model.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::ModelError;
+
+/// One tensor: name and shape, -1 for the dynamic batch axis.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: Vec<i64>,
+}
+
+impl TensorSpec {
+    /// Values per batch item (product of the non-batch dimensions).
+    pub fn item_len(&self) -> usize {
+        self.shape.iter().skip(1).map(|d| (*d).max(1) as usize).product()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Manifest {
+    pub name: String,
+    /// "boundary" or "landmark".
+    pub task: String,
+    pub version: String,
+    /// ONNX file, relative to the manifest.
+    pub file: PathBuf,
+    pub sha256: String,
+    pub input: TensorSpec,
+    pub outputs: Vec<TensorSpec>,
+    /// Free-form facts the daemon does not interpret (training data, metrics, card, licence).
+    #[serde(default)]
+    pub preprocessing: serde_json::Value,
+    #[serde(default)]
+    pub training: serde_json::Value,
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+    #[serde(default)]
+    pub card: Option<String>,
+    #[serde(default)]
+    pub licence: Option<String>,
+    /// Where the manifest was read from (set on load).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl Manifest {
+    pub fn read(path: &Path) -> Result<Manifest, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|_| ModelError::Missing { path: path.to_owned() })?;
+        let mut manifest: Manifest = serde_json::from_str(&text).map_err(|e| ModelError::BadManifest { path: path.to_owned(), message: e.to_string() })?;
+        manifest.path = path.to_owned();
+        let bad = |message: String| ModelError::BadManifest { path: path.to_owned(), message };
+        if manifest.outputs.is_empty() {
+            return Err(bad("lists no outputs".into()));
+        }
+        if manifest.input.shape.len() != 4 || manifest.input.shape[0] != -1 {
+            return Err(bad(format!("input shape {:?} is not [-1, C, H, W] (dynamic batch first)", manifest.input.shape)));
+        }
+        Ok(manifest)
+    }
+
+    pub fn onnx_path(&self) -> PathBuf {
+        self.path.parent().unwrap_or(Path::new(".")).join(&self.file)
+    }
+
+    /// Short id for outputs and logs: name and the first 12 hex digits of the sha256.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, &self.sha256[..self.sha256.len().min(12)])
+    }
+
+    pub fn verify_checksum(&self) -> Result<(), ModelError> {
+        let path = self.onnx_path();
+        let bytes = std::fs::read(&path).map_err(|_| ModelError::Missing { path: path.clone() })?;
+        let got = hex(&Sha256::digest(&bytes));
+        if !got.eq_ignore_ascii_case(&self.sha256) {
+            return Err(ModelError::Checksum { path, got, want: self.sha256.clone() });
+        }
+        Ok(())
+    }
+
+    /// Compares a graph's inputs/outputs with the manifest: names always, shapes where the
+    /// backend knows them (`None`: unknown before optimisation). Dynamic dims are -1.
+    pub fn check_graph(&self, inputs: &[GraphTensor], outputs: &[GraphTensor]) -> Result<(), ModelError> {
+        let path = self.onnx_path();
+        let mismatch = |what: String, got: String, want: String| ModelError::GraphMismatch { path: path.clone(), what, got, want };
+        let want_outputs: Vec<&TensorSpec> = self.outputs.iter().collect();
+        for (kind, got, want) in [("input", inputs, vec![&self.input]), ("output", outputs, want_outputs)] {
+            let got_names: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+            let want_names: Vec<&str> = want.iter().map(|w| w.name.as_str()).collect();
+            if got_names != want_names {
+                return Err(mismatch(format!("{kind} names"), got_names.join(", "), want_names.join(", ")));
+            }
+            for (g, w) in got.iter().zip(&want) {
+                if let Some(shape) = &g.1 {
+                    if *shape != w.shape {
+                        return Err(mismatch(format!("{kind} {} shape", g.0), format!("{shape:?}"), format!("{:?}", w.shape)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A graph input or output as a backend reports it: name and, if known, shape.
+pub type GraphTensor = (String, Option<Vec<i64>>);
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every manifest in `dir`, sorted by name, with its load result.
+pub fn list_manifests(dir: &Path) -> Vec<(PathBuf, Result<Manifest, ModelError>)> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let result = Manifest::read(&path);
+                out.push((path, result));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}

@@ -1,0 +1,27 @@
+//! spectrald: paired visible + thermal frames in, 68 facial landmarks per face out.
+//!
+//! Where things live (the README's module map repeats this table):
+//!
+//! | module        | what it owns                                                              |
+//! |---------------|---------------------------------------------------------------------------|
+//! | [`config`]    | the typed, strict TOML configuration and its validation                   |
+//! | [`frame`]     | the data that flows: `SpectrumFrame` (one image), `Frame` (a pair)         |
+//! | [`source`]    | where frames come from; `replay` reads a recorded session                  |
+//! | [`pair`]      | matching visible and thermal frames by capture time                        |
+//! | [`thermal`]   | radiometric Y16 counts → model input (fixed range, percentile AGC)         |
+//! | [`dmsl`]      | the DMSL steps: preprocessing, black-out, output mapping, NME               |
+//! | [`infer`]     | model manifests and the inference backends (ONNX Runtime, tract)           |
+//! | [`pipeline`]  | stage threads, bounded queues with their full-queue policy, shutdown       |
+//! | [`publish`]   | sinks and the versioned output schema (`spectrald.landmarks/v1`)          |
+//! | [`telemetry`] | logging setup and the named events / counters every stage reports to      |
+
+pub mod config;
+pub mod dmsl;
+pub mod frame;
+pub mod infer;
+pub mod pair;
+pub mod pipeline;
+pub mod publish;
+pub mod source;
+pub mod telemetry;
+pub mod thermal;

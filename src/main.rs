@@ -1,0 +1,192 @@
+//! The `spectrald` command line. Library errors become one line for the operator here.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use spectrald::config::{BackendKind, CameraConfig, Config, LogFormat, SourceConfig};
+use spectrald::infer::{self, list_manifests};
+use spectrald::pipeline::Pipeline;
+use spectrald::publish::{Sink, jsonl::JsonlSink};
+use spectrald::telemetry::{self, Events};
+
+#[derive(Parser)]
+#[command(name = "spectrald", version, about = "Multi-spectral (visible + thermal) facial landmark daemon.",
+    long_about = "Multi-spectral (visible + thermal) facial landmark daemon.\n\n\
+Reads paired visible/thermal frames, finds the face boundary with the DMSL boundary model, blacks out the rest, \
+locates 68 landmarks with the DMSL landmark model and publishes one JSON line per pair \
+(schema spectrald.landmarks/v1) on stdout or to a file. Logs go to stderr.\n\n\
+Start with:  spectrald replay tests/fixtures/session-pexels")]
+struct Cli {
+    /// Log lines as JSON instead of human-readable text.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Auto,
+    Ort,
+    Tract,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon with a config file (cameras, models, queues, outputs).
+    Run {
+        #[arg(long, short, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Replay one recorded session folder and print landmark JSON lines.
+    Replay {
+        /// Session folder with manifest.csv, visible/ and thermal/ (see README "Replay format").
+        dir: PathBuf,
+        /// 1.0 = recorded pace, 2.0 = twice as fast, 0 = as fast as possible.
+        #[arg(long, default_value_t = 0.0)]
+        speed: f64,
+        /// Start over at the end until stopped (Ctrl-C).
+        #[arg(long = "loop")]
+        looped: bool,
+        /// Write JSON lines to this file (appended) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Take queues, pairing, thermal and model settings from this config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Inference backend (default: from config, else auto).
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
+        /// Folder with the model manifests and ONNX files.
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
+    },
+    /// Validate a config file and print it with all defaults filled in.
+    CheckConfig { file: PathBuf },
+    /// List installed models and verify their sha256 against the manifests.
+    Models {
+        #[arg(long, default_value = "models")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the chain of contexts, outermost first.
+            eprintln!("spectrald: error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn apply_log_format(config: &mut Config, arg: Option<LogFormatArg>) {
+    if let Some(f) = arg {
+        config.log.format = match f {
+            LogFormatArg::Human => LogFormat::Human,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run { config } => {
+            let mut config = Config::load(&config)?;
+            apply_log_format(&mut config, cli.log_format);
+            run_pipeline(config)
+        }
+        Command::Replay { dir, speed, looped, out, config, backend, models_dir } => {
+            let mut config = match config {
+                Some(path) => Config::load(&path)?,
+                None => Config { models: spectrald::config::ModelsConfig { dir: default_models_dir(), ..Default::default() }, ..Default::default() },
+            };
+            apply_log_format(&mut config, cli.log_format);
+            if let Some(b) = backend {
+                config.models.backend = match b {
+                    BackendArg::Auto => BackendKind::Auto,
+                    BackendArg::Ort => BackendKind::Ort,
+                    BackendArg::Tract => BackendKind::Tract,
+                };
+            }
+            if let Some(m) = models_dir {
+                config.models.dir = m;
+            }
+            if let Some(out) = out {
+                config.output.jsonl = out.to_string_lossy().into_owned();
+            }
+            config.cameras = vec![CameraConfig { id: "replay".into(), source: SourceConfig::Replay { path: dir, speed, looped } }];
+            config.validate(Path::new("<command line>"))?;
+            run_pipeline(config)
+        }
+        Command::CheckConfig { file } => {
+            let config = Config::load(&file)?;
+            println!("{}: OK", file.display());
+            println!("{}", toml::to_string_pretty(&config).context("printing the config")?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models { dir } => list_models(&dir),
+    }
+}
+
+/// `models/` next to the working directory, else the one in the checkout the binary was
+/// built in (target/<profile>/spectrald), so `cargo run` works from any folder.
+fn default_models_dir() -> PathBuf {
+    let local = PathBuf::from("models");
+    if local.is_dir() {
+        return local;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().skip(1).take(4).map(|a| a.join("models")).find(|m| m.is_dir()))
+        .unwrap_or(local)
+}
+
+fn run_pipeline(config: Config) -> Result<ExitCode> {
+    telemetry::init_logging(&config.log);
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // First signal: drain and exit cleanly. A second one: exit at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone()).context("installing signal handlers")?;
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    let sink = JsonlSink::open(&config.output.jsonl)?;
+    let sinks: Vec<Box<dyn Sink>> = vec![Box::new(sink)];
+    let events = Arc::new(Events::new());
+    let pipeline = Pipeline::start(&config, sinks, events, stop)?;
+    let summary = pipeline.wait();
+    tracing::info!("{}", summary.line());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_models(dir: &Path) -> Result<ExitCode> {
+    let manifests = list_manifests(dir);
+    if manifests.is_empty() {
+        anyhow::bail!("no model manifests (*.json) in {}; train and export them with models/train (see models/README.md)", dir.display());
+    }
+    let mut bad = 0;
+    for (path, manifest) in manifests {
+        match manifest.and_then(|m| m.verify_checksum().map(|_| m)) {
+            Ok(m) => println!("ok    {:<28} {:<9} v{:<6} {}  {}", m.name, m.task, m.version, &m.sha256[..12.min(m.sha256.len())], m.onnx_path().display()),
+            Err(e) => {
+                bad += 1;
+                println!("FAIL  {}: {e}", path.display());
+            }
+        }
+    }
+    let _ = infer::resolve_backend;
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

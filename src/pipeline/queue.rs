@@ -1,0 +1,116 @@
+//! Bounded queues between stages, with the configured full-queue policy.
+//!
+//! `block`: `send` waits for room, so back-pressure reaches the source and nothing is lost.
+//! `drop_oldest`: `send` never waits; when the queue is full the oldest queued item is
+//! taken out and counted as `frame_dropped{reason=queue_full}`, so the newest always gets in.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::config::{QueueConfig, WhenFull};
+use crate::frame::{Frame, SpectrumFrame};
+use crate::telemetry::{DropReason, Events};
+
+/// Anything that travels through a queue knows its camera, for drop accounting.
+pub trait Tracked {
+    fn camera(&self) -> &str;
+}
+
+impl Tracked for Frame {
+    fn camera(&self) -> &str {
+        &self.camera
+    }
+}
+
+impl Tracked for SpectrumFrame {
+    fn camera(&self) -> &str {
+        &self.camera
+    }
+}
+
+/// The sending half; clone it to fan in several producers.
+pub struct QueueSender<T> {
+    tx: Sender<T>,
+    /// Only for `drop_oldest`: lets the sender evict the oldest item.
+    evict: Option<Receiver<T>>,
+    events: Arc<Events>,
+}
+
+impl<T> Clone for QueueSender<T> {
+    fn clone(&self) -> Self {
+        QueueSender { tx: self.tx.clone(), evict: self.evict.clone(), events: self.events.clone() }
+    }
+}
+
+/// The receiver side went away (the pipeline is shutting down); the item comes back.
+#[derive(Debug)]
+pub struct Closed<T>(pub T);
+
+pub fn queue<T>(config: &QueueConfig, events: Arc<Events>) -> (QueueSender<T>, Receiver<T>) {
+    let (tx, rx) = crossbeam_channel::bounded(config.capacity);
+    let evict = (config.when_full == WhenFull::DropOldest).then(|| rx.clone());
+    (QueueSender { tx, evict, events }, rx)
+}
+
+impl<T: Tracked> QueueSender<T> {
+    pub fn send(&self, item: T) -> Result<(), Closed<T>> {
+        let Some(evict) = &self.evict else {
+            return self.tx.send(item).map_err(|e| Closed(e.0));
+        };
+        let mut item = item;
+        loop {
+            match self.tx.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(back)) => return Err(Closed(back)),
+                Err(TrySendError::Full(back)) => {
+                    item = back;
+                    if let Ok(oldest) = evict.try_recv() {
+                        self.events.frame_dropped(oldest.camera(), DropReason::QueueFull, "queue full");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Items waiting in the queue now.
+    pub fn len(&self) -> usize {
+        self.tx.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Item(u32);
+    impl Tracked for Item {
+        fn camera(&self) -> &str {
+            "cam"
+        }
+    }
+
+    #[test]
+    fn drop_oldest_keeps_the_newest_and_counts() {
+        let events = Arc::new(Events::new());
+        let (tx, rx) = queue::<Item>(&QueueConfig { capacity: 2, when_full: WhenFull::DropOldest }, events.clone());
+        for i in 0..5 {
+            tx.send(Item(i)).map_err(|_| "closed").expect("send");
+        }
+        let kept: Vec<u32> = rx.try_iter().map(|i| i.0).collect();
+        assert_eq!(kept, vec![3, 4]);
+        assert_eq!(events.drops_by_reason("cam").get("queue_full"), Some(&3));
+    }
+
+    #[test]
+    fn block_reports_closed_when_receiver_is_gone() {
+        let events = Arc::new(Events::new());
+        let (tx, rx) = queue::<Item>(&QueueConfig { capacity: 1, when_full: WhenFull::Block }, events);
+        drop(rx);
+        assert!(matches!(tx.send(Item(1)), Err(Closed(Item(1)))));
+    }
+}

@@ -1,0 +1,257 @@
+//! The stage loops. Each takes frames from its input queue, does one thing, and passes
+//! them on; it ends when its input closes (the upstream stage ended) and so closes its own
+//! output in turn. A per-frame failure marks that spectrum with an error and the frame
+//! still goes on, so every pair that entered is published exactly once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use fast_image_resize::Resizer;
+
+use super::queue::QueueSender;
+use crate::config::{PairingConfig, ThermalNormalization, Unmatched};
+use crate::dmsl::{self, BLACKOUT_MARGIN, CANVAS, LANDMARK_COUNT};
+use crate::frame::{BoundingBox, Frame, Pixels, Spectrum, SpectrumFrame};
+use crate::infer::Model;
+use crate::pair::{Paired, Pairer};
+use crate::publish::{LandmarkRecord, Sink, record::ModelId};
+use crate::telemetry::{DropReason, Events};
+
+/// Joins one camera's visible and thermal frames; assigns gap-free sequence numbers.
+pub fn pair(camera: Arc<str>, rx: Receiver<SpectrumFrame>, tx: QueueSender<Frame>, config: PairingConfig, events: Arc<Events>) {
+    let max_wait = Duration::from_millis(config.max_wait_ms);
+    let mut pairer = Pairer::new(config.tolerance_ms, config.thermal_offset_ms, max_wait);
+    let tick = max_wait.clamp(Duration::from_millis(1), Duration::from_millis(50));
+    let mut sequence = 0u64;
+    loop {
+        let (decided, ended) = match rx.recv_timeout(tick) {
+            Ok(frame) => (pairer.push(frame), false),
+            Err(RecvTimeoutError::Timeout) => (pairer.expire(Instant::now()), false),
+            Err(RecvTimeoutError::Disconnected) => (pairer.finish(), true),
+        };
+        for paired in decided {
+            let frame = match paired {
+                Paired::Pair { visible, thermal } => Frame::new(camera.clone(), sequence, Some(visible), Some(thermal)),
+                Paired::Alone(single) => {
+                    events.pair_unmatched(&camera, single.spectrum.as_str());
+                    if config.unmatched == Unmatched::Drop {
+                        events.frame_dropped(&camera, DropReason::Unmatched, &format!("{} frame {} found no partner within {} ms", single.spectrum, single.origin, config.tolerance_ms));
+                        continue;
+                    }
+                    match single.spectrum {
+                        Spectrum::Visible => Frame::new(camera.clone(), sequence, Some(single), None),
+                        Spectrum::Thermal => Frame::new(camera.clone(), sequence, None, Some(single)),
+                    }
+                }
+            };
+            sequence += 1;
+            let mut frame = frame;
+            frame.mark_stage_done("pair");
+            if tx.send(frame).is_err() {
+                return;
+            }
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
+/// Decode-independent preprocessing: grey [0, 1] image → 128x128 letterboxed canvas.
+pub fn preprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, thermal: ThermalNormalization) {
+    let mut resizer = Resizer::new();
+    for mut frame in rx {
+        for spectrum in Spectrum::ALL {
+            let Some(image) = frame.image(spectrum) else { continue };
+            let gray = match &*image.pixels {
+                Pixels::Rgb8(rgb) => dmsl::gray_from_rgb8(rgb),
+                Pixels::Gray16(values) => dmsl::gray_from_thermal(values, thermal),
+            };
+            let outcome = dmsl::letterbox(&gray, image.width, image.height, &mut resizer);
+            if let Some(result) = frame.result_mut(spectrum) {
+                match outcome {
+                    Ok((canvas, letterbox)) => {
+                        result.canvas = canvas;
+                        result.letterbox = Some(letterbox);
+                    }
+                    Err(e) => result.error = Some(e.to_string()),
+                }
+            }
+        }
+        frame.mark_stage_done("preprocess");
+        if tx.send(frame).is_err() {
+            break;
+        }
+    }
+}
+
+/// Runs `model` on the canvases of the frame's healthy spectra as one batch; on failure
+/// every one of them carries the error.
+fn infer_spectra(frame: &mut Frame, model: &mut Model, events: &Events) -> Option<(Vec<Spectrum>, Vec<Vec<f32>>)> {
+    let spectra = frame.healthy_spectra();
+    if spectra.is_empty() {
+        return None;
+    }
+    let mut input = Vec::with_capacity(spectra.len() * CANVAS * CANVAS);
+    for s in &spectra {
+        if let Some(r) = frame.result(*s) {
+            input.extend_from_slice(&r.canvas);
+        }
+    }
+    match model.infer(&input, spectra.len()) {
+        Ok(outputs) => Some((spectra, outputs)),
+        Err(e) => {
+            events.inference_failed(&frame.camera, &model.manifest.name, &e.to_string());
+            for s in &spectra {
+                if let Some(r) = frame.result_mut(*s) {
+                    r.error = Some(format!("inference_failed: {e}"));
+                }
+            }
+            None
+        }
+    }
+}
+
+/// Output positions the stages need, resolved once against the manifest at startup.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundaryOutputs {
+    pub boxes: usize,
+    pub mask: Option<usize>,
+}
+
+/// DMSL boundary model: canvas → face box (normalised x, y, w, h) and a face score.
+pub fn boundary(rx: Receiver<Frame>, tx: QueueSender<Frame>, mut model: Model, outputs: BoundaryOutputs, events: Arc<Events>) {
+    let mask_len = CANVAS * CANVAS;
+    for mut frame in rx {
+        if let Some((spectra, out)) = infer_spectra(&mut frame, &mut model, &events) {
+            for (i, s) in spectra.iter().enumerate() {
+                let b = &out[outputs.boxes][i * 4..i * 4 + 4];
+                let face_box = BoundingBox { x: b[0], y: b[1], w: b[2], h: b[3] };
+                let score = outputs.mask.map(|m| dmsl::box_score(&out[m][i * mask_len..(i + 1) * mask_len], face_box));
+                if let Some(r) = frame.result_mut(*s) {
+                    r.canvas_box = Some(face_box);
+                    r.score = score;
+                }
+            }
+        }
+        frame.mark_stage_done("boundary");
+        if tx.send(frame).is_err() {
+            break;
+        }
+    }
+}
+
+/// The paper's masking step: everything outside the (grown) face box becomes black.
+pub fn blackout(rx: Receiver<Frame>, tx: QueueSender<Frame>) {
+    for mut frame in rx {
+        for s in frame.healthy_spectra() {
+            if let Some(r) = frame.result_mut(s)
+                && let Some(b) = r.canvas_box
+            {
+                dmsl::blackout(&mut r.canvas, b, BLACKOUT_MARGIN);
+            }
+        }
+        frame.mark_stage_done("blackout");
+        if tx.send(frame).is_err() {
+            break;
+        }
+    }
+}
+
+/// DMSL landmark model: blacked-out canvas → 68 normalised points.
+pub fn landmark(rx: Receiver<Frame>, tx: QueueSender<Frame>, mut model: Model, output: usize, events: Arc<Events>) {
+    let n = LANDMARK_COUNT * 2;
+    for mut frame in rx {
+        if let Some((spectra, out)) = infer_spectra(&mut frame, &mut model, &events) {
+            for (i, s) in spectra.iter().enumerate() {
+                let values = &out[output][i * n..(i + 1) * n];
+                if let Some(r) = frame.result_mut(*s) {
+                    r.canvas_landmarks = Some(values.chunks_exact(2).map(|p| [p[0], p[1]]).collect());
+                }
+            }
+        }
+        frame.mark_stage_done("landmark");
+        if tx.send(frame).is_err() {
+            break;
+        }
+    }
+}
+
+/// Maps canvas results back to each spectrum's source pixels.
+pub fn postprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>) {
+    for mut frame in rx {
+        for s in frame.healthy_spectra() {
+            let Some(r) = frame.result_mut(s) else { continue };
+            let Some(lb) = r.letterbox else { continue };
+            r.source_box = r.canvas_box.map(|b| lb.to_source_box(b));
+            r.source_landmarks = r.canvas_landmarks.as_ref().map(|pts| pts.iter().map(|p| lb.to_source_pixel(p[0], p[1])).collect());
+        }
+        frame.mark_stage_done("postprocess");
+        if tx.send(frame).is_err() {
+            break;
+        }
+    }
+}
+
+/// Per-stage latency samples, for the exit summary and the benchmark.
+#[derive(Debug, Default, Clone)]
+pub struct LatencyLog {
+    pub per_stage: BTreeMap<&'static str, Vec<f64>>,
+}
+
+impl LatencyLog {
+    fn record(&mut self, frame: &Frame) {
+        let mut total = 0.0;
+        for (stage, ms) in frame.stage_latencies_ms() {
+            self.per_stage.entry(stage).or_default().push(ms);
+            total += ms;
+        }
+        self.per_stage.entry("total").or_default().push(total);
+    }
+
+    /// (p50, p99) in milliseconds for one stage.
+    pub fn percentiles(&self, stage: &str) -> Option<(f64, f64)> {
+        let mut v = self.per_stage.get(stage)?.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |p: f64| v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+        Some((at(0.50), at(0.99)))
+    }
+}
+
+/// Serializes each frame once and hands the line to every sink.
+pub fn sink(rx: Receiver<Frame>, mut sinks: Vec<Box<dyn Sink>>, models: (ModelId, ModelId), events: Arc<Events>) -> LatencyLog {
+    let mut log = LatencyLog::default();
+    let mut drops_seen: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for frame in rx {
+        let now_drops = events.drops_by_reason(&frame.camera);
+        let previous = drops_seen.entry(frame.camera.to_string()).or_default();
+        let delta: BTreeMap<String, u64> = now_drops.iter().map(|(k, v)| (k.clone(), v - previous.get(k).copied().unwrap_or(0))).filter(|(_, v)| *v > 0).collect();
+        *previous = now_drops;
+        let record = LandmarkRecord::from_frame(&frame, &models.0, &models.1, delta);
+        let line = match serde_json::to_string(&record) {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::error!(camera = %frame.camera, sequence = frame.sequence, "cannot serialize record: {e}");
+                continue;
+            }
+        };
+        for sink in &mut sinks {
+            if let Err(e) = sink.publish(&line) {
+                events.sink_failed(&frame.camera, &sink.name(), &e.to_string());
+            }
+        }
+        events.pair_published(&frame.camera);
+        log.record(&frame);
+    }
+    for sink in &mut sinks {
+        if let Err(e) = sink.flush() {
+            tracing::error!(sink = sink.name(), "flush at shutdown failed: {e}");
+        }
+    }
+    log
+}

@@ -1,0 +1,84 @@
+//! JSON lines to stdout or to a file.
+//!
+//! The file is opened in append mode and re-opened when it is moved or deleted (logrotate's
+//! default `create` rotation), checked at most once a second, so rotation never loses lines
+//! into an unlinked file for longer than that.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::{Sink, SinkError};
+
+pub enum JsonlSink {
+    Stdout,
+    File { path: PathBuf, writer: BufWriter<File>, inode: (u64, u64), checked: Instant },
+}
+
+const ROTATION_CHECK: Duration = Duration::from_secs(1);
+
+impl JsonlSink {
+    /// "-" is stdout; anything else a file path.
+    pub fn open(target: &str) -> Result<JsonlSink, SinkError> {
+        if target == "-" {
+            return Ok(JsonlSink::Stdout);
+        }
+        let path = PathBuf::from(target);
+        let (writer, inode) = open_append(&path)?;
+        Ok(JsonlSink::File { path, writer, inode, checked: Instant::now() })
+    }
+}
+
+fn io_error(path: &std::path::Path, source: std::io::Error) -> SinkError {
+    SinkError::Io { path: path.display().to_string(), source }
+}
+
+fn open_append(path: &std::path::Path) -> Result<(BufWriter<File>, (u64, u64)), SinkError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| io_error(path, e))?;
+    }
+    let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| io_error(path, e))?;
+    let meta = file.metadata().map_err(|e| io_error(path, e))?;
+    Ok((BufWriter::new(file), (meta.dev(), meta.ino())))
+}
+
+impl Sink for JsonlSink {
+    fn name(&self) -> String {
+        match self {
+            JsonlSink::Stdout => "jsonl:-".into(),
+            JsonlSink::File { path, .. } => format!("jsonl:{}", path.display()),
+        }
+    }
+
+    fn publish(&mut self, line: &str) -> Result<(), SinkError> {
+        match self {
+            JsonlSink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{line}").and_then(|_| out.flush()).map_err(|e| SinkError::Io { path: "stdout".into(), source: e })
+            }
+            JsonlSink::File { path, writer, inode, checked } => {
+                if checked.elapsed() >= ROTATION_CHECK {
+                    *checked = Instant::now();
+                    let current = std::fs::metadata(&*path).ok().map(|m| (m.dev(), m.ino()));
+                    if current != Some(*inode) {
+                        writer.flush().map_err(|e| io_error(path, e))?;
+                        let (w, i) = open_append(path)?;
+                        tracing::info!(path = %path.display(), "JSONL output was moved or deleted; reopened");
+                        *writer = w;
+                        *inode = i;
+                    }
+                }
+                writeln!(writer, "{line}").and_then(|_| writer.flush()).map_err(|e| io_error(path, e))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        match self {
+            JsonlSink::Stdout => std::io::stdout().flush().map_err(|e| SinkError::Io { path: "stdout".into(), source: e }),
+            JsonlSink::File { path, writer, .. } => writer.flush().map_err(|e| io_error(path, e)),
+        }
+    }
+}

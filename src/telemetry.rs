@@ -1,0 +1,118 @@
+//! Logging setup and the named events every stage reports.
+//!
+//! An event is named for what happened (`frame_received`, `frame_dropped{reason}`,
+//! `pair_unmatched{spectrum}`, `inference_failed{model}`, `pair_published`). Each one is a
+//! counter keyed by camera and label and, where useful, a log line. Tests and the exit
+//! summary read the counters; a later metrics endpoint exports the same map.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Why a frame left the pipeline without being published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DropReason {
+    /// A `drop_oldest` queue was full; the oldest frame made room.
+    QueueFull,
+    /// The image file was missing, truncated or not an image of the expected kind.
+    DecodeFailed,
+    /// No partner within the pairing tolerance and `pairing.unmatched = "drop"`.
+    Unmatched,
+    /// Shutdown came before the frame reached a sink (only in `drop_oldest` mode).
+    Shutdown,
+}
+
+impl DropReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::DecodeFailed => "decode_failed",
+            DropReason::Unmatched => "unmatched",
+            DropReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Counter key: event name, camera, and one label (reason, spectrum, model or stage).
+pub type CounterKey = (&'static str, String, String);
+
+/// The shared event sink. Cheap enough for per-frame use at camera rates (one mutex).
+#[derive(Debug, Default)]
+pub struct Events {
+    counters: Mutex<BTreeMap<CounterKey, u64>>,
+}
+
+impl Events {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn bump(&self, name: &'static str, camera: &str, label: &str) {
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        *counters.entry((name, camera.to_owned(), label.to_owned())).or_default() += 1;
+    }
+
+    pub fn frame_received(&self, camera: &str, spectrum: &str) {
+        self.bump("frame_received", camera, spectrum);
+    }
+
+    pub fn frame_dropped(&self, camera: &str, reason: DropReason, detail: &str) {
+        if reason != DropReason::QueueFull {
+            tracing::warn!(camera, reason = reason.as_str(), "frame dropped: {detail}");
+        }
+        self.bump("frame_dropped", camera, reason.as_str());
+    }
+
+    pub fn pair_unmatched(&self, camera: &str, spectrum: &str) {
+        self.bump("pair_unmatched", camera, spectrum);
+    }
+
+    pub fn inference_failed(&self, camera: &str, model: &str, detail: &str) {
+        tracing::warn!(camera, model, "inference failed: {detail}");
+        self.bump("inference_failed", camera, model);
+    }
+
+    pub fn sink_failed(&self, camera: &str, sink: &str, detail: &str) {
+        tracing::error!(camera, sink, "publish failed: {detail}");
+        self.bump("sink_failed", camera, sink);
+    }
+
+    pub fn pair_published(&self, camera: &str) {
+        self.bump("pair_published", camera, "");
+    }
+
+    /// A copy of every counter, for summaries, tests and metrics.
+    pub fn snapshot(&self) -> BTreeMap<CounterKey, u64> {
+        self.counters.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Sum of one event over all cameras and labels, or one label only.
+    pub fn total(&self, name: &str, label: Option<&str>) -> u64 {
+        self.snapshot().iter().filter(|((n, _, l), _)| *n == name && label.is_none_or(|want| l == want)).map(|(_, v)| v).sum()
+    }
+
+    /// Drops of one camera by reason.
+    pub fn drops_by_reason(&self, camera: &str) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for ((name, cam, label), v) in self.snapshot() {
+            if name == "frame_dropped" && cam == camera {
+                out.insert(label, v);
+            }
+        }
+        out
+    }
+}
+
+/// Installs the global tracing subscriber: human-readable or JSON lines, on stderr
+/// (stdout belongs to the landmark JSON lines).
+pub fn init_logging(config: &LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPECTRALD_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match config.format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    // A second init (tests building several pipelines) keeps the first subscriber.
+    let _ = result;
+}
