@@ -57,11 +57,14 @@ impl Events {
         self.bump("frame_received", camera, spectrum);
     }
 
-    pub fn frame_dropped(&self, camera: &str, reason: DropReason, detail: &str) {
+    /// `frames` counts images (a dropped pair is two), so that for every camera
+    /// `frame_received == images published + frame_dropped` holds exactly.
+    pub fn frame_dropped(&self, camera: &str, reason: DropReason, frames: u64, detail: &str) {
         if reason != DropReason::QueueFull {
             tracing::warn!(camera, reason = reason.as_str(), "frame dropped: {detail}");
         }
-        self.bump("frame_dropped", camera, reason.as_str());
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        *counters.entry(("frame_dropped", camera.to_owned(), reason.as_str().to_owned())).or_default() += frames;
     }
 
     pub fn pair_unmatched(&self, camera: &str, spectrum: &str) {
@@ -73,8 +76,12 @@ impl Events {
         self.bump("inference_failed", camera, model);
     }
 
+    /// Logs the first failure of each sink (and every 1000th), counts them all.
     pub fn sink_failed(&self, camera: &str, sink: &str, detail: &str) {
-        tracing::error!(camera, sink, "publish failed: {detail}");
+        let before = self.total("sink_failed", Some(sink));
+        if before % 1000 == 0 {
+            tracing::error!(camera, sink, failures = before + 1, "publish failed: {detail}");
+        }
         self.bump("sink_failed", camera, sink);
     }
 
@@ -107,7 +114,8 @@ impl Events {
 /// Installs the global tracing subscriber: human-readable or JSON lines, on stderr
 /// (stdout belongs to the landmark JSON lines).
 pub fn init_logging(config: &LogConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SPECTRALD_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.level));
+    // ONNX Runtime logs every graph transformation at info: keep it to warnings by default.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPECTRALD_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("ort=warn,{}", config.level)));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match config.format {
         LogFormat::Human => builder.try_init(),

@@ -141,3 +141,31 @@ def nme(pred: np.ndarray, truth: np.ndarray) -> float:
     """Paper eq. 3 for one face: mean point error / outer-eye-corner distance (37, 46)."""
     d = np.linalg.norm(truth[36] - truth[45])
     return float(np.linalg.norm(pred - truth, axis=1).mean() / d)
+
+
+def _main():
+    """Dump the 128x128 canvas of one image as little-endian float32 (parity tests)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=_main.__doc__)
+    ap.add_argument("image")
+    ap.add_argument("--spectrum", choices=("visible", "thermal"), required=True)
+    ap.add_argument("--normalization", default="percentile:1:99",
+                    help="thermal: fixed:LOW:HIGH or percentile:LOW:HIGH")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    pixels = np.asarray(Image.open(args.image))
+    if args.spectrum == "visible":
+        gray = visible_to_gray(np.asarray(Image.open(args.image).convert("RGB")))
+    else:
+        mode, low, high = args.normalization.split(":")
+        low, high = float(low), float(high)
+        if mode == "percentile":
+            low, high = percentile_range(pixels, low, high)
+        gray = thermal_to_gray(pixels, low, high)
+    canvas, _ = letterbox(gray)
+    canvas.astype("<f4").tofile(args.out)
+
+
+if __name__ == "__main__":
+    _main()

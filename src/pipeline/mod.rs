@@ -162,8 +162,8 @@ impl Pipeline {
         let ev = events.clone();
         stages.push(spawn("landmark", move || stages::landmark(landmark_rx, to_post, landmark_model, landmark_output, ev))?);
         stages.push(spawn("postprocess", move || stages::postprocess(post_rx, to_sink))?);
-        let ev = events.clone();
-        let sink = spawn("sink", move || stages::sink(sink_rx, sinks, models, ev))?;
+        let (ev, st) = (events.clone(), stop.clone());
+        let sink = spawn("sink", move || stages::sink(sink_rx, sinks, models, ev, st))?;
         Ok(Pipeline { sources, stages, sink, stop, events, started: Instant::now(), boundary_backend, landmark_backend })
     }
 

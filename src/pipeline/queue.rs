@@ -12,20 +12,28 @@ use crate::config::{QueueConfig, WhenFull};
 use crate::frame::{Frame, SpectrumFrame};
 use crate::telemetry::{DropReason, Events};
 
-/// Anything that travels through a queue knows its camera, for drop accounting.
+/// Anything that travels through a queue knows its camera and how many images it
+/// carries, for drop accounting.
 pub trait Tracked {
     fn camera(&self) -> &str;
+    fn images(&self) -> u64;
 }
 
 impl Tracked for Frame {
     fn camera(&self) -> &str {
         &self.camera
     }
+    fn images(&self) -> u64 {
+        self.visible.is_some() as u64 + self.thermal.is_some() as u64
+    }
 }
 
 impl Tracked for SpectrumFrame {
     fn camera(&self) -> &str {
         &self.camera
+    }
+    fn images(&self) -> u64 {
+        1
     }
 }
 
@@ -66,7 +74,7 @@ impl<T: Tracked> QueueSender<T> {
                 Err(TrySendError::Full(back)) => {
                     item = back;
                     if let Ok(oldest) = evict.try_recv() {
-                        self.events.frame_dropped(oldest.camera(), DropReason::QueueFull, "queue full");
+                        self.events.frame_dropped(oldest.camera(), DropReason::QueueFull, oldest.images(), "queue full");
                     }
                 }
             }
@@ -91,6 +99,9 @@ mod tests {
     impl Tracked for Item {
         fn camera(&self) -> &str {
             "cam"
+        }
+        fn images(&self) -> u64 {
+            1
         }
     }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -16,7 +17,7 @@ use crate::dmsl::{self, BLACKOUT_MARGIN, CANVAS, LANDMARK_COUNT};
 use crate::frame::{BoundingBox, Frame, Pixels, Spectrum, SpectrumFrame};
 use crate::infer::Model;
 use crate::pair::{Paired, Pairer};
-use crate::publish::{LandmarkRecord, Sink, record::ModelId};
+use crate::publish::{LandmarkRecord, Sink, SinkError, record::ModelId};
 use crate::telemetry::{DropReason, Events};
 
 /// Joins one camera's visible and thermal frames; assigns gap-free sequence numbers.
@@ -37,7 +38,7 @@ pub fn pair(camera: Arc<str>, rx: Receiver<SpectrumFrame>, tx: QueueSender<Frame
                 Paired::Alone(single) => {
                     events.pair_unmatched(&camera, single.spectrum.as_str());
                     if config.unmatched == Unmatched::Drop {
-                        events.frame_dropped(&camera, DropReason::Unmatched, &format!("{} frame {} found no partner within {} ms", single.spectrum, single.origin, config.tolerance_ms));
+                        events.frame_dropped(&camera, DropReason::Unmatched, 1, &format!("{} frame {} found no partner within {} ms", single.spectrum, single.origin, config.tolerance_ms));
                         continue;
                     }
                     match single.spectrum {
@@ -224,7 +225,7 @@ impl LatencyLog {
 }
 
 /// Serializes each frame once and hands the line to every sink.
-pub fn sink(rx: Receiver<Frame>, mut sinks: Vec<Box<dyn Sink>>, models: (ModelId, ModelId), events: Arc<Events>) -> LatencyLog {
+pub fn sink(rx: Receiver<Frame>, mut sinks: Vec<Box<dyn Sink>>, models: (ModelId, ModelId), events: Arc<Events>, stop: Arc<AtomicBool>) -> LatencyLog {
     let mut log = LatencyLog::default();
     let mut drops_seen: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for frame in rx {
@@ -241,8 +242,17 @@ pub fn sink(rx: Receiver<Frame>, mut sinks: Vec<Box<dyn Sink>>, models: (ModelId
             }
         };
         for sink in &mut sinks {
-            if let Err(e) = sink.publish(&line) {
-                events.sink_failed(&frame.camera, &sink.name(), &e.to_string());
+            match sink.publish(&line) {
+                Ok(()) => {}
+                Err(SinkError::Closed(what)) => {
+                    // Nobody reads the only output any more (`| head`): stop the sources
+                    // and let the rest drain, instead of computing into the void.
+                    if !stop.swap(true, Ordering::Relaxed) {
+                        tracing::info!("{what} closed by its reader; stopping");
+                    }
+                    events.sink_failed(&frame.camera, &sink.name(), "closed");
+                }
+                Err(e) => events.sink_failed(&frame.camera, &sink.name(), &e.to_string()),
             }
         }
         events.pair_published(&frame.camera);

@@ -56,7 +56,10 @@ impl Sink for JsonlSink {
         match self {
             JsonlSink::Stdout => {
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}").and_then(|_| out.flush()).map_err(|e| SinkError::Io { path: "stdout".into(), source: e })
+                writeln!(out, "{line}").and_then(|_| out.flush()).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::BrokenPipe => SinkError::Closed("stdout".into()),
+                    _ => SinkError::Io { path: "stdout".into(), source: e },
+                })
             }
             JsonlSink::File { path, writer, inode, checked } => {
                 if checked.elapsed() >= ROTATION_CHECK {

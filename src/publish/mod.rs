@@ -10,6 +10,9 @@ pub use record::{LandmarkRecord, SCHEMA};
 pub enum SinkError {
     #[error("JSONL output {path}: {source}; check the path, permissions and free space")]
     Io { path: String, source: std::io::Error },
+    /// The reader went away (stdout closed, e.g. `| head`): publishing there is over.
+    #[error("{0} was closed by its reader")]
+    Closed(String),
 }
 
 /// A destination for landmark records.

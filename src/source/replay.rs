@@ -140,7 +140,7 @@ impl Source for ReplaySource {
                 let (width, height, pixels) = match decode(&path, entry.spectrum) {
                     Ok(decoded) => decoded,
                     Err(e) => {
-                        events.frame_dropped(&self.camera, DropReason::DecodeFailed, &e.to_string());
+                        events.frame_dropped(&self.camera, DropReason::DecodeFailed, 1, &e.to_string());
                         continue;
                     }
                 };

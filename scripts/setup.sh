@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what spectrald needs to build, run and test, into the checkout (idempotent).
+#   - a Python venv in .cache/venv with the PyPI onnxruntime wheel (+ numpy, pillow,
+#     jsonschema for the tests' cross-checks)
+#   - the ONNX Runtime shared library linked into .cache/onnxruntime/lib/, where the
+#     daemon looks for it (ORT_DYLIB_PATH overrides)
+# Re-running it does nothing when everything is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_VERSION=1.31.1
+VENV=.cache/venv
+LIBDIR=.cache/onnxruntime/lib
+PY_PACKAGES=("onnxruntime==${ORT_VERSION}" "numpy==2.4.6" "pillow==13.0.0" "jsonschema==4.26.0")
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+if ! command -v cargo >/dev/null; then
+    say "cargo not found: install the Rust toolchain (https://rustup.rs) first"; exit 1
+fi
+PYTHON=${PYTHON:-python3}
+if ! command -v "$PYTHON" >/dev/null; then
+    say "python3 not found: install Python 3 first"; exit 1
+fi
+
+stamp="$VENV/.spectrald-${ORT_VERSION}"
+if [ ! -f "$stamp" ]; then
+    say "creating $VENV with onnxruntime ${ORT_VERSION} (one time)"
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+    touch "$stamp"
+fi
+
+lib=$(ls "$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -n 1 || true)
+if [ -z "$lib" ]; then
+    say "libonnxruntime.so not found in the onnxruntime wheel under $VENV; delete .cache and run again"; exit 1
+fi
+mkdir -p "$LIBDIR"
+ln -sf "$(realpath "$lib")" "$LIBDIR/libonnxruntime.so"
+say "ONNX Runtime ${ORT_VERSION}: $LIBDIR/libonnxruntime.so -> $lib"

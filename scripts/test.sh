@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite (CI runs exactly this via .ci/run): setup, formatting, lints, and
+# every unit and integration test in release mode (the models run at real speed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export SPECTRALD_TEST_PYTHON="$PWD/.cache/venv/bin/python"
+cargo fmt --all -- --check
+cargo clippy --release --all-targets -- -D warnings
+cargo test --release --all-targets 2>&1

@@ -1,0 +1,135 @@
+//! Shared helpers for the scenario tests: fixture sessions, configs, an in-memory sink.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use spectrald::config::{BackendKind, CameraConfig, Config, ModelsConfig, SourceConfig};
+use spectrald::pipeline::{Pipeline, Summary};
+use spectrald::publish::{Sink, SinkError};
+use spectrald::telemetry::Events;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture_session() -> PathBuf {
+    repo().join("tests/fixtures/session-pexels")
+}
+
+/// Copies the bundled session into a temp dir so a test can damage it.
+pub fn copy_session() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixture_session(), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// The shipped, trained lite models.
+pub fn trained_models() -> ModelsConfig {
+    ModelsConfig { dir: repo().join("models"), ..Default::default() }
+}
+
+/// Architecture-exact random-weight models: fast, for tests about plumbing, not accuracy.
+pub fn random_models() -> ModelsConfig {
+    ModelsConfig {
+        dir: repo().join("tests/fixtures/models"),
+        boundary: "dmsl-boundary-tiny-random".into(),
+        landmark: "dmsl-landmark-tiny-random".into(),
+        ..Default::default()
+    }
+}
+
+pub fn with_backend(mut models: ModelsConfig, backend: BackendKind) -> ModelsConfig {
+    models.backend = backend;
+    models
+}
+
+pub fn replay_config(session: &Path, models: ModelsConfig) -> Config {
+    Config {
+        models,
+        cameras: vec![CameraConfig { id: "cam".into(), source: SourceConfig::Replay { path: session.to_owned(), speed: 0.0, looped: false } }],
+        ..Default::default()
+    }
+}
+
+/// Collects published lines in memory; optionally slow, to model a slow consumer.
+#[derive(Clone, Default)]
+pub struct MemorySink {
+    pub lines: Arc<Mutex<Vec<String>>>,
+    pub delay: std::time::Duration,
+}
+
+impl Sink for MemorySink {
+    fn name(&self) -> String {
+        "memory".into()
+    }
+    fn publish(&mut self, line: &str) -> Result<(), SinkError> {
+        std::thread::sleep(self.delay);
+        self.lines.lock().expect("lock").push(line.to_owned());
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+pub struct Run {
+    pub summary: Summary,
+    pub records: Vec<serde_json::Value>,
+    pub events: Arc<Events>,
+}
+
+/// Runs a config to completion in-process and parses every published line.
+pub fn run(config: &Config, sink: MemorySink) -> Run {
+    let events = Arc::new(Events::new());
+    let pipeline = Pipeline::start(config, vec![Box::new(sink.clone())], events.clone(), Arc::new(AtomicBool::new(false))).expect("pipeline starts");
+    let summary = pipeline.wait();
+    let records = sink.lines.lock().expect("lock").iter().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect();
+    Run { summary, records, events }
+}
+
+/// Rewrites one manifest row's timestamp.
+pub fn shift_timestamp(session: &Path, file: &str, delta_us: i64) {
+    let path = session.join("manifest.csv");
+    let text = std::fs::read_to_string(&path).expect("manifest");
+    let mut out = String::new();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split(',').collect();
+        if cols.len() == 3 && cols[2] == file {
+            let t: i64 = cols[1].parse().expect("timestamp");
+            out.push_str(&format!("{},{},{}\n", cols[0], t + delta_us, cols[2]));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    std::fs::write(&path, out).expect("write manifest");
+}
+
+pub fn sequences(records: &[serde_json::Value]) -> Vec<u64> {
+    records.iter().map(|r| r["sequence"].as_u64().expect("sequence")).collect()
+}
+
+/// Landmarks of one spectrum of one record as (x, y) pairs.
+pub fn landmarks(record: &serde_json::Value, spectrum: &str) -> Option<Vec<[f32; 2]>> {
+    record["spectra"][spectrum]["landmarks"].as_array().map(|pts| pts.iter().map(|p| [p[0].as_f64().unwrap_or(f64::NAN) as f32, p[1].as_f64().unwrap_or(f64::NAN) as f32]).collect())
+}
+
+/// The Python interpreter with numpy/pillow/onnxruntime (set up by scripts/setup.sh).
+pub fn python() -> PathBuf {
+    std::env::var_os("SPECTRALD_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/venv/bin/python"))
+}
