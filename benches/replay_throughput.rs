@@ -1,1 +1,128 @@
-fn main() {}
+//! End-to-end replay throughput against model-only throughput, for ORT and tract.
+//!
+//!     cargo bench --bench replay_throughput [-- SECONDS]
+//!
+//! For each backend, in the same process run: (1) the daemon's pipeline replays the bundled
+//! session in a loop as fast as possible for SECONDS (default 10) and reports pairs/s and
+//! per-stage p50/p99 latency; (2) the same two models run alone on the same frames, already
+//! preprocessed (boundary, black-out, landmark; both spectra as one batch, like the
+//! pipeline) for the same time. The ratio end-to-end / model-only is the pipeline's cost
+//! (or, above 1, the gain from running the two models' stages on different cores).
+//! Results: a table on stdout and `target/bench/replay_throughput.json`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use spectrald::config::{BackendKind, CameraConfig, Config, ModelsConfig, SourceConfig};
+use spectrald::dmsl::{self, BLACKOUT_MARGIN, CANVAS};
+use spectrald::frame::BoundingBox;
+use spectrald::infer::Model;
+use spectrald::pipeline::Pipeline;
+use spectrald::publish::{Sink, SinkError};
+use spectrald::telemetry::Events;
+
+struct NullSink;
+
+impl Sink for NullSink {
+    fn name(&self) -> String {
+        "null".into()
+    }
+    fn publish(&mut self, _: &str) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn models(backend: BackendKind) -> ModelsConfig {
+    ModelsConfig { dir: repo().join("models"), backend, ..Default::default() }
+}
+
+fn end_to_end(backend: BackendKind, seconds: f64) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let session = repo().join("tests/fixtures/session-pexels");
+    let config = Config { models: models(backend), cameras: vec![CameraConfig { id: "bench".into(), source: SourceConfig::Replay { path: session, speed: 0.0, looped: true } }], ..Default::default() };
+    let stop = Arc::new(AtomicBool::new(false));
+    let pipeline = Pipeline::start(&config, vec![Box::new(NullSink)], Arc::new(Events::new()), stop.clone())?;
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let summary = pipeline.wait();
+    let mut stages = serde_json::Map::new();
+    for stage in ["pair", "preprocess", "boundary", "blackout", "landmark", "postprocess", "total"] {
+        if let Some((p50, p99)) = summary.latency.percentiles(stage) {
+            stages.insert(stage.into(), serde_json::json!({"p50_ms": p50, "p99_ms": p99}));
+        }
+    }
+    Ok(serde_json::json!({"pairs_per_s": summary.pairs_per_second(), "pairs": summary.published, "seconds": summary.seconds, "latency": stages}))
+}
+
+fn canvases() -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
+    let session = repo().join("tests/fixtures/session-pexels");
+    let mut resizer = fast_image_resize::Resizer::new();
+    let mut out = Vec::new();
+    for entry in spectrald::source::replay::read_manifest(&session)? {
+        let (w, h, pixels) = spectrald::source::replay::decode(&session.join(&entry.file), entry.spectrum)?;
+        let gray = match &pixels {
+            spectrald::frame::Pixels::Rgb8(rgb) => dmsl::gray_from_rgb8(rgb),
+            spectrald::frame::Pixels::Gray16(v) => dmsl::gray_from_thermal(v, Default::default()),
+        };
+        out.push(dmsl::letterbox(&gray, w, h, &mut resizer)?.0);
+    }
+    Ok(out)
+}
+
+fn model_only(backend: BackendKind, seconds: f64, frames: &[Vec<f32>]) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let config = models(backend);
+    let mut boundary = Model::load(&config.dir, &config.boundary, &config)?;
+    let mut landmark = Model::load(&config.dir, &config.landmark, &config)?;
+    let started = Instant::now();
+    let mut pairs = 0usize;
+    let mut input = Vec::with_capacity(2 * CANVAS * CANVAS);
+    while started.elapsed().as_secs_f64() < seconds {
+        let pair = (pairs * 2) % frames.len();
+        input.clear();
+        input.extend_from_slice(&frames[pair]);
+        input.extend_from_slice(&frames[pair + 1]);
+        let boxes = boundary.infer(&input, 2)?;
+        for (i, canvas) in input.chunks_exact_mut(CANVAS * CANVAS).enumerate() {
+            let b = &boxes[0][i * 4..i * 4 + 4];
+            dmsl::blackout(canvas, BoundingBox { x: b[0], y: b[1], w: b[2], h: b[3] }, BLACKOUT_MARGIN);
+        }
+        landmark.infer(&input, 2)?;
+        pairs += 1;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(serde_json::json!({"pairs_per_s": pairs as f64 / secs, "pairs": pairs, "seconds": secs}))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let seconds: f64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10.0);
+    let frames = canvases()?;
+    let mut results = serde_json::Map::new();
+    println!("{:<7} {:>12} {:>12} {:>7}  {:>22}  {:>22}", "backend", "e2e pairs/s", "model pairs/s", "ratio", "total p50/p99 ms", "landmark p50/p99 ms");
+    for (name, backend) in [("ort", BackendKind::Ort), ("tract", BackendKind::Tract)] {
+        let e2e = match end_to_end(backend, seconds) {
+            Ok(v) => v,
+            Err(e) => {
+                println!("{name:<7} skipped: {e}");
+                continue;
+            }
+        };
+        let only = model_only(backend, seconds, &frames)?;
+        let ratio = e2e["pairs_per_s"].as_f64().unwrap_or(0.0) / only["pairs_per_s"].as_f64().unwrap_or(f64::NAN);
+        let lat = |stage: &str| format!("{:.1} / {:.1}", e2e["latency"][stage]["p50_ms"].as_f64().unwrap_or(f64::NAN), e2e["latency"][stage]["p99_ms"].as_f64().unwrap_or(f64::NAN));
+        println!("{name:<7} {:>12.1} {:>12.1} {:>7.2}  {:>22}  {:>22}", e2e["pairs_per_s"].as_f64().unwrap_or(0.0), only["pairs_per_s"].as_f64().unwrap_or(0.0), ratio, lat("total"), lat("landmark"));
+        results.insert(name.into(), serde_json::json!({"end_to_end": e2e, "model_only": only, "ratio_end_to_end_over_model_only": ratio}));
+    }
+    let out = repo().join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("replay_throughput.json"), serde_json::to_string_pretty(&serde_json::Value::Object(results))?)?;
+    println!("wrote target/bench/replay_throughput.json");
+    Ok(())
+}

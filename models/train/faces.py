@@ -143,6 +143,7 @@ def make_sample(face: Face, rng, augment: bool, thermal: bool = False):
         gray = thermal_like(gray, rng) if rng.random() < 0.35 else photometric(gray, rng)
     elif thermal:
         gray = thermal_like(gray, np.random.default_rng(zlib.crc32(face.name.encode())))
+    gray = gray.astype(np.float32)
     canvas, lb = P.letterbox(gray)
     u, v = lb.to_canvas(pts[:, 0], pts[:, 1])
     return canvas, np.stack([u, v], axis=1).astype(np.float32)

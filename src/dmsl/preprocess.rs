@@ -151,7 +151,7 @@ mod tests {
         assert_eq!((lb.new_w, lb.new_h, lb.pad_x, lb.pad_y), (128, 96, 0, 16));
         // The canvas centre is the source centre (continuous 320, 240 → pixel 319.5, 239.5).
         assert_eq!(lb.to_source_pixel(0.5, 0.5), [319.5, 239.5]);
-        let b = lb.to_source_box(BoundingBox { x: 0.25, y: 0.125 + 0.25 * 0.75, w: 0.5, h: 0.375 });
+        let b = lb.to_source_box(BoundingBox { x: 0.25, y: 52.0 / 128.0, w: 0.5, h: 0.375 });
         assert!((b.x - 160.0).abs() < 1e-3 && (b.y - 180.0).abs() < 1e-3, "{b:?}");
         assert!((b.w - 320.0).abs() < 1e-3 && (b.h - 240.0).abs() < 1e-3, "{b:?}");
     }
