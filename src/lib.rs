@@ -10,6 +10,7 @@
 //! | [`pair`]      | matching visible and thermal frames by capture time                        |
 //! | [`thermal`]   | radiometric Y16 counts → model input (fixed range, percentile AGC)         |
 //! | [`dmsl`]      | the DMSL steps: preprocessing, black-out, output mapping, NME               |
+//! | [`evaluate`]  | NME of the whole pipeline on a labelled (300-W layout) folder              |
 //! | [`infer`]     | model manifests and the inference backends (ONNX Runtime, tract)           |
 //! | [`pipeline`]  | stage threads, bounded queues with their full-queue policy, shutdown       |
 //! | [`publish`]   | sinks and the versioned output schema (`spectrald.landmarks/v1`)          |
@@ -17,6 +18,7 @@
 
 pub mod config;
 pub mod dmsl;
+pub mod evaluate;
 pub mod frame;
 pub mod infer;
 pub mod pair;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use spectrald::config::{BackendKind, CameraConfig, Config, LogFormat, SourceConfig};
-use spectrald::infer::{self, list_manifests};
+use spectrald::infer::list_manifests;
 use spectrald::pipeline::Pipeline;
 use spectrald::publish::{Sink, jsonl::JsonlSink};
 use spectrald::telemetry::{self, Events};
@@ -74,6 +74,25 @@ enum Command {
     },
     /// Validate a config file and print it with all defaults filled in.
     CheckConfig { file: PathBuf },
+    /// NME of the whole pipeline on a labelled folder (300-W layout: images/, landmarks/*.pts).
+    Evaluate {
+        dir: PathBuf,
+        /// Only the faces models/train holds out of training (split by source photo).
+        #[arg(long)]
+        held_out: bool,
+        /// Evaluate at most this many faces (0 = all).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+        /// Take model, backend and queue settings from this config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Folder with the model manifests and ONNX files.
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
+        /// Write per-face NME as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// List installed models and verify their sha256 against the manifests.
     Models {
         #[arg(long, default_value = "models")]
@@ -139,6 +158,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Models { dir } => list_models(&dir),
+        Command::Evaluate { dir, held_out, limit, config, models_dir, json } => {
+            let mut config = match config {
+                Some(path) => Config::load(&path)?,
+                None => Config { models: spectrald::config::ModelsConfig { dir: default_models_dir(), ..Default::default() }, ..Default::default() },
+            };
+            apply_log_format(&mut config, cli.log_format);
+            if let Some(m) = models_dir {
+                config.models.dir = m;
+            }
+            telemetry::init_logging(&config.log);
+            let result = spectrald::evaluate::evaluate(&dir, config, held_out, limit)?;
+            println!(
+                "faces {}  NME mean {:.4}  median {:.4}  failures (NME > 0.1 or no output) {:.1} %  no output {}",
+                result.faces,
+                result.nme_mean,
+                result.nme_median,
+                100.0 * result.failure_rate,
+                result.missing
+            );
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&result)?).with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -187,6 +230,5 @@ fn list_models(dir: &Path) -> Result<ExitCode> {
             }
         }
     }
-    let _ = infer::resolve_backend;
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -1,0 +1,171 @@
+//! `spectrald evaluate`: NME of the whole daemon pipeline on a labelled folder.
+//!
+//! The folder has the 300-W layout of `../shared/data/faces-300w-dev`: `images/NAME.jpg`
+//! (or .png) and `landmarks/NAME.pts` (iBUG 68 points, 1-based). Every image becomes a
+//! visible-only frame of a temporary replay session (symlinks, nothing copied), the real
+//! pipeline runs it, and each record's landmarks are scored with the paper's NME (eq. 3).
+//! `--held-out` keeps the faces that `models/train/faces.py` holds out of training (the
+//! SHA-1 of the source photo id in the last 2 of 20 buckets), so the numbers are comparable.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use sha1::{Digest, Sha1};
+
+use crate::config::{CameraConfig, Config, SourceConfig};
+use crate::dmsl::nme;
+use crate::pipeline::{Pipeline, PipelineError};
+use crate::publish::{Sink, SinkError};
+use crate::telemetry::Events;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    #[error("{path}: {message}")]
+    Data { path: PathBuf, message: String },
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("temporary session: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Evaluation {
+    pub faces: usize,
+    pub nme_mean: f64,
+    pub nme_median: f64,
+    /// Share of faces with NME above 0.1 (a common "failure" threshold).
+    pub failure_rate: f64,
+    /// Faces the pipeline returned no landmarks for (errors), counted as failures.
+    pub missing: usize,
+    pub per_face: BTreeMap<String, f64>,
+}
+
+/// Reads a 68-point iBUG `.pts` file into 0-based pixel-centre coordinates.
+pub fn read_pts(path: &Path) -> Result<Vec<[f32; 2]>, EvaluateError> {
+    let bad = |message: String| EvaluateError::Data { path: path.to_owned(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let body = match (text.find('{'), text.rfind('}')) {
+        (Some(a), Some(b)) if a < b => &text[a + 1..b],
+        _ => text.as_str(),
+    };
+    let values: Vec<f32> = body.split_whitespace().map(|v| v.parse::<f32>().map_err(|_| bad(format!("{v:?} is not a number")))).collect::<Result<_, _>>()?;
+    if values.len() != 136 {
+        return Err(bad(format!("expected 68 points (136 numbers), found {} numbers", values.len())));
+    }
+    Ok(values.chunks_exact(2).map(|p| [p[0] - 1.0, p[1] - 1.0]).collect())
+}
+
+/// The training split rule of models/train/faces.py.
+pub fn is_held_out(name: &str) -> bool {
+    let photo = if name.starts_with("afw_") || name.starts_with("helen_") {
+        match name.rsplit_once('_') {
+            Some((stem, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => stem,
+            _ => name,
+        }
+    } else {
+        name
+    };
+    Sha1::digest(photo.as_bytes())[0] % 20 >= 18
+}
+
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<String>>>);
+
+impl Sink for Collect {
+    fn name(&self) -> String {
+        "evaluate".into()
+    }
+    fn publish(&mut self, line: &str) -> Result<(), SinkError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(line.to_owned());
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// Runs the pipeline of `config` (its models, queues, backend) over the labelled folder.
+pub fn evaluate(dir: &Path, mut config: Config, held_out: bool, limit: usize) -> Result<Evaluation, EvaluateError> {
+    let (images, marks) = (dir.join("images"), dir.join("landmarks"));
+    if !images.is_dir() || !marks.is_dir() {
+        return Err(EvaluateError::Data { path: dir.to_owned(), message: "needs images/ and landmarks/ folders (300-W layout)".into() });
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&marks)?.flatten().filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().into_owned()).filter(|_| e.path().extension().is_some_and(|x| x == "pts"))).collect();
+    names.sort();
+    names.retain(|n| !held_out || is_held_out(n));
+    if limit > 0 {
+        names.truncate(limit);
+    }
+    let session = tempfile::tempdir()?;
+    std::fs::create_dir(session.path().join("visible"))?;
+    let mut manifest = String::from("spectrum,timestamp_us,file\n");
+    let mut faces = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let Some(image) = ["jpg", "png", "jpeg"].iter().map(|x| images.join(format!("{name}.{x}"))).find(|p| p.is_file()) else {
+            return Err(EvaluateError::Data { path: images.join(name), message: "no image for this .pts file".into() });
+        };
+        let truth = read_pts(&marks.join(format!("{name}.pts")))?;
+        let link = format!("visible/{i:06}.{}", image.extension().map_or("jpg".into(), |x| x.to_string_lossy()));
+        std::os::unix::fs::symlink(std::path::absolute(&image)?, session.path().join(&link))?;
+        manifest.push_str(&format!("visible,{},{link}\n", i as i64 * 100_000));
+        faces.push((name.clone(), truth));
+    }
+    std::fs::write(session.path().join("manifest.csv"), manifest)?;
+    config.cameras = vec![CameraConfig { id: "evaluate".into(), source: SourceConfig::Replay { path: session.path().to_owned(), speed: 0.0, looped: false } }];
+    let sink = Collect::default();
+    let pipeline = Pipeline::start(&config, vec![Box::new(sink.clone())], Arc::new(Events::new()), Arc::new(AtomicBool::new(false)))?;
+    pipeline.wait();
+    let lines = sink.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut per_face = BTreeMap::new();
+    let mut missing = 0;
+    for line in lines {
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Some((name, truth)) = record["sequence"].as_u64().and_then(|s| faces.get(s as usize)) else { continue };
+        let points: Option<Vec<[f32; 2]>> = record["spectra"]["visible"]["landmarks"].as_array().map(|pts| pts.iter().map(|p| [p[0].as_f64().unwrap_or(f64::NAN) as f32, p[1].as_f64().unwrap_or(f64::NAN) as f32]).collect());
+        match points.and_then(|p| nme(&p, truth)) {
+            Some(v) => {
+                per_face.insert(name.clone(), v);
+            }
+            None => missing += 1,
+        }
+    }
+    missing += faces.len().saturating_sub(per_face.len() + missing);
+    let mut values: Vec<f64> = per_face.values().copied().collect();
+    values.sort_by(f64::total_cmp);
+    let n = values.len().max(1) as f64;
+    Ok(Evaluation {
+        faces: faces.len(),
+        nme_mean: values.iter().sum::<f64>() / n,
+        nme_median: values.get(values.len() / 2).copied().unwrap_or(f64::NAN),
+        failure_rate: (values.iter().filter(|v| **v > 0.1).count() + missing) as f64 / faces.len().max(1) as f64,
+        missing,
+        per_face,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_out_rule_groups_faces_of_one_photo() {
+        assert_eq!(is_held_out("afw_1051618982_1"), is_held_out("afw_1051618982_2"));
+        let names: Vec<String> = (0..2000).map(|i| format!("lfpw_image_{i:04}")).collect();
+        let share = names.iter().filter(|n| is_held_out(n)).count() as f64 / names.len() as f64;
+        assert!((0.05..0.15).contains(&share), "about 10 % held out: {share}");
+    }
+
+    #[test]
+    fn pts_files_are_read_as_zero_based() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.pts");
+        let body: String = (0..68).map(|i| format!("{} 2\n", i + 1)).collect();
+        std::fs::write(&path, format!("version: 1\nn_points: 68\n{{\n{body}}}\n")).expect("write");
+        let pts = read_pts(&path).expect("pts");
+        assert_eq!(pts[0], [0.0, 1.0]);
+        std::fs::write(&path, "{\n1 2\n}\n").expect("write");
+        assert!(read_pts(&path).expect_err("short").to_string().contains("68 points"));
+    }
+}
