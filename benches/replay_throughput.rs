@@ -42,24 +42,60 @@ fn repo() -> PathBuf {
 }
 
 fn models(backend: BackendKind) -> ModelsConfig {
-    ModelsConfig { dir: repo().join("models"), backend, ..Default::default() }
+    ModelsConfig {
+        dir: repo().join("models"),
+        backend,
+        ..Default::default()
+    }
 }
 
-fn end_to_end(backend: BackendKind, seconds: f64) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+fn end_to_end(
+    backend: BackendKind,
+    seconds: f64,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let session = repo().join("tests/fixtures/session-pexels");
-    let config = Config { models: models(backend), cameras: vec![CameraConfig { id: "bench".into(), source: SourceConfig::Replay { path: session, speed: 0.0, looped: true } }], ..Default::default() };
+    let config = Config {
+        models: models(backend),
+        cameras: vec![CameraConfig {
+            id: "bench".into(),
+            source: SourceConfig::Replay {
+                path: session,
+                speed: 0.0,
+                looped: true,
+            },
+        }],
+        ..Default::default()
+    };
     let stop = Arc::new(AtomicBool::new(false));
-    let pipeline = Pipeline::start(&config, vec![Box::new(NullSink)], Arc::new(Events::new()), stop.clone())?;
+    let pipeline = Pipeline::start(
+        &config,
+        vec![Box::new(NullSink)],
+        Arc::new(Events::new()),
+        stop.clone(),
+    )?;
     std::thread::sleep(Duration::from_secs_f64(seconds));
     stop.store(true, Ordering::Relaxed);
     let summary = pipeline.wait();
     let mut stages = serde_json::Map::new();
-    for stage in ["pair", "preprocess", "boundary", "blackout", "landmark", "postprocess", "total"] {
+    for stage in [
+        "pair",
+        "preprocess",
+        "boundary",
+        "blackout",
+        "landmark",
+        "postprocess",
+        "total",
+    ] {
         if let Some((p50, p99)) = summary.latency.percentiles(stage) {
-            stages.insert(stage.into(), serde_json::json!({"p50_ms": p50, "p99_ms": p99}));
+            stages.insert(
+                stage.into(),
+                serde_json::json!({"p50_ms": p50, "p99_ms": p99}),
+            );
         }
     }
-    Ok(serde_json::json!({"pairs_per_s": summary.pairs_per_second(), "pairs": summary.published, "seconds": summary.seconds, "latency": stages}))
+    Ok(
+        serde_json::json!({"pairs_per_s": summary.pairs_per_second(), "pairs": summary.published, "seconds": summary.seconds, "latency": stages}),
+    )
 }
 
 fn canvases() -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
@@ -67,7 +103,8 @@ fn canvases() -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
     let mut resizer = fast_image_resize::Resizer::new();
     let mut out = Vec::new();
     for entry in spectrald::source::replay::read_manifest(&session)? {
-        let (w, h, pixels) = spectrald::source::replay::decode(&session.join(&entry.file), entry.spectrum)?;
+        let (w, h, pixels) =
+            spectrald::source::replay::decode(&session.join(&entry.file), entry.spectrum)?;
         let gray = match &pixels {
             spectrald::frame::Pixels::Rgb8(rgb) => dmsl::gray_from_rgb8(rgb),
             spectrald::frame::Pixels::Gray16(v) => dmsl::gray_from_thermal(v, Default::default()),
@@ -77,7 +114,11 @@ fn canvases() -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
     Ok(out)
 }
 
-fn model_only(backend: BackendKind, seconds: f64, frames: &[Vec<f32>]) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+fn model_only(
+    backend: BackendKind,
+    seconds: f64,
+    frames: &[Vec<f32>],
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let config = models(backend);
     let mut boundary = Model::load(&config.dir, &config.boundary, &config)?;
     let mut landmark = Model::load(&config.dir, &config.landmark, &config)?;
@@ -92,7 +133,16 @@ fn model_only(backend: BackendKind, seconds: f64, frames: &[Vec<f32>]) -> Result
         let boxes = boundary.infer(&input, 2)?;
         for (i, canvas) in input.chunks_exact_mut(CANVAS * CANVAS).enumerate() {
             let b = &boxes[0][i * 4..i * 4 + 4];
-            dmsl::blackout(canvas, BoundingBox { x: b[0], y: b[1], w: b[2], h: b[3] }, BLACKOUT_MARGIN);
+            dmsl::blackout(
+                canvas,
+                BoundingBox {
+                    x: b[0],
+                    y: b[1],
+                    w: b[2],
+                    h: b[3],
+                },
+                BLACKOUT_MARGIN,
+            );
         }
         landmark.infer(&input, 2)?;
         pairs += 1;
@@ -102,10 +152,21 @@ fn model_only(backend: BackendKind, seconds: f64, frames: &[Vec<f32>]) -> Result
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let seconds: f64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10.0);
+    let seconds: f64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10.0);
     let frames = canvases()?;
     let mut results = serde_json::Map::new();
-    println!("{:<7} {:>12} {:>12} {:>7}  {:>22}  {:>22}", "backend", "e2e pairs/s", "model pairs/s", "ratio", "total p50/p99 ms", "landmark p50/p99 ms");
+    println!(
+        "{:<7} {:>12} {:>12} {:>7}  {:>22}  {:>22}",
+        "backend",
+        "e2e pairs/s",
+        "model pairs/s",
+        "ratio",
+        "total p50/p99 ms",
+        "landmark p50/p99 ms"
+    );
     for (name, backend) in [("ort", BackendKind::Ort), ("tract", BackendKind::Tract)] {
         let e2e = match end_to_end(backend, seconds) {
             Ok(v) => v,
@@ -115,14 +176,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         };
         let only = model_only(backend, seconds, &frames)?;
-        let ratio = e2e["pairs_per_s"].as_f64().unwrap_or(0.0) / only["pairs_per_s"].as_f64().unwrap_or(f64::NAN);
-        let lat = |stage: &str| format!("{:.1} / {:.1}", e2e["latency"][stage]["p50_ms"].as_f64().unwrap_or(f64::NAN), e2e["latency"][stage]["p99_ms"].as_f64().unwrap_or(f64::NAN));
-        println!("{name:<7} {:>12.1} {:>12.1} {:>7.2}  {:>22}  {:>22}", e2e["pairs_per_s"].as_f64().unwrap_or(0.0), only["pairs_per_s"].as_f64().unwrap_or(0.0), ratio, lat("total"), lat("landmark"));
+        let ratio = e2e["pairs_per_s"].as_f64().unwrap_or(0.0)
+            / only["pairs_per_s"].as_f64().unwrap_or(f64::NAN);
+        let lat = |stage: &str| {
+            format!(
+                "{:.1} / {:.1}",
+                e2e["latency"][stage]["p50_ms"].as_f64().unwrap_or(f64::NAN),
+                e2e["latency"][stage]["p99_ms"].as_f64().unwrap_or(f64::NAN)
+            )
+        };
+        println!(
+            "{name:<7} {:>12.1} {:>12.1} {:>7.2}  {:>22}  {:>22}",
+            e2e["pairs_per_s"].as_f64().unwrap_or(0.0),
+            only["pairs_per_s"].as_f64().unwrap_or(0.0),
+            ratio,
+            lat("total"),
+            lat("landmark")
+        );
         results.insert(name.into(), serde_json::json!({"end_to_end": e2e, "model_only": only, "ratio_end_to_end_over_model_only": ratio}));
     }
     let out = repo().join("target/bench");
     std::fs::create_dir_all(&out)?;
-    std::fs::write(out.join("replay_throughput.json"), serde_json::to_string_pretty(&serde_json::Value::Object(results))?)?;
+    std::fs::write(
+        out.join("replay_throughput.json"),
+        serde_json::to_string_pretty(&serde_json::Value::Object(results))?,
+    )?;
     println!("wrote target/bench/replay_throughput.json");
     Ok(())
 }

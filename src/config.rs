@@ -10,11 +10,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path}: {source}; check the path or pass --config")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config file {path}: {field}: {message}")]
-    Invalid { path: PathBuf, field: String, message: String },
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
 }
 
 /// How a stage's input queue behaves when it is full.
@@ -28,17 +35,66 @@ pub enum WhenFull {
     DropOldest,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// One queue's size and full policy.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// Frames each stage's input queue holds.
+    /// Frames the queue holds.
     pub capacity: usize,
     pub when_full: WhenFull,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig { capacity: 8, when_full: WhenFull::Block }
+        QueueConfig {
+            capacity: 8,
+            when_full: WhenFull::Block,
+        }
+    }
+}
+
+/// The input queue of each stage; `stage.<name>` overrides the default for one of them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueuesConfig {
+    /// Frames each queue holds, unless overridden.
+    pub capacity: usize,
+    pub when_full: WhenFull,
+    /// Per-stage overrides, keyed by the stage whose input the queue is (see QUEUE_STAGES).
+    pub stage: std::collections::BTreeMap<String, QueueConfig>,
+}
+
+/// Names of the queues, by the stage they feed.
+pub const QUEUE_STAGES: [&str; 7] = [
+    "pair",
+    "preprocess",
+    "boundary",
+    "blackout",
+    "landmark",
+    "postprocess",
+    "sink",
+];
+
+impl Default for QueuesConfig {
+    fn default() -> Self {
+        QueuesConfig::uniform(QueueConfig::default())
+    }
+}
+
+impl QueuesConfig {
+    pub fn uniform(queue: QueueConfig) -> Self {
+        QueuesConfig {
+            capacity: queue.capacity,
+            when_full: queue.when_full,
+            stage: Default::default(),
+        }
+    }
+
+    pub fn for_stage(&self, stage: &str) -> QueueConfig {
+        self.stage.get(stage).copied().unwrap_or(QueueConfig {
+            capacity: self.capacity,
+            when_full: self.when_full,
+        })
     }
 }
 
@@ -68,7 +124,12 @@ pub struct PairingConfig {
 
 impl Default for PairingConfig {
     fn default() -> Self {
-        PairingConfig { tolerance_ms: 20.0, thermal_offset_ms: 0.0, unmatched: Unmatched::ProcessAlone, max_wait_ms: 500 }
+        PairingConfig {
+            tolerance_ms: 20.0,
+            thermal_offset_ms: 0.0,
+            unmatched: Unmatched::ProcessAlone,
+            max_wait_ms: 500,
+        }
     }
 }
 
@@ -84,7 +145,10 @@ pub enum ThermalNormalization {
 
 impl Default for ThermalNormalization {
     fn default() -> Self {
-        ThermalNormalization::Percentile { low: 1.0, high: 99.0 }
+        ThermalNormalization::Percentile {
+            low: 1.0,
+            high: 99.0,
+        }
     }
 }
 
@@ -187,14 +251,17 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Human, level: "info".into() }
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
     }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    pub queues: QueueConfig,
+    pub queues: QueuesConfig,
     pub pairing: PairingConfig,
     pub thermal: ThermalConfig,
     pub models: ModelsConfig,
@@ -206,8 +273,14 @@ pub struct Config {
 impl Config {
     /// Reads, parses and validates `path`; relative paths inside become relative to its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: one_line(&e.to_string()) })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: one_line(&e.to_string()),
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         config.validate(path)?;
@@ -238,19 +311,52 @@ impl Config {
     }
 
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |field: &str, message: String| Err(ConfigError::Invalid { path: path.to_owned(), field: field.into(), message });
+        let invalid = |field: &str, message: String| {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: field.into(),
+                message,
+            })
+        };
         if self.queues.capacity == 0 {
             return invalid("queues.capacity", "must be at least 1".into());
         }
-        if !(self.pairing.tolerance_ms >= 0.0) {
-            return invalid("pairing.tolerance_ms", format!("must be >= 0, got {}", self.pairing.tolerance_ms));
+        for (name, queue) in &self.queues.stage {
+            if !QUEUE_STAGES.contains(&name.as_str()) {
+                return invalid(
+                    &format!("queues.stage.{name}"),
+                    format!("no such stage; use one of {}", QUEUE_STAGES.join(", ")),
+                );
+            }
+            if queue.capacity == 0 {
+                return invalid(
+                    &format!("queues.stage.{name}.capacity"),
+                    "must be at least 1".into(),
+                );
+            }
+        }
+        if self.pairing.tolerance_ms.is_nan() || self.pairing.tolerance_ms < 0.0 {
+            return invalid(
+                "pairing.tolerance_ms",
+                format!("must be >= 0, got {}", self.pairing.tolerance_ms),
+            );
         }
         match self.thermal.normalization {
-            ThermalNormalization::Fixed { low, high } if !(high > low) => {
-                return invalid("thermal.normalization", format!("fixed range needs high > low, got low={low} high={high}"));
+            ThermalNormalization::Fixed { low, high }
+                if high.partial_cmp(&low) != Some(std::cmp::Ordering::Greater) =>
+            {
+                return invalid(
+                    "thermal.normalization",
+                    format!("fixed range needs high > low, got low={low} high={high}"),
+                );
             }
-            ThermalNormalization::Percentile { low, high } if !(0.0 <= low && low < high && high <= 100.0) => {
-                return invalid("thermal.normalization", format!("percentiles need 0 <= low < high <= 100, got low={low} high={high}"));
+            ThermalNormalization::Percentile { low, high }
+                if !(0.0 <= low && low < high && high <= 100.0) =>
+            {
+                return invalid(
+                    "thermal.normalization",
+                    format!("percentiles need 0 <= low < high <= 100, got low={low} high={high}"),
+                );
             }
             _ => {}
         }
@@ -258,23 +364,48 @@ impl Config {
             return invalid("models.threads", "must be at least 1".into());
         }
         if self.cameras.is_empty() {
-            return invalid("cameras", "no camera configured; add a [[cameras]] table (see config.toml)".into());
+            return invalid(
+                "cameras",
+                "no camera configured; add a [[cameras]] table (see config.toml)".into(),
+            );
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, camera) in self.cameras.iter().enumerate() {
-            if camera.id.is_empty() || !camera.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return invalid(&format!("cameras[{i}].id"), format!("{:?}: use letters, digits, '-' and '_' only", camera.id));
+            if camera.id.is_empty()
+                || !camera
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return invalid(
+                    &format!("cameras[{i}].id"),
+                    format!("{:?}: use letters, digits, '-' and '_' only", camera.id),
+                );
             }
             if !seen.insert(camera.id.as_str()) {
-                return invalid(&format!("cameras[{i}].id"), format!("{:?} is used twice; camera ids must be unique", camera.id));
+                return invalid(
+                    &format!("cameras[{i}].id"),
+                    format!("{:?} is used twice; camera ids must be unique", camera.id),
+                );
             }
             match &camera.source {
-                SourceConfig::Replay { path: dir, speed, .. } => {
-                    if !(*speed >= 0.0) {
-                        return invalid(&format!("cameras[{i}].source.speed"), format!("must be >= 0 (0 = as fast as possible), got {speed}"));
+                SourceConfig::Replay {
+                    path: dir, speed, ..
+                } => {
+                    if speed.is_nan() || *speed < 0.0 {
+                        return invalid(
+                            &format!("cameras[{i}].source.speed"),
+                            format!("must be >= 0 (0 = as fast as possible), got {speed}"),
+                        );
                     }
                     if !dir.is_dir() {
-                        return invalid(&format!("cameras[{i}].source.path"), format!("{} is not a folder; record a session or fix the path", dir.display()));
+                        return invalid(
+                            &format!("cameras[{i}].source.path"),
+                            format!(
+                                "{} is not a folder; record a session or fix the path",
+                                dir.display()
+                            ),
+                        );
                     }
                 }
             }

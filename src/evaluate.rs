@@ -44,17 +44,32 @@ pub struct Evaluation {
 
 /// Reads a 68-point iBUG `.pts` file into 0-based pixel-centre coordinates.
 pub fn read_pts(path: &Path) -> Result<Vec<[f32; 2]>, EvaluateError> {
-    let bad = |message: String| EvaluateError::Data { path: path.to_owned(), message };
+    let bad = |message: String| EvaluateError::Data {
+        path: path.to_owned(),
+        message,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let body = match (text.find('{'), text.rfind('}')) {
         (Some(a), Some(b)) if a < b => &text[a + 1..b],
         _ => text.as_str(),
     };
-    let values: Vec<f32> = body.split_whitespace().map(|v| v.parse::<f32>().map_err(|_| bad(format!("{v:?} is not a number")))).collect::<Result<_, _>>()?;
+    let values: Vec<f32> = body
+        .split_whitespace()
+        .map(|v| {
+            v.parse::<f32>()
+                .map_err(|_| bad(format!("{v:?} is not a number")))
+        })
+        .collect::<Result<_, _>>()?;
     if values.len() != 136 {
-        return Err(bad(format!("expected 68 points (136 numbers), found {} numbers", values.len())));
+        return Err(bad(format!(
+            "expected 68 points (136 numbers), found {} numbers",
+            values.len()
+        )));
     }
-    Ok(values.chunks_exact(2).map(|p| [p[0] - 1.0, p[1] - 1.0]).collect())
+    Ok(values
+        .chunks_exact(2)
+        .map(|p| [p[0] - 1.0, p[1] - 1.0])
+        .collect())
 }
 
 /// The training split rule of models/train/faces.py.
@@ -78,7 +93,10 @@ impl Sink for Collect {
         "evaluate".into()
     }
     fn publish(&mut self, line: &str) -> Result<(), SinkError> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(line.to_owned());
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line.to_owned());
         Ok(())
     }
     fn flush(&mut self) -> Result<(), SinkError> {
@@ -87,12 +105,28 @@ impl Sink for Collect {
 }
 
 /// Runs the pipeline of `config` (its models, queues, backend) over the labelled folder.
-pub fn evaluate(dir: &Path, mut config: Config, held_out: bool, limit: usize) -> Result<Evaluation, EvaluateError> {
+pub fn evaluate(
+    dir: &Path,
+    mut config: Config,
+    held_out: bool,
+    limit: usize,
+) -> Result<Evaluation, EvaluateError> {
     let (images, marks) = (dir.join("images"), dir.join("landmarks"));
     if !images.is_dir() || !marks.is_dir() {
-        return Err(EvaluateError::Data { path: dir.to_owned(), message: "needs images/ and landmarks/ folders (300-W layout)".into() });
+        return Err(EvaluateError::Data {
+            path: dir.to_owned(),
+            message: "needs images/ and landmarks/ folders (300-W layout)".into(),
+        });
     }
-    let mut names: Vec<String> = std::fs::read_dir(&marks)?.flatten().filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().into_owned()).filter(|_| e.path().extension().is_some_and(|x| x == "pts"))).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&marks)?
+        .flatten()
+        .filter_map(|e| {
+            e.path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .filter(|_| e.path().extension().is_some_and(|x| x == "pts"))
+        })
+        .collect();
     names.sort();
     names.retain(|n| !held_out || is_held_out(n));
     if limit > 0 {
@@ -103,27 +137,69 @@ pub fn evaluate(dir: &Path, mut config: Config, held_out: bool, limit: usize) ->
     let mut manifest = String::from("spectrum,timestamp_us,file\n");
     let mut faces = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let Some(image) = ["jpg", "png", "jpeg"].iter().map(|x| images.join(format!("{name}.{x}"))).find(|p| p.is_file()) else {
-            return Err(EvaluateError::Data { path: images.join(name), message: "no image for this .pts file".into() });
+        let Some(image) = ["jpg", "png", "jpeg"]
+            .iter()
+            .map(|x| images.join(format!("{name}.{x}")))
+            .find(|p| p.is_file())
+        else {
+            return Err(EvaluateError::Data {
+                path: images.join(name),
+                message: "no image for this .pts file".into(),
+            });
         };
         let truth = read_pts(&marks.join(format!("{name}.pts")))?;
-        let link = format!("visible/{i:06}.{}", image.extension().map_or("jpg".into(), |x| x.to_string_lossy()));
+        let link = format!(
+            "visible/{i:06}.{}",
+            image
+                .extension()
+                .map_or("jpg".into(), |x| x.to_string_lossy())
+        );
         std::os::unix::fs::symlink(std::path::absolute(&image)?, session.path().join(&link))?;
         manifest.push_str(&format!("visible,{},{link}\n", i as i64 * 100_000));
         faces.push((name.clone(), truth));
     }
     std::fs::write(session.path().join("manifest.csv"), manifest)?;
-    config.cameras = vec![CameraConfig { id: "evaluate".into(), source: SourceConfig::Replay { path: session.path().to_owned(), speed: 0.0, looped: false } }];
+    config.cameras = vec![CameraConfig {
+        id: "evaluate".into(),
+        source: SourceConfig::Replay {
+            path: session.path().to_owned(),
+            speed: 0.0,
+            looped: false,
+        },
+    }];
     let sink = Collect::default();
-    let pipeline = Pipeline::start(&config, vec![Box::new(sink.clone())], Arc::new(Events::new()), Arc::new(AtomicBool::new(false)))?;
+    let pipeline = Pipeline::start(
+        &config,
+        vec![Box::new(sink.clone())],
+        Arc::new(Events::new()),
+        Arc::new(AtomicBool::new(false)),
+    )?;
     pipeline.wait();
     let lines = sink.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut per_face = BTreeMap::new();
     let mut missing = 0;
     for line in lines {
-        let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-        let Some((name, truth)) = record["sequence"].as_u64().and_then(|s| faces.get(s as usize)) else { continue };
-        let points: Option<Vec<[f32; 2]>> = record["spectra"]["visible"]["landmarks"].as_array().map(|pts| pts.iter().map(|p| [p[0].as_f64().unwrap_or(f64::NAN) as f32, p[1].as_f64().unwrap_or(f64::NAN) as f32]).collect());
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let Some((name, truth)) = record["sequence"]
+            .as_u64()
+            .and_then(|s| faces.get(s as usize))
+        else {
+            continue;
+        };
+        let points: Option<Vec<[f32; 2]>> = record["spectra"]["visible"]["landmarks"]
+            .as_array()
+            .map(|pts| {
+                pts.iter()
+                    .map(|p| {
+                        [
+                            p[0].as_f64().unwrap_or(f64::NAN) as f32,
+                            p[1].as_f64().unwrap_or(f64::NAN) as f32,
+                        ]
+                    })
+                    .collect()
+            });
         match points.and_then(|p| nme(&p, truth)) {
             Some(v) => {
                 per_face.insert(name.clone(), v);
@@ -139,7 +215,8 @@ pub fn evaluate(dir: &Path, mut config: Config, held_out: bool, limit: usize) ->
         faces: faces.len(),
         nme_mean: values.iter().sum::<f64>() / n,
         nme_median: values.get(values.len() / 2).copied().unwrap_or(f64::NAN),
-        failure_rate: (values.iter().filter(|v| **v > 0.1).count() + missing) as f64 / faces.len().max(1) as f64,
+        failure_rate: (values.iter().filter(|v| **v > 0.1).count() + missing) as f64
+            / faces.len().max(1) as f64,
         missing,
         per_face,
     })
@@ -151,10 +228,16 @@ mod tests {
 
     #[test]
     fn held_out_rule_groups_faces_of_one_photo() {
-        assert_eq!(is_held_out("afw_1051618982_1"), is_held_out("afw_1051618982_2"));
+        assert_eq!(
+            is_held_out("afw_1051618982_1"),
+            is_held_out("afw_1051618982_2")
+        );
         let names: Vec<String> = (0..2000).map(|i| format!("lfpw_image_{i:04}")).collect();
         let share = names.iter().filter(|n| is_held_out(n)).count() as f64 / names.len() as f64;
-        assert!((0.05..0.15).contains(&share), "about 10 % held out: {share}");
+        assert!(
+            (0.05..0.15).contains(&share),
+            "about 10 % held out: {share}"
+        );
     }
 
     #[test]
@@ -166,6 +249,11 @@ mod tests {
         let pts = read_pts(&path).expect("pts");
         assert_eq!(pts[0], [0.0, 1.0]);
         std::fs::write(&path, "{\n1 2\n}\n").expect("write");
-        assert!(read_pts(&path).expect_err("short").to_string().contains("68 points"));
+        assert!(
+            read_pts(&path)
+                .expect_err("short")
+                .to_string()
+                .contains("68 points")
+        );
     }
 }

@@ -90,7 +90,14 @@ pub struct SpectrumResult {
 }
 
 /// Stage names in pipeline order; latency is recorded per stage.
-pub const STAGES: [&str; 6] = ["pair", "preprocess", "boundary", "blackout", "landmark", "postprocess"];
+pub const STAGES: [&str; 6] = [
+    "pair",
+    "preprocess",
+    "boundary",
+    "blackout",
+    "landmark",
+    "postprocess",
+];
 
 /// A visible/thermal pair (either side may be absent when unmatched frames are kept).
 #[derive(Debug, Clone)]
@@ -107,10 +114,31 @@ pub struct Frame {
 }
 
 impl Frame {
-    pub fn new(camera: Arc<str>, sequence: u64, visible: Option<SpectrumFrame>, thermal: Option<SpectrumFrame>) -> Self {
-        let results = [visible.as_ref().map(|_| SpectrumResult::default()), thermal.as_ref().map(|_| SpectrumResult::default())];
-        let started = [visible.as_ref(), thermal.as_ref()].into_iter().flatten().map(|f| f.received).min().unwrap_or_else(Instant::now);
-        Frame { camera, sequence, visible, thermal, results, started, stage_done: [None; STAGES.len()] }
+    pub fn new(
+        camera: Arc<str>,
+        sequence: u64,
+        visible: Option<SpectrumFrame>,
+        thermal: Option<SpectrumFrame>,
+    ) -> Self {
+        let results = [
+            visible.as_ref().map(|_| SpectrumResult::default()),
+            thermal.as_ref().map(|_| SpectrumResult::default()),
+        ];
+        let started = [visible.as_ref(), thermal.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|f| f.received)
+            .min()
+            .unwrap_or_else(Instant::now);
+        Frame {
+            camera,
+            sequence,
+            visible,
+            thermal,
+            results,
+            started,
+            stage_done: [None; STAGES.len()],
+        }
     }
 
     pub fn image(&self, spectrum: Spectrum) -> Option<&SpectrumFrame> {
@@ -130,7 +158,10 @@ impl Frame {
 
     /// Spectra present in this frame whose results are still free of errors.
     pub fn healthy_spectra(&self) -> Vec<Spectrum> {
-        Spectrum::ALL.into_iter().filter(|s| self.result(*s).is_some_and(|r| r.error.is_none())).collect()
+        Spectrum::ALL
+            .into_iter()
+            .filter(|s| self.result(*s).is_some_and(|r| r.error.is_none()))
+            .collect()
     }
 
     pub fn mark_stage_done(&mut self, stage: &str) {
@@ -145,7 +176,10 @@ impl Frame {
         let mut out = Vec::with_capacity(STAGES.len());
         for (name, done) in STAGES.iter().zip(self.stage_done.iter()) {
             if let Some(t) = done {
-                out.push((*name, t.saturating_duration_since(previous).as_secs_f64() * 1000.0));
+                out.push((
+                    *name,
+                    t.saturating_duration_since(previous).as_secs_f64() * 1000.0,
+                ));
                 previous = *t;
             }
         }

@@ -15,12 +15,16 @@ use spectrald::publish::{Sink, jsonl::JsonlSink};
 use spectrald::telemetry::{self, Events};
 
 #[derive(Parser)]
-#[command(name = "spectrald", version, about = "Multi-spectral (visible + thermal) facial landmark daemon.",
+#[command(
+    name = "spectrald",
+    version,
+    about = "Multi-spectral (visible + thermal) facial landmark daemon.",
     long_about = "Multi-spectral (visible + thermal) facial landmark daemon.\n\n\
 Reads paired visible/thermal frames, finds the face boundary with the DMSL boundary model, blacks out the rest, \
 locates 68 landmarks with the DMSL landmark model and publishes one JSON line per pair \
 (schema spectrald.landmarks/v1) on stdout or to a file. Logs go to stderr.\n\n\
-Start with:  spectrald replay tests/fixtures/session-pexels")]
+Start with:  spectrald replay tests/fixtures/session-pexels"
+)]
 struct Cli {
     /// Log lines as JSON instead of human-readable text.
     #[arg(long, global = true, value_enum)]
@@ -128,10 +132,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             apply_log_format(&mut config, cli.log_format);
             run_pipeline(config)
         }
-        Command::Replay { dir, speed, looped, out, config, backend, models_dir } => {
+        Command::Replay {
+            dir,
+            speed,
+            looped,
+            out,
+            config,
+            backend,
+            models_dir,
+        } => {
             let mut config = match config {
                 Some(path) => Config::load(&path)?,
-                None => Config { models: spectrald::config::ModelsConfig { dir: default_models_dir(), ..Default::default() }, ..Default::default() },
+                None => Config {
+                    models: spectrald::config::ModelsConfig {
+                        dir: default_models_dir(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
             };
             apply_log_format(&mut config, cli.log_format);
             if let Some(b) = backend {
@@ -147,21 +165,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(out) = out {
                 config.output.jsonl = out.to_string_lossy().into_owned();
             }
-            config.cameras = vec![CameraConfig { id: "replay".into(), source: SourceConfig::Replay { path: dir, speed, looped } }];
+            config.cameras = vec![CameraConfig {
+                id: "replay".into(),
+                source: SourceConfig::Replay {
+                    path: dir,
+                    speed,
+                    looped,
+                },
+            }];
             config.validate(Path::new("<command line>"))?;
             run_pipeline(config)
         }
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
             println!("{}: OK", file.display());
-            println!("{}", toml::to_string_pretty(&config).context("printing the config")?);
+            println!(
+                "{}",
+                toml::to_string_pretty(&config).context("printing the config")?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Models { dir } => list_models(&dir),
-        Command::Evaluate { dir, held_out, limit, config, models_dir, json } => {
+        Command::Evaluate {
+            dir,
+            held_out,
+            limit,
+            config,
+            models_dir,
+            json,
+        } => {
             let mut config = match config {
                 Some(path) => Config::load(&path)?,
-                None => Config { models: spectrald::config::ModelsConfig { dir: default_models_dir(), ..Default::default() }, ..Default::default() },
+                None => Config {
+                    models: spectrald::config::ModelsConfig {
+                        dir: default_models_dir(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
             };
             apply_log_format(&mut config, cli.log_format);
             if let Some(m) = models_dir {
@@ -178,7 +219,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 result.missing
             );
             if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_string_pretty(&result)?).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, serde_json::to_string_pretty(&result)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -194,7 +236,13 @@ fn default_models_dir() -> PathBuf {
     }
     std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.ancestors().skip(1).take(4).map(|a| a.join("models")).find(|m| m.is_dir()))
+        .and_then(|exe| {
+            exe.ancestors()
+                .skip(1)
+                .take(4)
+                .map(|a| a.join("models"))
+                .find(|m| m.is_dir())
+        })
         .unwrap_or(local)
 }
 
@@ -203,7 +251,8 @@ fn run_pipeline(config: Config) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // First signal: drain and exit cleanly. A second one: exit at once.
-        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone()).context("installing signal handlers")?;
+        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())
+            .context("installing signal handlers")?;
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
     }
     let sink = JsonlSink::open(&config.output.jsonl)?;
@@ -218,17 +267,31 @@ fn run_pipeline(config: Config) -> Result<ExitCode> {
 fn list_models(dir: &Path) -> Result<ExitCode> {
     let manifests = list_manifests(dir);
     if manifests.is_empty() {
-        anyhow::bail!("no model manifests (*.json) in {}; train and export them with models/train (see models/README.md)", dir.display());
+        anyhow::bail!(
+            "no model manifests (*.json) in {}; train and export them with models/train (see models/README.md)",
+            dir.display()
+        );
     }
     let mut bad = 0;
     for (path, manifest) in manifests {
         match manifest.and_then(|m| m.verify_checksum().map(|_| m)) {
-            Ok(m) => println!("ok    {:<28} {:<9} v{:<6} {}  {}", m.name, m.task, m.version, &m.sha256[..12.min(m.sha256.len())], m.onnx_path().display()),
+            Ok(m) => println!(
+                "ok    {:<28} {:<9} v{:<6} {}  {}",
+                m.name,
+                m.task,
+                m.version,
+                &m.sha256[..12.min(m.sha256.len())],
+                m.onnx_path().display()
+            ),
             Err(e) => {
                 bad += 1;
                 println!("FAIL  {}: {e}", path.display());
             }
         }
     }
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -14,7 +14,10 @@ use crate::frame::{Spectrum, SpectrumFrame};
 
 #[derive(Debug)]
 pub enum Paired {
-    Pair { visible: SpectrumFrame, thermal: SpectrumFrame },
+    Pair {
+        visible: SpectrumFrame,
+        thermal: SpectrumFrame,
+    },
     Alone(SpectrumFrame),
 }
 
@@ -54,7 +57,10 @@ impl Pairer {
         let now = Instant::now();
         match frame.spectrum {
             Spectrum::Visible => {
-                self.latest_visible = Some(self.latest_visible.map_or(frame.captured_us, |t| t.max(frame.captured_us)));
+                self.latest_visible = Some(
+                    self.latest_visible
+                        .map_or(frame.captured_us, |t| t.max(frame.captured_us)),
+                );
                 self.visible.push_back((frame, now));
             }
             Spectrum::Thermal => {
@@ -88,13 +94,21 @@ impl Pairer {
         let mut out = Vec::new();
         while let Some((front, arrived)) = self.visible.front() {
             let t_v = front.captured_us;
-            let window_passed = self.latest_thermal.is_some_and(|t| t > t_v + self.tolerance_us);
+            let window_passed = self
+                .latest_thermal
+                .is_some_and(|t| t > t_v + self.tolerance_us);
             if !(all || window_passed || self.waited_too_long(*arrived, now)) {
                 break;
             }
-            let Some((visible, _)) = self.visible.pop_front() else { break };
+            let Some((visible, _)) = self.visible.pop_front() else {
+                break;
+            };
             // Thermal frames too old for this (and so any later) visible frame are unmatched.
-            while self.thermal.front().is_some_and(|(t, _)| self.thermal_time(t) < t_v - self.tolerance_us) {
+            while self
+                .thermal
+                .front()
+                .is_some_and(|(t, _)| self.thermal_time(t) < t_v - self.tolerance_us)
+            {
                 if let Some((old, _)) = self.thermal.pop_front() {
                     out.push(Paired::Alone(old));
                 }
@@ -113,7 +127,11 @@ impl Pairer {
             }
         }
         // Thermal frames no pending or future visible frame can reach.
-        let horizon = self.visible.front().map(|(v, _)| v.captured_us).or(self.latest_visible);
+        let horizon = self
+            .visible
+            .front()
+            .map(|(v, _)| v.captured_us)
+            .or(self.latest_visible);
         while let Some((t, arrived)) = self.thermal.front() {
             let unreachable = horizon.is_some_and(|h| self.thermal_time(t) < h - self.tolerance_us);
             if !(all || unreachable || self.waited_too_long(*arrived, now)) {
@@ -135,14 +153,35 @@ mod tests {
     use crate::frame::Pixels;
 
     fn frame(spectrum: Spectrum, t_ms: i64) -> SpectrumFrame {
-        SpectrumFrame { camera: "c".into(), spectrum, captured_us: t_ms * 1000, width: 1, height: 1, pixels: Arc::new(Pixels::Gray16(vec![0])), origin: "test".into(), received: Instant::now() }
+        SpectrumFrame {
+            camera: "c".into(),
+            spectrum,
+            captured_us: t_ms * 1000,
+            width: 1,
+            height: 1,
+            pixels: Arc::new(Pixels::Gray16(vec![0])),
+            origin: "test".into(),
+            received: Instant::now(),
+        }
     }
 
     fn describe(out: &[Paired]) -> Vec<String> {
         out.iter()
             .map(|p| match p {
-                Paired::Pair { visible, thermal } => format!("V{}+T{}", visible.captured_us / 1000, thermal.captured_us / 1000),
-                Paired::Alone(f) => format!("{}{}", if f.spectrum == Spectrum::Visible { "V" } else { "T" }, f.captured_us / 1000),
+                Paired::Pair { visible, thermal } => format!(
+                    "V{}+T{}",
+                    visible.captured_us / 1000,
+                    thermal.captured_us / 1000
+                ),
+                Paired::Alone(f) => format!(
+                    "{}{}",
+                    if f.spectrum == Spectrum::Visible {
+                        "V"
+                    } else {
+                        "T"
+                    },
+                    f.captured_us / 1000
+                ),
             })
             .collect()
     }
@@ -159,21 +198,40 @@ mod tests {
     #[test]
     fn nearest_thermal_within_tolerance_wins() {
         let mut p = Pairer::new(20.0, 0.0, Duration::from_secs(1));
-        let got = run(&mut p, vec![frame(Spectrum::Visible, 100), frame(Spectrum::Thermal, 95), frame(Spectrum::Thermal, 104), frame(Spectrum::Visible, 133), frame(Spectrum::Thermal, 140)]);
+        let got = run(
+            &mut p,
+            vec![
+                frame(Spectrum::Visible, 100),
+                frame(Spectrum::Thermal, 95),
+                frame(Spectrum::Thermal, 104),
+                frame(Spectrum::Visible, 133),
+                frame(Spectrum::Thermal, 140),
+            ],
+        );
         assert_eq!(got, vec!["V100+T104", "T95", "V133+T140"]);
     }
 
     #[test]
     fn late_thermal_beyond_tolerance_leaves_both_alone() {
         let mut p = Pairer::new(20.0, 0.0, Duration::from_secs(1));
-        let got = run(&mut p, vec![frame(Spectrum::Visible, 100), frame(Spectrum::Thermal, 150), frame(Spectrum::Visible, 200)]);
+        let got = run(
+            &mut p,
+            vec![
+                frame(Spectrum::Visible, 100),
+                frame(Spectrum::Thermal, 150),
+                frame(Spectrum::Visible, 200),
+            ],
+        );
         assert_eq!(got, vec!["V100", "T150", "V200"]);
     }
 
     #[test]
     fn thermal_clock_offset_is_applied() {
         let mut p = Pairer::new(10.0, -50.0, Duration::from_secs(1));
-        let got = run(&mut p, vec![frame(Spectrum::Visible, 100), frame(Spectrum::Thermal, 152)]);
+        let got = run(
+            &mut p,
+            vec![frame(Spectrum::Visible, 100), frame(Spectrum::Thermal, 152)],
+        );
         assert_eq!(got, vec!["V100+T152"]);
     }
 
@@ -188,7 +246,15 @@ mod tests {
     #[test]
     fn a_thermal_frame_pairs_at_most_once() {
         let mut p = Pairer::new(20.0, 0.0, Duration::from_secs(1));
-        let got = run(&mut p, vec![frame(Spectrum::Visible, 100), frame(Spectrum::Visible, 110), frame(Spectrum::Thermal, 105), frame(Spectrum::Thermal, 200)]);
+        let got = run(
+            &mut p,
+            vec![
+                frame(Spectrum::Visible, 100),
+                frame(Spectrum::Visible, 110),
+                frame(Spectrum::Thermal, 105),
+                frame(Spectrum::Thermal, 200),
+            ],
+        );
         assert_eq!(got, vec!["V100+T105", "V110", "T200"]);
     }
 }

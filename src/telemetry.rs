@@ -50,7 +50,9 @@ impl Events {
 
     fn bump(&self, name: &'static str, camera: &str, label: &str) {
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        *counters.entry((name, camera.to_owned(), label.to_owned())).or_default() += 1;
+        *counters
+            .entry((name, camera.to_owned(), label.to_owned()))
+            .or_default() += 1;
     }
 
     pub fn frame_received(&self, camera: &str, spectrum: &str) {
@@ -64,7 +66,13 @@ impl Events {
             tracing::warn!(camera, reason = reason.as_str(), "frame dropped: {detail}");
         }
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        *counters.entry(("frame_dropped", camera.to_owned(), reason.as_str().to_owned())).or_default() += frames;
+        *counters
+            .entry((
+                "frame_dropped",
+                camera.to_owned(),
+                reason.as_str().to_owned(),
+            ))
+            .or_default() += frames;
     }
 
     pub fn pair_unmatched(&self, camera: &str, spectrum: &str) {
@@ -79,8 +87,13 @@ impl Events {
     /// Logs the first failure of each sink (and every 1000th), counts them all.
     pub fn sink_failed(&self, camera: &str, sink: &str, detail: &str) {
         let before = self.total("sink_failed", Some(sink));
-        if before % 1000 == 0 {
-            tracing::error!(camera, sink, failures = before + 1, "publish failed: {detail}");
+        if before.is_multiple_of(1000) {
+            tracing::error!(
+                camera,
+                sink,
+                failures = before + 1,
+                "publish failed: {detail}"
+            );
         }
         self.bump("sink_failed", camera, sink);
     }
@@ -91,12 +104,19 @@ impl Events {
 
     /// A copy of every counter, for summaries, tests and metrics.
     pub fn snapshot(&self) -> BTreeMap<CounterKey, u64> {
-        self.counters.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Sum of one event over all cameras and labels, or one label only.
     pub fn total(&self, name: &str, label: Option<&str>) -> u64 {
-        self.snapshot().iter().filter(|((n, _, l), _)| *n == name && label.is_none_or(|want| l == want)).map(|(_, v)| v).sum()
+        self.snapshot()
+            .iter()
+            .filter(|((n, _, l), _)| *n == name && label.is_none_or(|want| l == want))
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// Drops of one camera by reason.
@@ -115,8 +135,13 @@ impl Events {
 /// (stdout belongs to the landmark JSON lines).
 pub fn init_logging(config: &LogConfig) {
     // ONNX Runtime logs every graph transformation at info: keep it to warnings by default.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SPECTRALD_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("ort=warn,{}", config.level)));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("SPECTRALD_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("ort=warn,{}", config.level))
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match config.format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -25,7 +25,8 @@ pub fn percentile_range(values: &[u16], low_pct: f32, high_pct: f32) -> (f32, f3
         histogram[v as usize] += 1;
     }
     let n = values.len();
-    let rank = |pct: f32| -> usize { ((pct as f64 / 100.0 * (n - 1) as f64).round() as usize).min(n - 1) };
+    let rank =
+        |pct: f32| -> usize { ((pct as f64 / 100.0 * (n - 1) as f64).round() as usize).min(n - 1) };
     let value_at = |wanted: usize| -> f32 {
         let mut seen = 0usize;
         for (value, count) in histogram.iter().enumerate() {

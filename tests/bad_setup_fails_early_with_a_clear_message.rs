@@ -6,8 +6,15 @@ use std::process::Command;
 use common::*;
 
 fn spectrald(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_spectrald")).args(args).output().expect("run spectrald");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_spectrald"))
+        .args(args)
+        .output()
+        .expect("run spectrald");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
@@ -19,16 +26,26 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
 #[test]
 fn unknown_config_key_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write(dir.path(), "c.toml", "[queues]\ncapacity = 4\nwhen_ful = \"block\"\n");
+    let config = write(
+        dir.path(),
+        "c.toml",
+        "[queues]\ncapacity = 4\nwhen_ful = \"block\"\n",
+    );
     let (code, _, stderr) = spectrald(&["check-config", &config]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("when_ful") && stderr.contains("c.toml"), "{stderr}");
+    assert!(
+        stderr.contains("when_ful") && stderr.contains("c.toml"),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }
 
 #[test]
 fn shipped_config_is_valid() {
-    let (code, stdout, stderr) = spectrald(&["check-config", &repo().join("config.toml").display().to_string()]);
+    let (code, stdout, stderr) = spectrald(&[
+        "check-config",
+        &repo().join("config.toml").display().to_string(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("OK"));
 }
@@ -38,15 +55,26 @@ fn missing_session_folder_is_named() {
     let (code, stdout, stderr) = spectrald(&["replay", "/nonexistent/session"]);
     assert_eq!(code, 2);
     assert!(stdout.is_empty());
-    assert!(stderr.contains("/nonexistent/session") && stderr.contains("not a folder"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/session") && stderr.contains("not a folder"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn missing_model_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (code, _, stderr) = spectrald(&["replay", &fixture_session().display().to_string(), "--models-dir", &dir.path().display().to_string()]);
+    let (code, _, stderr) = spectrald(&[
+        "replay",
+        &fixture_session().display().to_string(),
+        "--models-dir",
+        &dir.path().display().to_string(),
+    ]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("dmsl-boundary-lite.json") && stderr.contains("spectrald models"), "{stderr}");
+    assert!(
+        stderr.contains("dmsl-boundary-lite.json") && stderr.contains("spectrald models"),
+        "{stderr}"
+    );
 }
 
 /// A models folder with the random fixture models and a manifest edited by `edit`.
@@ -55,12 +83,23 @@ fn models_with(edit: impl Fn(&mut serde_json::Value)) -> tempfile::TempDir {
     let src = repo().join("tests/fixtures/models");
     for kind in ["boundary", "landmark"] {
         let name = format!("dmsl-{kind}-tiny-random");
-        std::fs::copy(src.join(format!("{name}.onnx")), dir.path().join(format!("{name}.onnx"))).expect("copy onnx");
-        let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src.join(format!("{name}.json"))).expect("manifest")).expect("json");
+        std::fs::copy(
+            src.join(format!("{name}.onnx")),
+            dir.path().join(format!("{name}.onnx")),
+        )
+        .expect("copy onnx");
+        let mut manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(src.join(format!("{name}.json"))).expect("manifest"),
+        )
+        .expect("json");
         if kind == "boundary" {
             edit(&mut manifest);
         }
-        std::fs::write(dir.path().join(format!("dmsl-{kind}-lite.json")), manifest.to_string()).expect("write manifest");
+        std::fs::write(
+            dir.path().join(format!("dmsl-{kind}-lite.json")),
+            manifest.to_string(),
+        )
+        .expect("write manifest");
     }
     dir
 }
@@ -68,24 +107,52 @@ fn models_with(edit: impl Fn(&mut serde_json::Value)) -> tempfile::TempDir {
 #[test]
 fn model_with_wrong_input_shape_is_rejected() {
     let models = models_with(|m| m["input"]["shape"] = serde_json::json!([-1, 1, 64, 64]));
-    let (code, _, stderr) = spectrald(&["replay", &fixture_session().display().to_string(), "--models-dir", &models.path().display().to_string(), "--backend", "ort"]);
+    let (code, _, stderr) = spectrald(&[
+        "replay",
+        &fixture_session().display().to_string(),
+        "--models-dir",
+        &models.path().display().to_string(),
+        "--backend",
+        "ort",
+    ]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("input image shape") && stderr.contains("[-1, 1, 64, 64]") && stderr.contains(".onnx"), "{stderr}");
+    assert!(
+        stderr.contains("input image shape")
+            && stderr.contains("[-1, 1, 64, 64]")
+            && stderr.contains(".onnx"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn model_file_that_changed_is_rejected() {
     let models = models_with(|m| m["sha256"] = serde_json::json!("0".repeat(64)));
-    let (code, _, stderr) = spectrald(&["replay", &fixture_session().display().to_string(), "--models-dir", &models.path().display().to_string()]);
+    let (code, _, stderr) = spectrald(&[
+        "replay",
+        &fixture_session().display().to_string(),
+        "--models-dir",
+        &models.path().display().to_string(),
+    ]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("sha256") && stderr.contains("dmsl-boundary-tiny-random.onnx"), "{stderr}");
+    assert!(
+        stderr.contains("sha256") && stderr.contains("dmsl-boundary-tiny-random.onnx"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn models_command_verifies_checksums() {
-    let (code, stdout, _) = spectrald(&["models", "--dir", &repo().join("tests/fixtures/models").display().to_string()]);
+    let (code, stdout, _) = spectrald(&[
+        "models",
+        "--dir",
+        &repo().join("tests/fixtures/models").display().to_string(),
+    ]);
     assert_eq!(code, 0);
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok")).count(), 2, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok")).count(),
+        2,
+        "{stdout}"
+    );
     let models = models_with(|m| m["sha256"] = serde_json::json!("0".repeat(64)));
     let (code, stdout, _) = spectrald(&["models", "--dir", &models.path().display().to_string()]);
     assert_eq!(code, 1);

@@ -5,21 +5,30 @@ mod common;
 use common::*;
 
 fn validator() -> jsonschema::Validator {
-    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo().join("schema/landmarks-v1.json")).expect("schema file")).expect("schema JSON");
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("schema/landmarks-v1.json")).expect("schema file"),
+    )
+    .expect("schema JSON");
     jsonschema::validator_for(&schema).expect("valid schema")
 }
 
 fn assert_all_valid(records: &[serde_json::Value]) {
     let validator = validator();
     for record in records {
-        let errors: Vec<String> = validator.iter_errors(record).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(record)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{record}\n{errors:?}");
     }
 }
 
 #[test]
 fn output_matches_json_schema() {
-    let run = run(&replay_config(&fixture_session(), random_models()), MemorySink::default());
+    let run = run(
+        &replay_config(&fixture_session(), random_models()),
+        MemorySink::default(),
+    );
     assert_eq!(run.records.len(), 24);
     assert_all_valid(&run.records);
 }
@@ -29,9 +38,16 @@ fn single_spectrum_and_drop_records_match_json_schema() {
     let dir = copy_session();
     shift_timestamp(dir.path(), "thermal/000002.png", 40_000);
     std::fs::write(dir.path().join("visible/000009.jpg"), b"garbage").expect("corrupt");
-    let run = run(&replay_config(dir.path(), random_models()), MemorySink::default());
+    let run = run(
+        &replay_config(dir.path(), random_models()),
+        MemorySink::default(),
+    );
     assert!(run.records.iter().any(|r| r["pair_skew_ms"].is_null()));
-    assert!(run.records.iter().any(|r| r["drops_since_last"]["decode_failed"].as_u64() == Some(1)));
+    assert!(
+        run.records
+            .iter()
+            .any(|r| r["drops_since_last"]["decode_failed"].as_u64() == Some(1))
+    );
     assert_all_valid(&run.records);
 }
 
@@ -43,5 +59,8 @@ fn schema_rejects_a_record_without_landmarks_or_error() {
         "models": {"boundary": {"name": "b", "sha256": "0".repeat(64)}, "landmark": {"name": "l", "sha256": "0".repeat(64)}},
         "latency_ms": {"total": 1.0}, "drops_since_last": {}
     });
-    assert!(!validator().is_valid(&bad), "the schema must not accept an empty spectrum");
+    assert!(
+        !validator().is_valid(&bad),
+        "the schema must not accept an empty spectrum"
+    );
 }

@@ -10,7 +10,11 @@ fn replay_is_lossless() {
     assert_eq!(run.records.len(), 24, "24 pairs in the fixture");
     assert_eq!(sequences(&run.records), (0..24).collect::<Vec<u64>>());
     for r in &run.records {
-        assert!(r["spectra"]["visible"]["landmarks"].is_array() && r["spectra"]["thermal"]["landmarks"].is_array(), "{r}");
+        assert!(
+            r["spectra"]["visible"]["landmarks"].is_array()
+                && r["spectra"]["thermal"]["landmarks"].is_array(),
+            "{r}"
+        );
         assert!((r["pair_skew_ms"].as_f64().unwrap_or(-1.0) - 4.0).abs() < 1e-9);
     }
     assert_eq!(run.summary.frames_in, 48);

@@ -30,20 +30,53 @@ fn sigterm_drains_pipeline() {
         .expect("spawn spectrald");
     // Recorded pace is ~12 pairs/s and the session loops: stop it mid-stream.
     std::thread::sleep(Duration::from_millis(2500));
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let started = Instant::now();
     let mut stdout = String::new();
-    child.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("read stdout");
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read stdout");
     let mut stderr = String::new();
-    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read stderr");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
     let exit = child.wait().expect("wait");
-    assert!(started.elapsed() < Duration::from_secs(10), "drained promptly");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "drained promptly"
+    );
     assert!(exit.success(), "exit status {exit:?}; stderr: {stderr}");
-    let records: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
-    assert!(records.len() >= 10, "ran for a while: {} records", records.len());
-    assert_eq!(sequences(&records), (0..records.len() as u64).collect::<Vec<_>>(), "each pair once, in order");
-    let summary = stderr.lines().find(|l| l.contains("summary:")).unwrap_or_else(|| panic!("summary line in: {stderr}"));
-    assert!(summary.contains(&format!("published {}", records.len())), "{summary}");
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert!(
+        records.len() >= 10,
+        "ran for a while: {} records",
+        records.len()
+    );
+    assert_eq!(
+        sequences(&records),
+        (0..records.len() as u64).collect::<Vec<_>>(),
+        "each pair once, in order"
+    );
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains("summary:"))
+        .unwrap_or_else(|| panic!("summary line in: {stderr}"));
+    assert!(
+        summary.contains(&format!("published {}", records.len())),
+        "{summary}"
+    );
     assert!(summary.contains("dropped 0"), "{summary}");
 }

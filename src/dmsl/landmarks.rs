@@ -34,7 +34,9 @@ pub fn nme(predicted: &[[f32; 2]], truth: &[[f32; 2]]) -> Option<f64> {
     if predicted.len() != LANDMARK_COUNT || truth.len() != LANDMARK_COUNT {
         return None;
     }
-    let dist = |a: [f32; 2], b: [f32; 2]| (((a[0] - b[0]) as f64).powi(2) + ((a[1] - b[1]) as f64).powi(2)).sqrt();
+    let dist = |a: [f32; 2], b: [f32; 2]| {
+        (((a[0] - b[0]) as f64).powi(2) + ((a[1] - b[1]) as f64).powi(2)).sqrt()
+    };
     let interocular = dist(truth[36], truth[45]);
     if interocular <= f64::EPSILON {
         return None;

@@ -8,5 +8,8 @@
 mod landmarks;
 mod preprocess;
 
-pub use landmarks::{landmark_mask, nme, LANDMARK_COUNT};
-pub use preprocess::{blackout, box_score, gray_from_rgb8, gray_from_thermal, letterbox, Letterbox, BLACKOUT_MARGIN, CANVAS};
+pub use landmarks::{LANDMARK_COUNT, landmark_mask, nme};
+pub use preprocess::{
+    BLACKOUT_MARGIN, CANVAS, Letterbox, blackout, box_score, gray_from_rgb8, gray_from_thermal,
+    letterbox,
+};

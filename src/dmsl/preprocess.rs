@@ -23,7 +23,11 @@ const LUMA: [f32; 3] = [0.299, 0.587, 0.114];
 /// 8-bit RGB → grey in [0, 1].
 pub fn gray_from_rgb8(rgb: &[u8]) -> Vec<F32> {
     rgb.chunks_exact(3)
-        .map(|p| F32::new((LUMA[0] * p[0] as f32 + LUMA[1] * p[1] as f32 + LUMA[2] * p[2] as f32) / 255.0))
+        .map(|p| {
+            F32::new(
+                (LUMA[0] * p[0] as f32 + LUMA[1] * p[1] as f32 + LUMA[2] * p[2] as f32) / 255.0,
+            )
+        })
         .collect()
 }
 
@@ -31,7 +35,10 @@ pub fn gray_from_rgb8(rgb: &[u8]) -> Vec<F32> {
 pub fn gray_from_thermal(values: &[u16], normalization: ThermalNormalization) -> Vec<F32> {
     let (low, high) = thermal::normalization_range(values, normalization);
     let span = high - low;
-    values.iter().map(|&v| F32::new(((v as f32 - low) / span).clamp(0.0, 1.0))).collect()
+    values
+        .iter()
+        .map(|&v| F32::new(((v as f32 - low) / span).clamp(0.0, 1.0)))
+        .collect()
 }
 
 /// How a source image sits on the canvas: scaled so its longer side is 128, centred.
@@ -50,7 +57,14 @@ impl Letterbox {
         let scale = CANVAS as f64 / w.max(h) as f64;
         let side = |v: u32| ((v as f64 * scale).round() as u32).clamp(1, CANVAS as u32);
         let (new_w, new_h) = (side(w), side(h));
-        Letterbox { src_w: w, src_h: h, new_w, new_h, pad_x: (CANVAS as u32 - new_w) / 2, pad_y: (CANVAS as u32 - new_h) / 2 }
+        Letterbox {
+            src_w: w,
+            src_h: h,
+            new_w,
+            new_h,
+            pad_x: (CANVAS as u32 - new_w) / 2,
+            pad_y: (CANVAS as u32 - new_h) / 2,
+        }
     }
 
     /// Normalised canvas point → 0-based pixel-centre source coordinates.
@@ -82,13 +96,24 @@ pub struct ResizeFailed {
 }
 
 /// Grey image → 128x128 canvas (bilinear convolution, as Pillow's BILINEAR) and its letterbox.
-pub fn letterbox(gray: &[F32], width: u32, height: u32, resizer: &mut Resizer) -> Result<(Vec<f32>, Letterbox), ResizeFailed> {
-    let fail = |message: String| ResizeFailed { width, height, message };
+pub fn letterbox(
+    gray: &[F32],
+    width: u32,
+    height: u32,
+    resizer: &mut Resizer,
+) -> Result<(Vec<f32>, Letterbox), ResizeFailed> {
+    let fail = |message: String| ResizeFailed {
+        width,
+        height,
+        message,
+    };
     let lb = Letterbox::for_size(width, height);
     let src = TypedImageRef::new(width, height, gray).map_err(|e| fail(e.to_string()))?;
     let mut dst = TypedImage::<F32>::new(lb.new_w, lb.new_h);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-    resizer.resize_typed(&src, &mut dst, &options).map_err(|e| fail(e.to_string()))?;
+    resizer
+        .resize_typed(&src, &mut dst, &options)
+        .map_err(|e| fail(e.to_string()))?;
     let mut canvas = vec![0.0f32; CANVAS * CANVAS];
     for (row, pixels) in dst.pixels().chunks_exact(lb.new_w as usize).enumerate() {
         let start = (row + lb.pad_y as usize) * CANVAS + lb.pad_x as usize;
@@ -151,15 +176,35 @@ mod tests {
         assert_eq!((lb.new_w, lb.new_h, lb.pad_x, lb.pad_y), (128, 96, 0, 16));
         // The canvas centre is the source centre (continuous 320, 240 → pixel 319.5, 239.5).
         assert_eq!(lb.to_source_pixel(0.5, 0.5), [319.5, 239.5]);
-        let b = lb.to_source_box(BoundingBox { x: 0.25, y: 52.0 / 128.0, w: 0.5, h: 0.375 });
-        assert!((b.x - 160.0).abs() < 1e-3 && (b.y - 180.0).abs() < 1e-3, "{b:?}");
-        assert!((b.w - 320.0).abs() < 1e-3 && (b.h - 240.0).abs() < 1e-3, "{b:?}");
+        let b = lb.to_source_box(BoundingBox {
+            x: 0.25,
+            y: 52.0 / 128.0,
+            w: 0.5,
+            h: 0.375,
+        });
+        assert!(
+            (b.x - 160.0).abs() < 1e-3 && (b.y - 180.0).abs() < 1e-3,
+            "{b:?}"
+        );
+        assert!(
+            (b.w - 320.0).abs() < 1e-3 && (b.h - 240.0).abs() < 1e-3,
+            "{b:?}"
+        );
     }
 
     #[test]
     fn blackout_keeps_only_the_grown_box() {
         let mut canvas = vec![1.0f32; CANVAS * CANVAS];
-        blackout(&mut canvas, BoundingBox { x: 0.25, y: 0.25, w: 0.5, h: 0.5 }, 0.0);
+        blackout(
+            &mut canvas,
+            BoundingBox {
+                x: 0.25,
+                y: 0.25,
+                w: 0.5,
+                h: 0.5,
+            },
+            0.0,
+        );
         let kept: f32 = canvas.iter().sum();
         assert_eq!(kept, 64.0 * 64.0);
         assert_eq!(canvas[0], 0.0);
@@ -169,13 +214,30 @@ mod tests {
     #[test]
     fn box_score_is_mean_inside_box() {
         let mut mask = vec![0.0f32; CANVAS * CANVAS];
-        blackout(&mut mask, BoundingBox { x: 0.0, y: 0.0, w: 1.0, h: 1.0 }, 0.0);
+        blackout(
+            &mut mask,
+            BoundingBox {
+                x: 0.0,
+                y: 0.0,
+                w: 1.0,
+                h: 1.0,
+            },
+            0.0,
+        );
         for row in 32..96 {
             for col in 32..96 {
                 mask[row * CANVAS + col] = 0.8;
             }
         }
-        let s = box_score(&mask, BoundingBox { x: 0.25, y: 0.25, w: 0.5, h: 0.5 });
+        let s = box_score(
+            &mask,
+            BoundingBox {
+                x: 0.25,
+                y: 0.25,
+                w: 0.5,
+                h: 0.5,
+            },
+        );
         assert!((s - 0.8).abs() < 1e-6);
     }
 }

@@ -17,7 +17,11 @@ pub struct TensorSpec {
 impl TensorSpec {
     /// Values per batch item (product of the non-batch dimensions).
     pub fn item_len(&self) -> usize {
-        self.shape.iter().skip(1).map(|d| (*d).max(1) as usize).product()
+        self.shape
+            .iter()
+            .skip(1)
+            .map(|d| (*d).max(1) as usize)
+            .product()
     }
 }
 
@@ -50,26 +54,45 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn read(path: &Path) -> Result<Manifest, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|_| ModelError::Missing { path: path.to_owned() })?;
-        let mut manifest: Manifest = serde_json::from_str(&text).map_err(|e| ModelError::BadManifest { path: path.to_owned(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|_| ModelError::Missing {
+            path: path.to_owned(),
+        })?;
+        let mut manifest: Manifest =
+            serde_json::from_str(&text).map_err(|e| ModelError::BadManifest {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
         manifest.path = path.to_owned();
-        let bad = |message: String| ModelError::BadManifest { path: path.to_owned(), message };
+        let bad = |message: String| ModelError::BadManifest {
+            path: path.to_owned(),
+            message,
+        };
         if manifest.outputs.is_empty() {
             return Err(bad("lists no outputs".into()));
         }
         if manifest.input.shape.len() != 4 || manifest.input.shape[0] != -1 {
-            return Err(bad(format!("input shape {:?} is not [-1, C, H, W] (dynamic batch first)", manifest.input.shape)));
+            return Err(bad(format!(
+                "input shape {:?} is not [-1, C, H, W] (dynamic batch first)",
+                manifest.input.shape
+            )));
         }
         Ok(manifest)
     }
 
     pub fn onnx_path(&self) -> PathBuf {
-        self.path.parent().unwrap_or(Path::new(".")).join(&self.file)
+        self.path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&self.file)
     }
 
     /// Short id for outputs and logs: name and the first 12 hex digits of the sha256.
     pub fn id(&self) -> String {
-        format!("{}@{}", self.name, &self.sha256[..self.sha256.len().min(12)])
+        format!(
+            "{}@{}",
+            self.name,
+            &self.sha256[..self.sha256.len().min(12)]
+        )
     }
 
     pub fn verify_checksum(&self) -> Result<(), ModelError> {
@@ -77,28 +100,52 @@ impl Manifest {
         let bytes = std::fs::read(&path).map_err(|_| ModelError::Missing { path: path.clone() })?;
         let got = hex(&Sha256::digest(&bytes));
         if !got.eq_ignore_ascii_case(&self.sha256) {
-            return Err(ModelError::Checksum { path, got, want: self.sha256.clone() });
+            return Err(ModelError::Checksum {
+                path,
+                got,
+                want: self.sha256.clone(),
+            });
         }
         Ok(())
     }
 
     /// Compares a graph's inputs/outputs with the manifest: names always, shapes where the
     /// backend knows them (`None`: unknown before optimisation). Dynamic dims are -1.
-    pub fn check_graph(&self, inputs: &[GraphTensor], outputs: &[GraphTensor]) -> Result<(), ModelError> {
+    pub fn check_graph(
+        &self,
+        inputs: &[GraphTensor],
+        outputs: &[GraphTensor],
+    ) -> Result<(), ModelError> {
         let path = self.onnx_path();
-        let mismatch = |what: String, got: String, want: String| ModelError::GraphMismatch { path: path.clone(), what, got, want };
+        let mismatch = |what: String, got: String, want: String| ModelError::GraphMismatch {
+            path: path.clone(),
+            what,
+            got,
+            want,
+        };
         let want_outputs: Vec<&TensorSpec> = self.outputs.iter().collect();
-        for (kind, got, want) in [("input", inputs, vec![&self.input]), ("output", outputs, want_outputs)] {
+        for (kind, got, want) in [
+            ("input", inputs, vec![&self.input]),
+            ("output", outputs, want_outputs),
+        ] {
             let got_names: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
             let want_names: Vec<&str> = want.iter().map(|w| w.name.as_str()).collect();
             if got_names != want_names {
-                return Err(mismatch(format!("{kind} names"), got_names.join(", "), want_names.join(", ")));
+                return Err(mismatch(
+                    format!("{kind} names"),
+                    got_names.join(", "),
+                    want_names.join(", "),
+                ));
             }
             for (g, w) in got.iter().zip(&want) {
-                if let Some(shape) = &g.1 {
-                    if *shape != w.shape {
-                        return Err(mismatch(format!("{kind} {} shape", g.0), format!("{shape:?}"), format!("{:?}", w.shape)));
-                    }
+                if let Some(shape) = &g.1
+                    && *shape != w.shape
+                {
+                    return Err(mismatch(
+                        format!("{kind} {} shape", g.0),
+                        format!("{shape:?}"),
+                        format!("{:?}", w.shape),
+                    ));
                 }
             }
         }

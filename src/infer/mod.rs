@@ -22,28 +22,61 @@ pub enum ModelError {
     Missing { path: PathBuf },
     #[error("model manifest {path}: {message}")]
     BadManifest { path: PathBuf, message: String },
-    #[error("model file {path}: sha256 is {got}, the manifest says {want}; the file changed or is corrupt, re-export it or update the manifest")]
-    Checksum { path: PathBuf, got: String, want: String },
+    #[error(
+        "model file {path}: sha256 is {got}, the manifest says {want}; the file changed or is corrupt, re-export it or update the manifest"
+    )]
+    Checksum {
+        path: PathBuf,
+        got: String,
+        want: String,
+    },
     #[error("model file {path}: {what} is {got}, the manifest says {want}")]
-    GraphMismatch { path: PathBuf, what: String, got: String, want: String },
+    GraphMismatch {
+        path: PathBuf,
+        what: String,
+        got: String,
+        want: String,
+    },
     #[error("model file {path}: {backend} could not load it: {message}")]
-    Load { path: PathBuf, backend: &'static str, message: String },
+    Load {
+        path: PathBuf,
+        backend: &'static str,
+        message: String,
+    },
     #[error("ONNX Runtime is not available: {0}")]
     OrtUnavailable(String),
-    #[error("backend \"tract\" was not compiled in; rebuild with `--features tract` or use backend = \"ort\"")]
+    #[error(
+        "backend \"tract\" was not compiled in; rebuild with `--features tract` or use backend = \"ort\""
+    )]
     TractNotBuilt,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
     #[error("{model}: {backend} failed: {message}")]
-    Backend { model: String, backend: &'static str, message: String },
+    Backend {
+        model: String,
+        backend: &'static str,
+        message: String,
+    },
     #[error("{model}: output {output} has {got} values, expected {want}")]
-    OutputSize { model: String, output: String, got: usize, want: usize },
-    #[error("{model}: output {output} is not finite (NaN or infinity); the input was probably corrupt")]
+    OutputSize {
+        model: String,
+        output: String,
+        got: usize,
+        want: usize,
+    },
+    #[error(
+        "{model}: output {output} is not finite (NaN or infinity); the input was probably corrupt"
+    )]
     NotFinite { model: String, output: String },
     #[error("{model}: input has {got} values, expected {want} for a batch of {batch}")]
-    InputSize { model: String, got: usize, want: usize, batch: usize },
+    InputSize {
+        model: String,
+        got: usize,
+        want: usize,
+        batch: usize,
+    },
 }
 
 /// Runs one loaded ONNX graph. Outputs come back flattened, in manifest order.
@@ -87,16 +120,36 @@ impl Model {
         let model = || self.manifest.name.clone();
         let want = self.input_len() * batch;
         if input.len() != want {
-            return Err(InferError::InputSize { model: model(), got: input.len(), want, batch });
+            return Err(InferError::InputSize {
+                model: model(),
+                got: input.len(),
+                want,
+                batch,
+            });
         }
-        let outputs = self.backend.run(input, batch).map_err(|message| InferError::Backend { model: model(), backend: self.backend.name(), message })?;
+        let outputs = self
+            .backend
+            .run(input, batch)
+            .map_err(|message| InferError::Backend {
+                model: model(),
+                backend: self.backend.name(),
+                message,
+            })?;
         for (spec, values) in self.manifest.outputs.iter().zip(&outputs) {
             let want = spec.item_len() * batch;
             if values.len() != want {
-                return Err(InferError::OutputSize { model: model(), output: spec.name.clone(), got: values.len(), want });
+                return Err(InferError::OutputSize {
+                    model: model(),
+                    output: spec.name.clone(),
+                    got: values.len(),
+                    want,
+                });
             }
             if values.iter().any(|v| !v.is_finite()) {
-                return Err(InferError::NotFinite { model: model(), output: spec.name.clone() });
+                return Err(InferError::NotFinite {
+                    model: model(),
+                    output: spec.name.clone(),
+                });
             }
         }
         Ok(outputs)
@@ -121,15 +174,24 @@ pub fn resolve_backend(config: &ModelsConfig) -> Result<BackendKind, ModelError>
             Ok(BackendKind::Ort)
         }
         BackendKind::Tract => {
-            if cfg!(feature = "tract") { Ok(BackendKind::Tract) } else { Err(ModelError::TractNotBuilt) }
+            if cfg!(feature = "tract") {
+                Ok(BackendKind::Tract)
+            } else {
+                Err(ModelError::TractNotBuilt)
+            }
         }
         BackendKind::Auto => match ort_backend::ensure_initialized(config.ort_library.as_deref()) {
             Ok(path) => {
-                log_once(&format!("backend auto: using ONNX Runtime from {}", path.display()));
+                log_once(&format!(
+                    "backend auto: using ONNX Runtime from {}",
+                    path.display()
+                ));
                 Ok(BackendKind::Ort)
             }
             Err(e) if cfg!(feature = "tract") => {
-                log_once(&format!("backend auto: using tract (pure Rust) because {e}"));
+                log_once(&format!(
+                    "backend auto: using tract (pure Rust) because {e}"
+                ));
                 Ok(BackendKind::Tract)
             }
             Err(e) => Err(e),

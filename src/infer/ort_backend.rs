@@ -34,7 +34,14 @@ fn candidates(configured: Option<&Path>) -> Vec<PathBuf> {
     for root in roots {
         let dir = root.join(".cache/onnxruntime/lib");
         if let Ok(entries) = std::fs::read_dir(&dir) {
-            let mut libs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so"))).collect();
+            let mut libs: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so"))
+                })
+                .collect();
             libs.sort();
             out.extend(libs);
         }
@@ -73,26 +80,49 @@ pub struct OrtBackend {
 impl OrtBackend {
     pub fn open(manifest: &Manifest, threads: usize) -> Result<OrtBackend, ModelError> {
         let path = manifest.onnx_path();
-        let load = |message: String| ModelError::Load { path: path.clone(), backend: "ort", message };
+        let load = |message: String| ModelError::Load {
+            path: path.clone(),
+            backend: "ort",
+            message,
+        };
         let env = match ENVIRONMENT.get() {
             Some(Ok((env, _))) => env,
             _ => return Err(ModelError::OrtUnavailable("not initialised".into())),
         };
         let session = Session::builder(env)
-            .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
+            .and_then(|b| {
+                b.with_optimization_level(GraphOptimizationLevel::Level3)
+                    .map_err(Into::into)
+            })
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
             .and_then(|b| b.with_intra_op_spinning(false).map_err(Into::into))
             .and_then(|mut b| b.commit_from_file(&path))
             .map_err(|e| load(e.to_string()))?;
         let describe = |outlets: &[ort::value::Outlet]| -> Vec<GraphTensor> {
-            outlets.iter().map(|o| (o.name().to_string(), o.dtype().tensor_shape().map(|s| s.iter().map(|d| if *d < 0 { -1 } else { *d }).collect()))).collect()
+            outlets
+                .iter()
+                .map(|o| {
+                    (
+                        o.name().to_string(),
+                        o.dtype()
+                            .tensor_shape()
+                            .map(|s| s.iter().map(|d| if *d < 0 { -1 } else { *d }).collect()),
+                    )
+                })
+                .collect()
         };
         manifest.check_graph(&describe(session.inputs()), &describe(session.outputs()))?;
         Ok(OrtBackend {
             input: manifest.input.name.clone(),
             outputs: manifest.outputs.iter().map(|o| o.name.clone()).collect(),
-            item_shape: manifest.input.shape.iter().skip(1).map(|d| *d as usize).collect(),
+            item_shape: manifest
+                .input
+                .shape
+                .iter()
+                .skip(1)
+                .map(|d| *d as usize)
+                .collect(),
             session,
         })
     }
@@ -103,11 +133,18 @@ impl Backend for OrtBackend {
         let mut shape = vec![batch];
         shape.extend(&self.item_shape);
         let tensor = TensorRef::from_array_view((shape, input)).map_err(|e| e.to_string())?;
-        let results = self.session.run(ort::inputs![self.input.as_str() => tensor]).map_err(|e| e.to_string())?;
+        let results = self
+            .session
+            .run(ort::inputs![self.input.as_str() => tensor])
+            .map_err(|e| e.to_string())?;
         let mut out = Vec::with_capacity(self.outputs.len());
         for name in &self.outputs {
-            let value = results.get(name).ok_or_else(|| format!("output {name} missing from the results"))?;
-            let (_, data) = value.try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+            let value = results
+                .get(name)
+                .ok_or_else(|| format!("output {name} missing from the results"))?;
+            let (_, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| e.to_string())?;
             out.push(data.to_vec());
         }
         Ok(out)

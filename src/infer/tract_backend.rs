@@ -23,14 +23,44 @@ pub struct TractBackend {
 impl TractBackend {
     pub fn open(manifest: &Manifest) -> Result<TractBackend, ModelError> {
         let path = manifest.onnx_path();
-        let load = |message: String| ModelError::Load { path: path.clone(), backend: "tract", message };
-        let model = tract_onnx::onnx().model_for_path(&path).map_err(|e| load(e.to_string()))?;
+        let load = |message: String| ModelError::Load {
+            path: path.clone(),
+            backend: "tract",
+            message,
+        };
+        let model = tract_onnx::onnx()
+            .model_for_path(&path)
+            .map_err(|e| load(e.to_string()))?;
         // ONNX tensor names are the outlet labels; shapes are checked per optimised plan.
-        let names = |outlets: &[OutletId]| -> Vec<GraphTensor> { outlets.iter().map(|o| (model.outlet_label(*o).unwrap_or(&model.node(o.node).name).to_string(), None)).collect() };
+        let names = |outlets: &[OutletId]| -> Vec<GraphTensor> {
+            outlets
+                .iter()
+                .map(|o| {
+                    (
+                        model
+                            .outlet_label(*o)
+                            .unwrap_or(&model.node(o.node).name)
+                            .to_string(),
+                        None,
+                    )
+                })
+                .collect()
+        };
         let inputs = names(model.input_outlets().map_err(|e| load(e.to_string()))?);
         let outputs = names(model.output_outlets().map_err(|e| load(e.to_string()))?);
         manifest.check_graph(&inputs, &outputs)?;
-        let mut backend = TractBackend { model, plans: HashMap::new(), item_shape: manifest.input.shape.iter().skip(1).map(|d| *d as usize).collect(), path: path.clone() };
+        let mut backend = TractBackend {
+            model,
+            plans: HashMap::new(),
+            item_shape: manifest
+                .input
+                .shape
+                .iter()
+                .skip(1)
+                .map(|d| *d as usize)
+                .collect(),
+            path: path.clone(),
+        };
         // Optimise batch 1 now so a graph tract cannot run fails at startup, not mid-stream.
         backend.plan(1).map_err(load)?;
         Ok(backend)
@@ -61,7 +91,14 @@ impl Backend for TractBackend {
         shape.extend(&self.item_shape);
         let tensor = Tensor::from_shape(&shape, input).map_err(|e| e.to_string())?;
         let results = plan.run(tvec!(tensor.into())).map_err(|e| e.to_string())?;
-        results.iter().map(|t| t.to_plain_array_view::<f32>().map(|a| a.iter().copied().collect()).map_err(|e| e.to_string())).collect()
+        results
+            .iter()
+            .map(|t| {
+                t.to_plain_array_view::<f32>()
+                    .map(|a| a.iter().copied().collect())
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
     }
 
     fn name(&self) -> &'static str {

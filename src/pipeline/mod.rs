@@ -33,9 +33,17 @@ pub enum PipelineError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error("model {model} ({path}) is not a DMSL {task} model: it needs an output named {output}")]
-    WrongTask { model: String, path: String, task: &'static str, output: &'static str },
+    WrongTask {
+        model: String,
+        path: String,
+        task: &'static str,
+        output: &'static str,
+    },
     #[error("cannot start thread {name}: {source}")]
-    Spawn { name: String, source: std::io::Error },
+    Spawn {
+        name: String,
+        source: std::io::Error,
+    },
 }
 
 /// What a run did, for the exit summary line and tests.
@@ -52,12 +60,24 @@ pub struct Summary {
 
 impl Summary {
     pub fn pairs_per_second(&self) -> f64 {
-        if self.seconds > 0.0 { self.published as f64 / self.seconds } else { 0.0 }
+        if self.seconds > 0.0 {
+            self.published as f64 / self.seconds
+        } else {
+            0.0
+        }
     }
 
     pub fn line(&self) -> String {
-        let dropped: Vec<String> = self.dropped.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let latency = self.latency.percentiles("total").map(|(p50, p99)| format!(", latency p50 {p50:.1} ms p99 {p99:.1} ms")).unwrap_or_default();
+        let dropped: Vec<String> = self
+            .dropped
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let latency = self
+            .latency
+            .percentiles("total")
+            .map(|(p50, p99)| format!(", latency p50 {p50:.1} ms p99 {p99:.1} ms"))
+            .unwrap_or_default();
         format!(
             "summary: frames in {}, published {}, dropped {} [{}], unmatched {}, inference failed {}, {:.1} pairs/s over {:.2} s{}",
             self.frames_in,
@@ -84,29 +104,57 @@ pub struct Pipeline {
     pub landmark_backend: &'static str,
 }
 
-fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<JoinHandle<T>, PipelineError> {
-    std::thread::Builder::new().name(name.to_owned()).spawn(f).map_err(|source| PipelineError::Spawn { name: name.to_owned(), source })
+fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>, PipelineError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .map_err(|source| PipelineError::Spawn {
+            name: name.to_owned(),
+            source,
+        })
 }
 
 fn model_id(model: &Model) -> ModelId {
-    ModelId { name: model.manifest.name.clone(), sha256: model.manifest.sha256.clone() }
+    ModelId {
+        name: model.manifest.name.clone(),
+        sha256: model.manifest.sha256.clone(),
+    }
 }
 
-fn output_index(model: &Model, task: &'static str, output: &'static str) -> Result<usize, PipelineError> {
-    model.manifest.outputs.iter().position(|o| o.name == output).ok_or_else(|| PipelineError::WrongTask {
-        model: model.manifest.name.clone(),
-        path: model.manifest.path.display().to_string(),
-        task,
-        output,
-    })
+fn output_index(
+    model: &Model,
+    task: &'static str,
+    output: &'static str,
+) -> Result<usize, PipelineError> {
+    model
+        .manifest
+        .outputs
+        .iter()
+        .position(|o| o.name == output)
+        .ok_or_else(|| PipelineError::WrongTask {
+            model: model.manifest.name.clone(),
+            path: model.manifest.path.display().to_string(),
+            task,
+            output,
+        })
 }
 
 impl Pipeline {
     /// Loads the models, opens the sources and starts every thread. Everything that can be
     /// wrong with the setup fails here, before the first frame.
-    pub fn start(config: &Config, sinks: Vec<Box<dyn Sink>>, events: Arc<Events>, stop: Arc<AtomicBool>) -> Result<Pipeline, PipelineError> {
-        let boundary_model = Model::load(&config.models.dir, &config.models.boundary, &config.models)?;
-        let landmark_model = Model::load(&config.models.dir, &config.models.landmark, &config.models)?;
+    pub fn start(
+        config: &Config,
+        sinks: Vec<Box<dyn Sink>>,
+        events: Arc<Events>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Pipeline, PipelineError> {
+        let boundary_model =
+            Model::load(&config.models.dir, &config.models.boundary, &config.models)?;
+        let landmark_model =
+            Model::load(&config.models.dir, &config.models.landmark, &config.models)?;
         let boundary_outputs = stages::BoundaryOutputs {
             boxes: output_index(&boundary_model, "boundary", "box")?,
             mask: output_index(&boundary_model, "boundary", "mask").ok(),
@@ -115,7 +163,11 @@ impl Pipeline {
         let mut opened: Vec<(String, Box<dyn Source>)> = Vec::new();
         for camera in &config.cameras {
             let source: Box<dyn Source> = match &camera.source {
-                SourceConfig::Replay { path, speed, looped } => Box::new(ReplaySource::open(&camera.id, path, *speed, *looped)?),
+                SourceConfig::Replay {
+                    path,
+                    speed,
+                    looped,
+                } => Box::new(ReplaySource::open(&camera.id, path, *speed, *looped)?),
             };
             opened.push((camera.id.clone(), source));
         }
@@ -130,18 +182,18 @@ impl Pipeline {
         let landmark_backend = landmark_model.backend_name();
         let models = (model_id(&boundary_model), model_id(&landmark_model));
 
-        let q = &config.queues;
-        let (to_pre, pre_rx) = queue(q, events.clone());
-        let (to_boundary, boundary_rx) = queue(q, events.clone());
-        let (to_blackout, blackout_rx) = queue(q, events.clone());
-        let (to_landmark, landmark_rx) = queue(q, events.clone());
-        let (to_post, post_rx) = queue(q, events.clone());
-        let (to_sink, sink_rx) = queue(q, events.clone());
+        let q = |stage: &str| config.queues.for_stage(stage);
+        let (to_pre, pre_rx) = queue(&q("preprocess"), events.clone());
+        let (to_boundary, boundary_rx) = queue(&q("boundary"), events.clone());
+        let (to_blackout, blackout_rx) = queue(&q("blackout"), events.clone());
+        let (to_landmark, landmark_rx) = queue(&q("landmark"), events.clone());
+        let (to_post, post_rx) = queue(&q("postprocess"), events.clone());
+        let (to_sink, sink_rx) = queue(&q("sink"), events.clone());
 
         let mut sources = Vec::new();
         let mut stages = Vec::new();
         for (camera, source) in opened {
-            let (to_pair, pair_rx) = queue(q, events.clone());
+            let (to_pair, pair_rx) = queue(&q("pair"), events.clone());
             let (ev, st) = (events.clone(), stop.clone());
             let cam = camera.clone();
             sources.push(spawn(&format!("source-{camera}"), move || {
@@ -151,20 +203,47 @@ impl Pipeline {
             })?);
             let (tx, ev, pairing) = (to_pre.clone(), events.clone(), config.pairing.clone());
             let cam: Arc<str> = camera.as_str().into();
-            stages.push(spawn(&format!("pair-{camera}"), move || stages::pair(cam, pair_rx, tx, pairing, ev))?);
+            stages.push(spawn(&format!("pair-{camera}"), move || {
+                stages::pair(cam, pair_rx, tx, pairing, ev)
+            })?);
         }
         drop(to_pre);
         let thermal = config.thermal.normalization;
-        stages.push(spawn("preprocess", move || stages::preprocess(pre_rx, to_boundary, thermal))?);
+        stages.push(spawn("preprocess", move || {
+            stages::preprocess(pre_rx, to_boundary, thermal)
+        })?);
         let ev = events.clone();
-        stages.push(spawn("boundary", move || stages::boundary(boundary_rx, to_blackout, boundary_model, boundary_outputs, ev))?);
-        stages.push(spawn("blackout", move || stages::blackout(blackout_rx, to_landmark))?);
+        stages.push(spawn("boundary", move || {
+            stages::boundary(
+                boundary_rx,
+                to_blackout,
+                boundary_model,
+                boundary_outputs,
+                ev,
+            )
+        })?);
+        stages.push(spawn("blackout", move || {
+            stages::blackout(blackout_rx, to_landmark)
+        })?);
         let ev = events.clone();
-        stages.push(spawn("landmark", move || stages::landmark(landmark_rx, to_post, landmark_model, landmark_output, ev))?);
-        stages.push(spawn("postprocess", move || stages::postprocess(post_rx, to_sink))?);
+        stages.push(spawn("landmark", move || {
+            stages::landmark(landmark_rx, to_post, landmark_model, landmark_output, ev)
+        })?);
+        stages.push(spawn("postprocess", move || {
+            stages::postprocess(post_rx, to_sink)
+        })?);
         let (ev, st) = (events.clone(), stop.clone());
         let sink = spawn("sink", move || stages::sink(sink_rx, sinks, models, ev, st))?;
-        Ok(Pipeline { sources, stages, sink, stop, events, started: Instant::now(), boundary_backend, landmark_backend })
+        Ok(Pipeline {
+            sources,
+            stages,
+            sink,
+            stop,
+            events,
+            started: Instant::now(),
+            boundary_backend,
+            landmark_backend,
+        })
     }
 
     /// Asks the sources to stop; the rest drains and ends on its own.

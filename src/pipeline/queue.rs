@@ -47,7 +47,11 @@ pub struct QueueSender<T> {
 
 impl<T> Clone for QueueSender<T> {
     fn clone(&self) -> Self {
-        QueueSender { tx: self.tx.clone(), evict: self.evict.clone(), events: self.events.clone() }
+        QueueSender {
+            tx: self.tx.clone(),
+            evict: self.evict.clone(),
+            events: self.events.clone(),
+        }
     }
 }
 
@@ -74,7 +78,12 @@ impl<T: Tracked> QueueSender<T> {
                 Err(TrySendError::Full(back)) => {
                     item = back;
                     if let Ok(oldest) = evict.try_recv() {
-                        self.events.frame_dropped(oldest.camera(), DropReason::QueueFull, oldest.images(), "queue full");
+                        self.events.frame_dropped(
+                            oldest.camera(),
+                            DropReason::QueueFull,
+                            oldest.images(),
+                            "queue full",
+                        );
                     }
                 }
             }
@@ -108,7 +117,13 @@ mod tests {
     #[test]
     fn drop_oldest_keeps_the_newest_and_counts() {
         let events = Arc::new(Events::new());
-        let (tx, rx) = queue::<Item>(&QueueConfig { capacity: 2, when_full: WhenFull::DropOldest }, events.clone());
+        let (tx, rx) = queue::<Item>(
+            &QueueConfig {
+                capacity: 2,
+                when_full: WhenFull::DropOldest,
+            },
+            events.clone(),
+        );
         for i in 0..5 {
             tx.send(Item(i)).map_err(|_| "closed").expect("send");
         }
@@ -120,7 +135,13 @@ mod tests {
     #[test]
     fn block_reports_closed_when_receiver_is_gone() {
         let events = Arc::new(Events::new());
-        let (tx, rx) = queue::<Item>(&QueueConfig { capacity: 1, when_full: WhenFull::Block }, events);
+        let (tx, rx) = queue::<Item>(
+            &QueueConfig {
+                capacity: 1,
+                when_full: WhenFull::Block,
+            },
+            events,
+        );
         drop(rx);
         assert!(matches!(tx.send(Item(1)), Err(Closed(Item(1)))));
     }

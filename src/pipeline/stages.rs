@@ -21,7 +21,13 @@ use crate::publish::{LandmarkRecord, Sink, SinkError, record::ModelId};
 use crate::telemetry::{DropReason, Events};
 
 /// Joins one camera's visible and thermal frames; assigns gap-free sequence numbers.
-pub fn pair(camera: Arc<str>, rx: Receiver<SpectrumFrame>, tx: QueueSender<Frame>, config: PairingConfig, events: Arc<Events>) {
+pub fn pair(
+    camera: Arc<str>,
+    rx: Receiver<SpectrumFrame>,
+    tx: QueueSender<Frame>,
+    config: PairingConfig,
+    events: Arc<Events>,
+) {
     let max_wait = Duration::from_millis(config.max_wait_ms);
     let mut pairer = Pairer::new(config.tolerance_ms, config.thermal_offset_ms, max_wait);
     let tick = max_wait.clamp(Duration::from_millis(1), Duration::from_millis(50));
@@ -34,16 +40,30 @@ pub fn pair(camera: Arc<str>, rx: Receiver<SpectrumFrame>, tx: QueueSender<Frame
         };
         for paired in decided {
             let frame = match paired {
-                Paired::Pair { visible, thermal } => Frame::new(camera.clone(), sequence, Some(visible), Some(thermal)),
+                Paired::Pair { visible, thermal } => {
+                    Frame::new(camera.clone(), sequence, Some(visible), Some(thermal))
+                }
                 Paired::Alone(single) => {
                     events.pair_unmatched(&camera, single.spectrum.as_str());
                     if config.unmatched == Unmatched::Drop {
-                        events.frame_dropped(&camera, DropReason::Unmatched, 1, &format!("{} frame {} found no partner within {} ms", single.spectrum, single.origin, config.tolerance_ms));
+                        events.frame_dropped(
+                            &camera,
+                            DropReason::Unmatched,
+                            1,
+                            &format!(
+                                "{} frame {} found no partner within {} ms",
+                                single.spectrum, single.origin, config.tolerance_ms
+                            ),
+                        );
                         continue;
                     }
                     match single.spectrum {
-                        Spectrum::Visible => Frame::new(camera.clone(), sequence, Some(single), None),
-                        Spectrum::Thermal => Frame::new(camera.clone(), sequence, None, Some(single)),
+                        Spectrum::Visible => {
+                            Frame::new(camera.clone(), sequence, Some(single), None)
+                        }
+                        Spectrum::Thermal => {
+                            Frame::new(camera.clone(), sequence, None, Some(single))
+                        }
                     }
                 }
             };
@@ -65,7 +85,9 @@ pub fn preprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, thermal: ThermalN
     let mut resizer = Resizer::new();
     for mut frame in rx {
         for spectrum in Spectrum::ALL {
-            let Some(image) = frame.image(spectrum) else { continue };
+            let Some(image) = frame.image(spectrum) else {
+                continue;
+            };
             let gray = match &*image.pixels {
                 Pixels::Rgb8(rgb) => dmsl::gray_from_rgb8(rgb),
                 Pixels::Gray16(values) => dmsl::gray_from_thermal(values, thermal),
@@ -90,7 +112,11 @@ pub fn preprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, thermal: ThermalN
 
 /// Runs `model` on the canvases of the frame's healthy spectra as one batch; on failure
 /// every one of them carries the error.
-fn infer_spectra(frame: &mut Frame, model: &mut Model, events: &Events) -> Option<(Vec<Spectrum>, Vec<Vec<f32>>)> {
+fn infer_spectra(
+    frame: &mut Frame,
+    model: &mut Model,
+    events: &Events,
+) -> Option<(Vec<Spectrum>, Vec<Vec<f32>>)> {
     let spectra = frame.healthy_spectra();
     if spectra.is_empty() {
         return None;
@@ -123,14 +149,27 @@ pub struct BoundaryOutputs {
 }
 
 /// DMSL boundary model: canvas → face box (normalised x, y, w, h) and a face score.
-pub fn boundary(rx: Receiver<Frame>, tx: QueueSender<Frame>, mut model: Model, outputs: BoundaryOutputs, events: Arc<Events>) {
+pub fn boundary(
+    rx: Receiver<Frame>,
+    tx: QueueSender<Frame>,
+    mut model: Model,
+    outputs: BoundaryOutputs,
+    events: Arc<Events>,
+) {
     let mask_len = CANVAS * CANVAS;
     for mut frame in rx {
         if let Some((spectra, out)) = infer_spectra(&mut frame, &mut model, &events) {
             for (i, s) in spectra.iter().enumerate() {
                 let b = &out[outputs.boxes][i * 4..i * 4 + 4];
-                let face_box = BoundingBox { x: b[0], y: b[1], w: b[2], h: b[3] };
-                let score = outputs.mask.map(|m| dmsl::box_score(&out[m][i * mask_len..(i + 1) * mask_len], face_box));
+                let face_box = BoundingBox {
+                    x: b[0],
+                    y: b[1],
+                    w: b[2],
+                    h: b[3],
+                };
+                let score = outputs
+                    .mask
+                    .map(|m| dmsl::box_score(&out[m][i * mask_len..(i + 1) * mask_len], face_box));
                 if let Some(r) = frame.result_mut(*s) {
                     r.canvas_box = Some(face_box);
                     r.score = score;
@@ -162,14 +201,21 @@ pub fn blackout(rx: Receiver<Frame>, tx: QueueSender<Frame>) {
 }
 
 /// DMSL landmark model: blacked-out canvas → 68 normalised points.
-pub fn landmark(rx: Receiver<Frame>, tx: QueueSender<Frame>, mut model: Model, output: usize, events: Arc<Events>) {
+pub fn landmark(
+    rx: Receiver<Frame>,
+    tx: QueueSender<Frame>,
+    mut model: Model,
+    output: usize,
+    events: Arc<Events>,
+) {
     let n = LANDMARK_COUNT * 2;
     for mut frame in rx {
         if let Some((spectra, out)) = infer_spectra(&mut frame, &mut model, &events) {
             for (i, s) in spectra.iter().enumerate() {
                 let values = &out[output][i * n..(i + 1) * n];
                 if let Some(r) = frame.result_mut(*s) {
-                    r.canvas_landmarks = Some(values.chunks_exact(2).map(|p| [p[0], p[1]]).collect());
+                    r.canvas_landmarks =
+                        Some(values.chunks_exact(2).map(|p| [p[0], p[1]]).collect());
                 }
             }
         }
@@ -184,10 +230,15 @@ pub fn landmark(rx: Receiver<Frame>, tx: QueueSender<Frame>, mut model: Model, o
 pub fn postprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>) {
     for mut frame in rx {
         for s in frame.healthy_spectra() {
-            let Some(r) = frame.result_mut(s) else { continue };
+            let Some(r) = frame.result_mut(s) else {
+                continue;
+            };
             let Some(lb) = r.letterbox else { continue };
             r.source_box = r.canvas_box.map(|b| lb.to_source_box(b));
-            r.source_landmarks = r.canvas_landmarks.as_ref().map(|pts| pts.iter().map(|p| lb.to_source_pixel(p[0], p[1])).collect());
+            r.source_landmarks = r
+                .canvas_landmarks
+                .as_ref()
+                .map(|pts| pts.iter().map(|p| lb.to_source_pixel(p[0], p[1])).collect());
         }
         frame.mark_stage_done("postprocess");
         if tx.send(frame).is_err() {
@@ -225,13 +276,23 @@ impl LatencyLog {
 }
 
 /// Serializes each frame once and hands the line to every sink.
-pub fn sink(rx: Receiver<Frame>, mut sinks: Vec<Box<dyn Sink>>, models: (ModelId, ModelId), events: Arc<Events>, stop: Arc<AtomicBool>) -> LatencyLog {
+pub fn sink(
+    rx: Receiver<Frame>,
+    mut sinks: Vec<Box<dyn Sink>>,
+    models: (ModelId, ModelId),
+    events: Arc<Events>,
+    stop: Arc<AtomicBool>,
+) -> LatencyLog {
     let mut log = LatencyLog::default();
     let mut drops_seen: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for frame in rx {
         let now_drops = events.drops_by_reason(&frame.camera);
         let previous = drops_seen.entry(frame.camera.to_string()).or_default();
-        let delta: BTreeMap<String, u64> = now_drops.iter().map(|(k, v)| (k.clone(), v - previous.get(k).copied().unwrap_or(0))).filter(|(_, v)| *v > 0).collect();
+        let delta: BTreeMap<String, u64> = now_drops
+            .iter()
+            .map(|(k, v)| (k.clone(), v - previous.get(k).copied().unwrap_or(0)))
+            .filter(|(_, v)| *v > 0)
+            .collect();
         *previous = now_drops;
         let record = LandmarkRecord::from_frame(&frame, &models.0, &models.1, delta);
         let line = match serde_json::to_string(&record) {

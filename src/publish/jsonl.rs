@@ -14,7 +14,12 @@ use super::{Sink, SinkError};
 
 pub enum JsonlSink {
     Stdout,
-    File { path: PathBuf, writer: BufWriter<File>, inode: (u64, u64), checked: Instant },
+    File {
+        path: PathBuf,
+        writer: BufWriter<File>,
+        inode: (u64, u64),
+        checked: Instant,
+    },
 }
 
 const ROTATION_CHECK: Duration = Duration::from_secs(1);
@@ -27,19 +32,31 @@ impl JsonlSink {
         }
         let path = PathBuf::from(target);
         let (writer, inode) = open_append(&path)?;
-        Ok(JsonlSink::File { path, writer, inode, checked: Instant::now() })
+        Ok(JsonlSink::File {
+            path,
+            writer,
+            inode,
+            checked: Instant::now(),
+        })
     }
 }
 
 fn io_error(path: &std::path::Path, source: std::io::Error) -> SinkError {
-    SinkError::Io { path: path.display().to_string(), source }
+    SinkError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn open_append(path: &std::path::Path) -> Result<(BufWriter<File>, (u64, u64)), SinkError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| io_error(path, e))?;
     }
-    let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| io_error(path, e))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
     let meta = file.metadata().map_err(|e| io_error(path, e))?;
     Ok((BufWriter::new(file), (meta.dev(), meta.ino())))
 }
@@ -56,12 +73,22 @@ impl Sink for JsonlSink {
         match self {
             JsonlSink::Stdout => {
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}").and_then(|_| out.flush()).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::BrokenPipe => SinkError::Closed("stdout".into()),
-                    _ => SinkError::Io { path: "stdout".into(), source: e },
-                })
+                writeln!(out, "{line}")
+                    .and_then(|_| out.flush())
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::BrokenPipe => SinkError::Closed("stdout".into()),
+                        _ => SinkError::Io {
+                            path: "stdout".into(),
+                            source: e,
+                        },
+                    })
             }
-            JsonlSink::File { path, writer, inode, checked } => {
+            JsonlSink::File {
+                path,
+                writer,
+                inode,
+                checked,
+            } => {
                 if checked.elapsed() >= ROTATION_CHECK {
                     *checked = Instant::now();
                     let current = std::fs::metadata(&*path).ok().map(|m| (m.dev(), m.ino()));
@@ -73,14 +100,19 @@ impl Sink for JsonlSink {
                         *inode = i;
                     }
                 }
-                writeln!(writer, "{line}").and_then(|_| writer.flush()).map_err(|e| io_error(path, e))
+                writeln!(writer, "{line}")
+                    .and_then(|_| writer.flush())
+                    .map_err(|e| io_error(path, e))
             }
         }
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
         match self {
-            JsonlSink::Stdout => std::io::stdout().flush().map_err(|e| SinkError::Io { path: "stdout".into(), source: e }),
+            JsonlSink::Stdout => std::io::stdout().flush().map_err(|e| SinkError::Io {
+                path: "stdout".into(),
+                source: e,
+            }),
             JsonlSink::File { path, writer, .. } => writer.flush().map_err(|e| io_error(path, e)),
         }
     }

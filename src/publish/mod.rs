@@ -9,7 +9,10 @@ pub use record::{LandmarkRecord, SCHEMA};
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("JSONL output {path}: {source}; check the path, permissions and free space")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// The reader went away (stdout closed, e.g. `| head`): publishing there is over.
     #[error("{0} was closed by its reader")]
     Closed(String),

@@ -55,14 +55,27 @@ fn round2(v: f32) -> f32 {
 }
 
 fn round_box(b: BoundingBox) -> BoundingBox {
-    BoundingBox { x: round2(b.x), y: round2(b.y), w: round2(b.w), h: round2(b.h) }
+    BoundingBox {
+        x: round2(b.x),
+        y: round2(b.y),
+        w: round2(b.w),
+        h: round2(b.h),
+    }
 }
 
 impl<'a> LandmarkRecord<'a> {
-    pub fn from_frame(frame: &'a Frame, boundary: &'a ModelId, landmark: &'a ModelId, drops_since_last: BTreeMap<String, u64>) -> Self {
+    pub fn from_frame(
+        frame: &'a Frame,
+        boundary: &'a ModelId,
+        landmark: &'a ModelId,
+        drops_since_last: BTreeMap<String, u64>,
+    ) -> Self {
         let mut spectra = BTreeMap::new();
         for spectrum in Spectrum::ALL {
-            let (Some(image), Some(result)) = (frame.image(spectrum), frame.result(spectrum)) else { continue };
+            let (Some(image), Some(result)) = (frame.image(spectrum), frame.result(spectrum))
+            else {
+                continue;
+            };
             spectra.insert(
                 spectrum.as_str(),
                 SpectrumRecord {
@@ -70,7 +83,10 @@ impl<'a> LandmarkRecord<'a> {
                     height: image.height,
                     captured_us: image.captured_us,
                     face_box: result.source_box.map(round_box),
-                    landmarks: result.source_landmarks.as_ref().map(|pts| pts.iter().map(|p| [round2(p[0]), round2(p[1])]).collect()),
+                    landmarks: result
+                        .source_landmarks
+                        .as_ref()
+                        .map(|pts| pts.iter().map(|p| [round2(p[0]), round2(p[1])]).collect()),
                     score: result.score.map(|s| (s * 1000.0).round() / 1000.0),
                     error: result.error.clone(),
                 },

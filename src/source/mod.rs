@@ -22,5 +22,10 @@ pub trait Source: Send {
     /// Sends frames until the input ends, `stop` is set, or the pipeline closes.
     /// Per-frame problems are counted in `events` and skipped; only problems that make
     /// the whole source unusable return an error.
-    fn run(self: Box<Self>, out: QueueSender<SpectrumFrame>, stop: Arc<AtomicBool>, events: Arc<Events>) -> Result<(), SourceError>;
+    fn run(
+        self: Box<Self>,
+        out: QueueSender<SpectrumFrame>,
+        stop: Arc<AtomicBool>,
+        events: Arc<Events>,
+    ) -> Result<(), SourceError>;
 }

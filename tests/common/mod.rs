@@ -40,7 +40,10 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// The shipped, trained lite models.
 pub fn trained_models() -> ModelsConfig {
-    ModelsConfig { dir: repo().join("models"), ..Default::default() }
+    ModelsConfig {
+        dir: repo().join("models"),
+        ..Default::default()
+    }
 }
 
 /// Architecture-exact random-weight models: fast, for tests about plumbing, not accuracy.
@@ -61,7 +64,14 @@ pub fn with_backend(mut models: ModelsConfig, backend: BackendKind) -> ModelsCon
 pub fn replay_config(session: &Path, models: ModelsConfig) -> Config {
     Config {
         models,
-        cameras: vec![CameraConfig { id: "cam".into(), source: SourceConfig::Replay { path: session.to_owned(), speed: 0.0, looped: false } }],
+        cameras: vec![CameraConfig {
+            id: "cam".into(),
+            source: SourceConfig::Replay {
+                path: session.to_owned(),
+                speed: 0.0,
+                looped: false,
+            },
+        }],
         ..Default::default()
     }
 }
@@ -96,10 +106,26 @@ pub struct Run {
 /// Runs a config to completion in-process and parses every published line.
 pub fn run(config: &Config, sink: MemorySink) -> Run {
     let events = Arc::new(Events::new());
-    let pipeline = Pipeline::start(config, vec![Box::new(sink.clone())], events.clone(), Arc::new(AtomicBool::new(false))).expect("pipeline starts");
+    let pipeline = Pipeline::start(
+        config,
+        vec![Box::new(sink.clone())],
+        events.clone(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .expect("pipeline starts");
     let summary = pipeline.wait();
-    let records = sink.lines.lock().expect("lock").iter().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect();
-    Run { summary, records, events }
+    let records = sink
+        .lines
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    Run {
+        summary,
+        records,
+        events,
+    }
 }
 
 /// Rewrites one manifest row's timestamp.
@@ -121,15 +147,31 @@ pub fn shift_timestamp(session: &Path, file: &str, delta_us: i64) {
 }
 
 pub fn sequences(records: &[serde_json::Value]) -> Vec<u64> {
-    records.iter().map(|r| r["sequence"].as_u64().expect("sequence")).collect()
+    records
+        .iter()
+        .map(|r| r["sequence"].as_u64().expect("sequence"))
+        .collect()
 }
 
 /// Landmarks of one spectrum of one record as (x, y) pairs.
 pub fn landmarks(record: &serde_json::Value, spectrum: &str) -> Option<Vec<[f32; 2]>> {
-    record["spectra"][spectrum]["landmarks"].as_array().map(|pts| pts.iter().map(|p| [p[0].as_f64().unwrap_or(f64::NAN) as f32, p[1].as_f64().unwrap_or(f64::NAN) as f32]).collect())
+    record["spectra"][spectrum]["landmarks"]
+        .as_array()
+        .map(|pts| {
+            pts.iter()
+                .map(|p| {
+                    [
+                        p[0].as_f64().unwrap_or(f64::NAN) as f32,
+                        p[1].as_f64().unwrap_or(f64::NAN) as f32,
+                    ]
+                })
+                .collect()
+        })
 }
 
 /// The Python interpreter with numpy/pillow/onnxruntime (set up by scripts/setup.sh).
 pub fn python() -> PathBuf {
-    std::env::var_os("SPECTRALD_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/venv/bin/python"))
+    std::env::var_os("SPECTRALD_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/venv/bin/python"))
 }
