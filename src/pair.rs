@@ -86,6 +86,17 @@ impl Pairer {
         self.visible.len() + self.thermal.len()
     }
 
+    /// Index and distance of the pending thermal frame nearest to `t_v` within tolerance
+    /// (the earliest on a tie).
+    fn best_thermal(&self, t_v: i64) -> Option<(usize, i64)> {
+        self.thermal
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _))| (i, (self.thermal_time(t) - t_v).abs()))
+            .filter(|(_, d)| *d <= self.tolerance_us)
+            .min_by_key(|(_, d)| *d)
+    }
+
     fn waited_too_long(&self, arrived: Instant, now: Option<Instant>) -> bool {
         now.is_some_and(|now| now.saturating_duration_since(arrived) >= self.max_wait)
     }
@@ -94,10 +105,16 @@ impl Pairer {
         let mut out = Vec::new();
         while let Some((front, arrived)) = self.visible.front() {
             let t_v = front.captured_us;
-            let window_passed = self
-                .latest_thermal
-                .is_some_and(|t| t > t_v + self.tolerance_us);
-            if !(all || window_passed || self.waited_too_long(*arrived, now)) {
+            let best = self.best_thermal(t_v);
+            // Thermal frames arrive in capture order, so once the stream has reached
+            // t_v + d no later frame can be nearer than the best one (distance d) found:
+            // decide now rather than a whole tolerance window later.
+            let decided = match (best, self.latest_thermal) {
+                (Some((_, d)), Some(latest)) => latest >= t_v + d,
+                (None, Some(latest)) => latest > t_v + self.tolerance_us,
+                (_, None) => false,
+            };
+            if !(all || decided || self.waited_too_long(*arrived, now)) {
                 break;
             }
             let Some((visible, _)) = self.visible.pop_front() else {
@@ -113,15 +130,7 @@ impl Pairer {
                     out.push(Paired::Alone(old));
                 }
             }
-            let best = self
-                .thermal
-                .iter()
-                .enumerate()
-                .map(|(i, (t, _))| (i, (self.thermal_time(t) - t_v).abs()))
-                .filter(|(_, d)| *d <= self.tolerance_us)
-                .min_by_key(|(_, d)| *d)
-                .map(|(i, _)| i);
-            match best.and_then(|i| self.thermal.remove(i)) {
+            match self.best_thermal(t_v).and_then(|(i, _)| self.thermal.remove(i)) {
                 Some((thermal, _)) => out.push(Paired::Pair { visible, thermal }),
                 None => out.push(Paired::Alone(visible)),
             }
@@ -241,6 +250,20 @@ mod tests {
         assert!(p.push(frame(Spectrum::Visible, 100)).is_empty());
         assert_eq!(describe(&p.expire(Instant::now())), vec!["V100"]);
         assert_eq!(p.pending(), 0);
+    }
+
+    #[test]
+    fn a_pair_is_decided_as_soon_as_no_later_frame_can_be_nearer() {
+        let mut p = Pairer::new(20.0, 0.0, Duration::from_secs(1));
+        assert!(p.push(frame(Spectrum::Visible, 100)).is_empty());
+        // A partner 4 ms after the visible frame: nothing later can be nearer.
+        assert_eq!(describe(&p.push(frame(Spectrum::Thermal, 104))), vec!["V100+T104"]);
+        // A partner 5 ms before: a frame up to 105 could still be nearer, so wait for it.
+        assert!(p.push(frame(Spectrum::Visible, 200)).is_empty());
+        assert!(p.push(frame(Spectrum::Thermal, 195)).is_empty());
+        assert_eq!(describe(&p.push(frame(Spectrum::Thermal, 203))), vec!["V200+T203"]);
+        // T195 could still pair with a visible frame up to 215: it waits for one.
+        assert_eq!(describe(&p.finish()), vec!["T195"]);
     }
 
     #[test]
