@@ -17,6 +17,7 @@ use sha1::{Digest, Sha1};
 use crate::config::{CameraConfig, Config, SourceConfig};
 use crate::dmsl::nme;
 use crate::pipeline::{Pipeline, PipelineError};
+use crate::publish::record::landmarks_of;
 use crate::publish::{Sink, SinkError};
 use crate::telemetry::Events;
 
@@ -188,18 +189,7 @@ pub fn evaluate(
         else {
             continue;
         };
-        let points: Option<Vec<[f32; 2]>> = record["spectra"]["visible"]["landmarks"]
-            .as_array()
-            .map(|pts| {
-                pts.iter()
-                    .map(|p| {
-                        [
-                            p[0].as_f64().unwrap_or(f64::NAN) as f32,
-                            p[1].as_f64().unwrap_or(f64::NAN) as f32,
-                        ]
-                    })
-                    .collect()
-            });
+        let points = landmarks_of(&record, "visible");
         match points.and_then(|p| nme(&p, truth)) {
             Some(v) => {
                 per_face.insert(name.clone(), v);

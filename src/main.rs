@@ -141,17 +141,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             backend,
             models_dir,
         } => {
-            let mut config = match config {
-                Some(path) => Config::load(&path)?,
-                None => Config {
-                    models: spectrald::config::ModelsConfig {
-                        dir: default_models_dir(),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
-            };
-            apply_log_format(&mut config, cli.log_format);
+            let mut config = base_config(config.as_deref(), cli.log_format)?;
             if let Some(b) = backend {
                 config.models.backend = match b {
                     BackendArg::Auto => BackendKind::Auto,
@@ -194,17 +184,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             models_dir,
             json,
         } => {
-            let mut config = match config {
-                Some(path) => Config::load(&path)?,
-                None => Config {
-                    models: spectrald::config::ModelsConfig {
-                        dir: default_models_dir(),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
-            };
-            apply_log_format(&mut config, cli.log_format);
+            let mut config = base_config(config.as_deref(), cli.log_format)?;
             if let Some(m) = models_dir {
                 config.models.dir = m;
             }
@@ -225,6 +205,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The config of `replay` and `evaluate`: a file when given, else the defaults with the
+/// shipped models; `--log-format` applied.
+fn base_config(path: Option<&Path>, log_format: Option<LogFormatArg>) -> Result<Config> {
+    let mut config = match path {
+        Some(path) => Config::load(path)?,
+        None => Config {
+            models: spectrald::config::ModelsConfig {
+                dir: default_models_dir(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    };
+    apply_log_format(&mut config, log_format);
+    Ok(config)
 }
 
 /// `models/` next to the working directory, else the one in the checkout the binary was

@@ -130,7 +130,10 @@ impl Pairer {
                     out.push(Paired::Alone(old));
                 }
             }
-            match self.best_thermal(t_v).and_then(|(i, _)| self.thermal.remove(i)) {
+            match self
+                .best_thermal(t_v)
+                .and_then(|(i, _)| self.thermal.remove(i))
+            {
                 Some((thermal, _)) => out.push(Paired::Pair { visible, thermal }),
                 None => out.push(Paired::Alone(visible)),
             }
@@ -257,11 +260,17 @@ mod tests {
         let mut p = Pairer::new(20.0, 0.0, Duration::from_secs(1));
         assert!(p.push(frame(Spectrum::Visible, 100)).is_empty());
         // A partner 4 ms after the visible frame: nothing later can be nearer.
-        assert_eq!(describe(&p.push(frame(Spectrum::Thermal, 104))), vec!["V100+T104"]);
+        assert_eq!(
+            describe(&p.push(frame(Spectrum::Thermal, 104))),
+            vec!["V100+T104"]
+        );
         // A partner 5 ms before: a frame up to 105 could still be nearer, so wait for it.
         assert!(p.push(frame(Spectrum::Visible, 200)).is_empty());
         assert!(p.push(frame(Spectrum::Thermal, 195)).is_empty());
-        assert_eq!(describe(&p.push(frame(Spectrum::Thermal, 203))), vec!["V200+T203"]);
+        assert_eq!(
+            describe(&p.push(frame(Spectrum::Thermal, 203))),
+            vec!["V200+T203"]
+        );
         // T195 could still pair with a visible frame up to 215: it waits for one.
         assert_eq!(describe(&p.finish()), vec!["T195"]);
     }

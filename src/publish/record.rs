@@ -115,3 +115,13 @@ impl<'a> LandmarkRecord<'a> {
         }
     }
 }
+
+/// The landmarks of one spectrum of a parsed record, if it has them (for consumers and
+/// evaluation: the inverse of what [`LandmarkRecord`] writes).
+pub fn landmarks_of(record: &serde_json::Value, spectrum: &str) -> Option<Vec<[f32; 2]>> {
+    let points = record["spectra"][spectrum]["landmarks"].as_array()?;
+    points
+        .iter()
+        .map(|p| Some([p.get(0)?.as_f64()? as f32, p.get(1)?.as_f64()? as f32]))
+        .collect()
+}

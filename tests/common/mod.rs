@@ -154,20 +154,7 @@ pub fn sequences(records: &[serde_json::Value]) -> Vec<u64> {
 }
 
 /// Landmarks of one spectrum of one record as (x, y) pairs.
-pub fn landmarks(record: &serde_json::Value, spectrum: &str) -> Option<Vec<[f32; 2]>> {
-    record["spectra"][spectrum]["landmarks"]
-        .as_array()
-        .map(|pts| {
-            pts.iter()
-                .map(|p| {
-                    [
-                        p[0].as_f64().unwrap_or(f64::NAN) as f32,
-                        p[1].as_f64().unwrap_or(f64::NAN) as f32,
-                    ]
-                })
-                .collect()
-        })
-}
+pub use spectrald::publish::record::landmarks_of as landmarks;
 
 /// The Python interpreter with numpy/pillow/onnxruntime (set up by scripts/setup.sh).
 pub fn python() -> PathBuf {
