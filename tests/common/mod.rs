@@ -154,7 +154,9 @@ pub fn sequences(records: &[serde_json::Value]) -> Vec<u64> {
 }
 
 /// Landmarks of one spectrum of one record as (x, y) pairs.
-pub use spectrald::publish::record::landmarks_of as landmarks;
+pub fn landmarks(record: &serde_json::Value, spectrum: &str) -> Option<Vec<[f32; 2]>> {
+    spectrald::publish::record::landmarks_of(record, spectrum)
+}
 
 /// The Python interpreter with numpy/pillow/onnxruntime (set up by scripts/setup.sh).
 pub fn python() -> PathBuf {
