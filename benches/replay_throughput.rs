@@ -152,10 +152,15 @@ fn model_only(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let seconds: f64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(10.0);
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, without it:
+    // then a one-second smoke run only proves the harness works.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let default = if args.iter().any(|a| a == "--bench") {
+        10.0
+    } else {
+        1.0
+    };
+    let seconds: f64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(default);
     let frames = canvases()?;
     let mut results = serde_json::Map::new();
     println!(

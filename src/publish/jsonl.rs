@@ -117,3 +117,33 @@ impl Sink for JsonlSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_sink_appends_and_reopens_after_rotation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out/landmarks.jsonl");
+        let mut sink = JsonlSink::open(&path.display().to_string()).expect("open");
+        sink.publish("{\"n\":1}").expect("publish");
+        // logrotate's default: move the file away, expect the writer to start a new one.
+        std::fs::rename(&path, dir.path().join("rotated.jsonl")).expect("rotate");
+        std::thread::sleep(ROTATION_CHECK + Duration::from_millis(50));
+        sink.publish("{\"n\":2}").expect("publish");
+        sink.flush().expect("flush");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("rotated.jsonl")).expect("old"),
+            "{\"n\":1}\n"
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("new"), "{\"n\":2}\n");
+        // Reopening appends rather than truncating.
+        let mut again = JsonlSink::open(&path.display().to_string()).expect("open");
+        again.publish("{\"n\":3}").expect("publish");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("new").lines().count(),
+            2
+        );
+    }
+}
