@@ -77,15 +77,7 @@ fn end_to_end(
     stop.store(true, Ordering::Relaxed);
     let summary = pipeline.wait();
     let mut stages = serde_json::Map::new();
-    for stage in [
-        "pair",
-        "preprocess",
-        "boundary",
-        "blackout",
-        "landmark",
-        "postprocess",
-        "total",
-    ] {
+    for stage in spectrald::frame::STAGES.iter().copied().chain(["total"]) {
         if let Some((p50, p99)) = summary.latency.percentiles(stage) {
             stages.insert(
                 stage.into(),

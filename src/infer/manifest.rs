@@ -15,6 +15,13 @@ pub struct TensorSpec {
 }
 
 impl TensorSpec {
+    /// The concrete shape for `batch` items (the dynamic batch axis filled in).
+    pub fn shape_for_batch(&self, batch: usize) -> Vec<usize> {
+        std::iter::once(batch)
+            .chain(self.shape.iter().skip(1).map(|d| (*d).max(1) as usize))
+            .collect()
+    }
+
     /// Values per batch item (product of the non-batch dimensions).
     pub fn item_len(&self) -> usize {
         self.shape

@@ -13,7 +13,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
 use super::manifest::GraphTensor;
-use super::{Backend, Manifest, ModelError};
+use super::{Backend, Manifest, ModelError, TensorSpec};
 
 static ENVIRONMENT: OnceLock<Result<(Environment, PathBuf), String>> = OnceLock::new();
 
@@ -74,7 +74,7 @@ pub struct OrtBackend {
     session: Session,
     input: String,
     outputs: Vec<String>,
-    item_shape: Vec<usize>,
+    input_spec: TensorSpec,
 }
 
 impl OrtBackend {
@@ -116,13 +116,7 @@ impl OrtBackend {
         Ok(OrtBackend {
             input: manifest.input.name.clone(),
             outputs: manifest.outputs.iter().map(|o| o.name.clone()).collect(),
-            item_shape: manifest
-                .input
-                .shape
-                .iter()
-                .skip(1)
-                .map(|d| *d as usize)
-                .collect(),
+            input_spec: manifest.input.clone(),
             session,
         })
     }
@@ -130,8 +124,7 @@ impl OrtBackend {
 
 impl Backend for OrtBackend {
     fn run(&mut self, input: &[f32], batch: usize) -> Result<Vec<Vec<f32>>, String> {
-        let mut shape = vec![batch];
-        shape.extend(&self.item_shape);
+        let shape = self.input_spec.shape_for_batch(batch);
         let tensor = TensorRef::from_array_view((shape, input)).map_err(|e| e.to_string())?;
         let results = self
             .session

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 
 use super::manifest::GraphTensor;
-use super::{Backend, Manifest, ModelError};
+use super::{Backend, Manifest, ModelError, TensorSpec};
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -16,7 +16,7 @@ pub struct TractBackend {
     /// shapes at optimisation time) and kept.
     model: InferenceModel,
     plans: HashMap<usize, Plan>,
-    item_shape: Vec<usize>,
+    input_spec: TensorSpec,
     path: std::path::PathBuf,
 }
 
@@ -52,13 +52,7 @@ impl TractBackend {
         let mut backend = TractBackend {
             model,
             plans: HashMap::new(),
-            item_shape: manifest
-                .input
-                .shape
-                .iter()
-                .skip(1)
-                .map(|d| *d as usize)
-                .collect(),
+            input_spec: manifest.input.clone(),
             path: path.clone(),
         };
         // Optimise batch 1 now so a graph tract cannot run fails at startup, not mid-stream.
@@ -70,8 +64,7 @@ impl TractBackend {
         if let Some(plan) = self.plans.get(&batch) {
             return Ok(plan.clone());
         }
-        let mut shape = vec![batch];
-        shape.extend(&self.item_shape);
+        let shape = self.input_spec.shape_for_batch(batch);
         let plan = self
             .model
             .clone()
@@ -87,8 +80,7 @@ impl TractBackend {
 impl Backend for TractBackend {
     fn run(&mut self, input: &[f32], batch: usize) -> Result<Vec<Vec<f32>>, String> {
         let plan = self.plan(batch)?;
-        let mut shape = vec![batch];
-        shape.extend(&self.item_shape);
+        let shape = self.input_spec.shape_for_batch(batch);
         let tensor = Tensor::from_shape(&shape, input).map_err(|e| e.to_string())?;
         let results = plan.run(tvec!(tensor.into())).map_err(|e| e.to_string())?;
         results
