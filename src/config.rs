@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::frame::PIPELINE_STAGES;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path}: {source}; check the path or pass --config")]
@@ -60,20 +62,9 @@ pub struct QueuesConfig {
     /// Frames each queue holds, unless overridden.
     pub capacity: usize,
     pub when_full: WhenFull,
-    /// Per-stage overrides, keyed by the stage whose input the queue is (see QUEUE_STAGES).
+    /// Per-stage overrides, keyed by the stage whose input the queue is (see frame::PIPELINE_STAGES).
     pub stage: std::collections::BTreeMap<String, QueueConfig>,
 }
-
-/// Names of the queues, by the stage they feed.
-pub const QUEUE_STAGES: [&str; 7] = [
-    "pair",
-    "preprocess",
-    "boundary",
-    "blackout",
-    "landmark",
-    "postprocess",
-    "sink",
-];
 
 impl Default for QueuesConfig {
     fn default() -> Self {
@@ -322,10 +313,10 @@ impl Config {
             return invalid("queues.capacity", "must be at least 1".into());
         }
         for (name, queue) in &self.queues.stage {
-            if !QUEUE_STAGES.contains(&name.as_str()) {
+            if !PIPELINE_STAGES.contains(&name.as_str()) {
                 return invalid(
                     &format!("queues.stage.{name}"),
-                    format!("no such stage; use one of {}", QUEUE_STAGES.join(", ")),
+                    format!("no such stage; use one of {}", PIPELINE_STAGES.join(", ")),
                 );
             }
             if queue.capacity == 0 {

@@ -89,15 +89,23 @@ pub struct SpectrumResult {
     pub error: Option<String>,
 }
 
-/// Stage names in pipeline order; latency is recorded per stage.
-pub const STAGES: [&str; 6] = [
+/// Every stage in pipeline order; each has an input queue named after it (config
+/// `queues.stage.NAME`).
+pub const PIPELINE_STAGES: [&str; 7] = [
     "pair",
     "preprocess",
     "boundary",
     "blackout",
     "landmark",
     "postprocess",
+    "sink",
 ];
+
+/// The stages a frame records its latency through (all but the sink, which publishes it).
+pub const STAGES: &[&str] = match PIPELINE_STAGES.split_last() {
+    Some((_, before_sink)) => before_sink,
+    None => &[],
+};
 
 /// A visible/thermal pair (either side may be absent when unmatched frames are kept).
 #[derive(Debug, Clone)]

@@ -48,11 +48,19 @@ impl Events {
         Self::default()
     }
 
-    fn bump(&self, name: &'static str, camera: &str, label: &str) {
-        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        *counters
+    fn counters(&self) -> std::sync::MutexGuard<'_, BTreeMap<CounterKey, u64>> {
+        self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, name: &'static str, camera: &str, label: &str, amount: u64) {
+        *self
+            .counters()
             .entry((name, camera.to_owned(), label.to_owned()))
-            .or_default() += 1;
+            .or_default() += amount;
+    }
+
+    fn bump(&self, name: &'static str, camera: &str, label: &str) {
+        self.add(name, camera, label, 1);
     }
 
     pub fn frame_received(&self, camera: &str, spectrum: &str) {
@@ -65,14 +73,7 @@ impl Events {
         if reason != DropReason::QueueFull {
             tracing::warn!(camera, reason = reason.as_str(), "frame dropped: {detail}");
         }
-        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        *counters
-            .entry((
-                "frame_dropped",
-                camera.to_owned(),
-                reason.as_str().to_owned(),
-            ))
-            .or_default() += frames;
+        self.add("frame_dropped", camera, reason.as_str(), frames);
     }
 
     pub fn pair_unmatched(&self, camera: &str, spectrum: &str) {
@@ -104,30 +105,25 @@ impl Events {
 
     /// A copy of every counter, for summaries, tests and metrics.
     pub fn snapshot(&self) -> BTreeMap<CounterKey, u64> {
-        self.counters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.counters().clone()
     }
 
     /// Sum of one event over all cameras and labels, or one label only.
     pub fn total(&self, name: &str, label: Option<&str>) -> u64 {
-        self.snapshot()
+        self.counters()
             .iter()
             .filter(|((n, _, l), _)| *n == name && label.is_none_or(|want| l == want))
             .map(|(_, v)| v)
             .sum()
     }
 
-    /// Drops of one camera by reason.
+    /// Drops of one camera by reason (read by the sink for every record: no full copy).
     pub fn drops_by_reason(&self, camera: &str) -> BTreeMap<String, u64> {
-        let mut out = BTreeMap::new();
-        for ((name, cam, label), v) in self.snapshot() {
-            if name == "frame_dropped" && cam == camera {
-                out.insert(label, v);
-            }
-        }
-        out
+        self.counters()
+            .iter()
+            .filter(|((name, cam, _), _)| *name == "frame_dropped" && cam == camera)
+            .map(|((_, _, label), v)| (label.clone(), *v))
+            .collect()
     }
 }
 
