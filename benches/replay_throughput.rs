@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use spectrald::config::{BackendKind, CameraConfig, Config, ModelsConfig, SourceConfig};
+use spectrald::config::{BackendKind, CameraConfig, Config, ModelsConfig};
 use spectrald::dmsl::{self, BLACKOUT_MARGIN, CANVAS};
 use spectrald::frame::BoundingBox;
 use spectrald::infer::Model;
@@ -56,14 +56,7 @@ fn end_to_end(
     let session = repo().join("tests/fixtures/session-pexels");
     let config = Config {
         models: models(backend),
-        cameras: vec![CameraConfig {
-            id: "bench".into(),
-            source: SourceConfig::Replay {
-                path: session,
-                speed: 0.0,
-                looped: true,
-            },
-        }],
+        cameras: vec![CameraConfig::replay("bench", session, 0.0, true)],
         ..Default::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -99,7 +92,8 @@ fn canvases() -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
             spectrald::source::replay::decode(&session.join(&entry.file), entry.spectrum)?;
         let gray = match &pixels {
             spectrald::frame::Pixels::Rgb8(rgb) => dmsl::gray_from_rgb8(rgb),
-            spectrald::frame::Pixels::Gray16(v) => dmsl::gray_from_thermal(v, Default::default()),
+            spectrald::frame::Pixels::Gray16(v) => dmsl::gray_from_thermal(v, Default::default(), None)
+                .expect("percentile AGC needs no radiometry"),
         };
         out.push(dmsl::letterbox(&gray, w, h, &mut resizer)?.0);
     }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::frame::PIPELINE_STAGES;
+use crate::thermal::radiometry::{ObjectOverrides, PlanckConstants, Radiometry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -132,6 +133,10 @@ pub enum ThermalNormalization {
     Fixed { low: f32, high: f32 },
     /// Automatic gain per frame between two percentiles of its values.
     Percentile { low: f32, high: f32 },
+    /// Fixed temperature range in °C (needs radiometric frames): a face always looks the same.
+    FixedCelsius { low_c: f32, high_c: f32 },
+    /// Histogram equalization per frame.
+    Equalize,
 }
 
 impl Default for ThermalNormalization {
@@ -188,7 +193,7 @@ impl Default for ModelsConfig {
     }
 }
 
-/// Where a camera's frames come from.
+/// A source of both spectra of a camera.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceConfig {
@@ -204,11 +209,194 @@ pub enum SourceConfig {
     },
 }
 
+/// What a GStreamer stream does when its pipeline reaches end of stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AtEos {
+    /// Reconnect (RTSP servers and cameras that come back).
+    #[default]
+    Reconnect,
+    /// The stream is over (files, test sources with num-buffers).
+    End,
+}
+
+/// A source of one spectrum (`[cameras.visible]` / `[cameras.thermal]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StreamConfig {
+    /// A GStreamer pipeline (`pipeline`) or a URI (`uri`, e.g. rtsp://…); spectrald adds
+    /// the conversion and the appsink at the end.
+    Gstreamer {
+        #[serde(default)]
+        pipeline: Option<String>,
+        #[serde(default)]
+        uri: Option<String>,
+        /// Pace by the pipeline clock (true for files played at recorded speed).
+        #[serde(default)]
+        sync: bool,
+        #[serde(default)]
+        at_eos: AtEos,
+    },
+    /// A camera through nokhwa: `device` is an index ("0") or part of its name.
+    Camera {
+        device: String,
+        #[serde(default)]
+        width: Option<u32>,
+        #[serde(default)]
+        height: Option<u32>,
+        #[serde(default)]
+        fps: Option<u32>,
+    },
+    /// FLIR radiometric `.seq`/`.fff` file, or a folder of `.fff` (thermal only).
+    Flir {
+        path: PathBuf,
+        #[serde(default)]
+        speed: f64,
+        #[serde(default, rename = "loop")]
+        looped: bool,
+    },
+}
+
+impl StreamConfig {
+    /// Live streams reconnect and default their queue to `drop_oldest`.
+    pub fn is_live(&self) -> bool {
+        !matches!(self, StreamConfig::Flir { .. })
+    }
+}
+
+/// Reconnect and stall detection for live streams.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconnectConfig {
+    /// First backoff; doubles per failed attempt up to `max_backoff_ms` (with jitter).
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// 0 = keep trying forever.
+    pub max_attempts: u32,
+    /// A stream that delivered nothing this long after connecting has stalled.
+    pub first_frame_timeout_ms: u64,
+    /// Stalled when no frame came for this many frame intervals …
+    pub stall_intervals: f64,
+    /// … but never sooner than this.
+    pub min_stall_ms: u64,
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        ReconnectConfig {
+            initial_backoff_ms: 500,
+            max_backoff_ms: 30_000,
+            max_attempts: 0,
+            first_frame_timeout_ms: 10_000,
+            stall_intervals: 10.0,
+            min_stall_ms: 1_000,
+        }
+    }
+}
+
+/// What the thermal values of a camera mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ThermalUnits {
+    /// As the source says: FLIR files carry Planck constants, a recorded session its
+    /// `radiometry.json`; live streams have none unless configured.
+    #[default]
+    Auto,
+    /// TLinear: centi-kelvin.
+    Centikelvin,
+    /// Raw counts with the Planck constants in `planck`.
+    Planck,
+    /// Not radiometric: no temperatures.
+    None,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RadiometryConfig {
+    pub units: ThermalUnits,
+    /// Required for `units = "planck"` (the camera's R1, R2, B, F, O).
+    pub planck: Option<PlanckConstants>,
+    /// Overrides of the scene (emissivity, distance_m, reflected_c, atmospheric_c,
+    /// humidity); unset fields keep the file's values or the skin defaults.
+    pub object: ObjectOverrides,
+}
+
+impl RadiometryConfig {
+    /// What a frame's values mean, given what its source said.
+    pub fn resolve(&self, from_source: Option<&Radiometry>) -> Option<Radiometry> {
+        let base = match self.units {
+            ThermalUnits::Auto => from_source.copied(),
+            ThermalUnits::Centikelvin => Some(Radiometry::Centikelvin),
+            ThermalUnits::Planck => self.planck.map(|planck| Radiometry::Planck {
+                planck,
+                atmosphere: Default::default(),
+                object: Default::default(),
+            }),
+            ThermalUnits::None => None,
+        };
+        base.map(|r| r.with_overrides(&self.object))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     pub id: String,
-    pub source: SourceConfig,
+    /// Both spectra from one source (a recorded session) …
+    #[serde(default)]
+    pub source: Option<SourceConfig>,
+    /// … or each spectrum from its own stream.
+    #[serde(default)]
+    pub visible: Option<StreamConfig>,
+    #[serde(default)]
+    pub thermal: Option<StreamConfig>,
+    #[serde(default)]
+    pub radiometry: RadiometryConfig,
+    /// Thermal → visible pixel homography (row-major 3×3), from `spectrald calibrate`.
+    #[serde(default)]
+    pub homography: Option<[[f64; 3]; 3]>,
+    #[serde(default)]
+    pub reconnect: ReconnectConfig,
+    /// The policy of this camera's source queue; default `drop_oldest` for live streams
+    /// (latency stays bounded), `block` for files (nothing lost).
+    #[serde(default)]
+    pub when_full: Option<WhenFull>,
+}
+
+impl CameraConfig {
+    /// A camera replaying a recorded session.
+    pub fn replay(id: &str, path: PathBuf, speed: f64, looped: bool) -> CameraConfig {
+        CameraConfig {
+            id: id.to_owned(),
+            source: Some(SourceConfig::Replay {
+                path,
+                speed,
+                looped,
+            }),
+            visible: None,
+            thermal: None,
+            radiometry: RadiometryConfig::default(),
+            homography: None,
+            reconnect: ReconnectConfig::default(),
+            when_full: None,
+        }
+    }
+
+    pub fn has_live_streams(&self) -> bool {
+        [&self.visible, &self.thermal]
+            .into_iter()
+            .flatten()
+            .any(StreamConfig::is_live)
+    }
+
+    /// The policy of this camera's source → pair queue.
+    pub fn source_queue_policy(&self) -> WhenFull {
+        self.when_full.unwrap_or(if self.has_live_streams() {
+            WhenFull::DropOldest
+        } else {
+            WhenFull::Block
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -290,8 +478,13 @@ impl Config {
             fix(lib);
         }
         for camera in &mut self.cameras {
-            match &mut camera.source {
-                SourceConfig::Replay { path, .. } => fix(path),
+            if let Some(SourceConfig::Replay { path, .. }) = &mut camera.source {
+                fix(path);
+            }
+            for stream in [&mut camera.visible, &mut camera.thermal].into_iter().flatten() {
+                if let StreamConfig::Flir { path, .. } = stream {
+                    fix(path);
+                }
             }
         }
         if self.output.jsonl != "-" {
@@ -341,6 +534,14 @@ impl Config {
                     format!("fixed range needs high > low, got low={low} high={high}"),
                 );
             }
+            ThermalNormalization::FixedCelsius { low_c, high_c }
+                if high_c.partial_cmp(&low_c) != Some(std::cmp::Ordering::Greater) =>
+            {
+                return invalid(
+                    "thermal.normalization",
+                    format!("fixed_celsius needs high_c > low_c, got low_c={low_c} high_c={high_c}"),
+                );
+            }
             ThermalNormalization::Percentile { low, high }
                 if !(0.0 <= low && low < high && high <= 100.0) =>
             {
@@ -379,26 +580,101 @@ impl Config {
                     format!("{:?} is used twice; camera ids must be unique", camera.id),
                 );
             }
-            match &camera.source {
-                SourceConfig::Replay {
-                    path: dir, speed, ..
-                } => {
-                    if speed.is_nan() || *speed < 0.0 {
+            if let Some(SourceConfig::Replay {
+                path: dir, speed, ..
+            }) = &camera.source
+            {
+                if speed.is_nan() || *speed < 0.0 {
+                    return invalid(
+                        &format!("cameras[{i}].source.speed"),
+                        format!("must be >= 0 (0 = as fast as possible), got {speed}"),
+                    );
+                }
+                if !dir.is_dir() {
+                    return invalid(
+                        &format!("cameras[{i}].source.path"),
+                        format!(
+                            "{} is not a folder; record a session or fix the path",
+                            dir.display()
+                        ),
+                    );
+                }
+            }
+            if camera.source.is_some() && (camera.visible.is_some() || camera.thermal.is_some()) {
+                return invalid(
+                    &format!("cameras[{i}]"),
+                    "give either `source` (a recorded session) or `visible`/`thermal` streams, not both".into(),
+                );
+            }
+            if camera.source.is_none() && camera.visible.is_none() && camera.thermal.is_none() {
+                return invalid(
+                    &format!("cameras[{i}]"),
+                    "no input: add `source = { kind = \"replay\", … }` or a [cameras.visible] / [cameras.thermal] stream".into(),
+                );
+            }
+            for (spectrum, stream) in [("visible", &camera.visible), ("thermal", &camera.thermal)] {
+                let Some(stream) = stream else { continue };
+                let field = format!("cameras[{i}].{spectrum}");
+                match stream {
+                    StreamConfig::Gstreamer { pipeline, uri, .. } => {
+                        if pipeline.is_some() == uri.is_some() {
+                            return invalid(&field, "give exactly one of `pipeline` or `uri`".into());
+                        }
+                    }
+                    StreamConfig::Camera { .. } if spectrum == "thermal" => {
                         return invalid(
-                            &format!("cameras[{i}].source.speed"),
-                            format!("must be >= 0 (0 = as fast as possible), got {speed}"),
+                            &field,
+                            "nokhwa cameras deliver 8-bit RGB only; read radiometric Y16 thermal cameras with kind = \"gstreamer\", pipeline = \"v4l2src device=/dev/videoN ! video/x-raw,format=GRAY16_LE\"".into(),
                         );
                     }
-                    if !dir.is_dir() {
-                        return invalid(
-                            &format!("cameras[{i}].source.path"),
-                            format!(
-                                "{} is not a folder; record a session or fix the path",
-                                dir.display()
-                            ),
-                        );
+                    StreamConfig::Camera { .. } => {}
+                    StreamConfig::Flir { path, speed, .. } => {
+                        if spectrum == "visible" {
+                            return invalid(&field, "FLIR radiometric files are thermal; use them as [cameras.thermal]".into());
+                        }
+                        if !path.exists() {
+                            return invalid(
+                                &format!("{field}.path"),
+                                format!("{} does not exist; give a .seq/.fff file or a folder of .fff files", path.display()),
+                            );
+                        }
+                        if speed.is_nan() || *speed < 0.0 {
+                            return invalid(&format!("{field}.speed"), format!("must be >= 0, got {speed}"));
+                        }
                     }
                 }
+            }
+            if camera.radiometry.units == ThermalUnits::Planck && camera.radiometry.planck.is_none() {
+                return invalid(
+                    &format!("cameras[{i}].radiometry.planck"),
+                    "units = \"planck\" needs the camera's constants: planck = { r1 = …, r2 = …, b = …, f = …, o = … }".into(),
+                );
+            }
+            if let Some(r) = camera.radiometry.resolve(None)
+                && let Err(e) = r.validate()
+            {
+                return invalid(&format!("cameras[{i}].radiometry"), e.to_string());
+            }
+            if let Some(h) = camera.homography
+                && crate::registration::Homography::new(h).is_err()
+            {
+                return invalid(
+                    &format!("cameras[{i}].homography"),
+                    "not invertible; run `spectrald calibrate` to compute one".into(),
+                );
+            }
+            let r = &camera.reconnect;
+            if r.initial_backoff_ms == 0 || r.max_backoff_ms < r.initial_backoff_ms {
+                return invalid(
+                    &format!("cameras[{i}].reconnect"),
+                    "need 0 < initial_backoff_ms <= max_backoff_ms".into(),
+                );
+            }
+            if !(r.stall_intervals >= 1.0) {
+                return invalid(
+                    &format!("cameras[{i}].reconnect.stall_intervals"),
+                    format!("must be >= 1, got {}", r.stall_intervals),
+                );
             }
         }
         Ok(())

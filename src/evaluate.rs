@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use sha1::{Digest, Sha1};
 
-use crate::config::{CameraConfig, Config, SourceConfig};
+use crate::config::{CameraConfig, Config};
 use crate::dmsl::nme;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::publish::record::landmarks_of;
@@ -160,14 +160,7 @@ pub fn evaluate(
         faces.push((name.clone(), truth));
     }
     std::fs::write(session.path().join("manifest.csv"), manifest)?;
-    config.cameras = vec![CameraConfig {
-        id: "evaluate".into(),
-        source: SourceConfig::Replay {
-            path: session.path().to_owned(),
-            speed: 0.0,
-            looped: false,
-        },
-    }];
+    config.cameras = vec![CameraConfig::replay("evaluate", session.path().to_owned(), 0.0, false)];
     let sink = Collect::default();
     let pipeline = Pipeline::start(
         &config,

@@ -10,6 +10,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::dmsl::Letterbox;
+use crate::thermal::Radiometry;
+use crate::thermal::face::FaceTemperature;
 
 /// Which sensor an image comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -59,6 +61,8 @@ pub struct SpectrumFrame {
     pub origin: Arc<str>,
     /// When the source handed the decoded frame on: the start of its latency budget.
     pub received: Instant,
+    /// What thermal values mean (°C conversion); `None` for visible or uncalibrated frames.
+    pub radiometry: Option<Arc<Radiometry>>,
 }
 
 /// A box in some coordinate system: normalised [0, 1] canvas or source pixels.
@@ -85,6 +89,8 @@ pub struct SpectrumResult {
     /// Final results in source pixels (0-based pixel centres).
     pub source_box: Option<BoundingBox>,
     pub source_landmarks: Option<Vec<[f32; 2]>>,
+    /// Face temperature (thermal only, when the frame is radiometric and a face was found).
+    pub temperature: Option<FaceTemperature>,
     /// Set when a step failed for this spectrum; later stages skip it, the sink reports it.
     pub error: Option<String>,
 }

@@ -6,9 +6,10 @@
 //! |---------------|---------------------------------------------------------------------------|
 //! | [`config`]    | the typed, strict TOML configuration and its validation                   |
 //! | [`frame`]     | the data that flows: `SpectrumFrame` (one image), `Frame` (a pair)         |
-//! | [`source`]    | where frames come from; `replay` reads a recorded session                  |
+//! | [`source`]    | where frames come from: replay, FLIR files, GStreamer, cameras, recording  |
 //! | [`pair`]      | matching visible and thermal frames by capture time                        |
-//! | [`thermal`]   | radiometric Y16 counts → model input (fixed range, percentile AGC)         |
+//! | [`thermal`]   | raw counts / centi-kelvin → °C (Planck), AGC, palettes, face temperature    |
+//! | [`registration`] | thermal ↔ visible homography, fitted by `spectrald calibrate`           |
 //! | [`dmsl`]      | the DMSL steps: preprocessing, black-out, output mapping, NME               |
 //! | [`evaluate`]  | NME of the whole pipeline on a labelled (300-W layout) folder              |
 //! | [`infer`]     | model manifests and the inference backends (ONNX Runtime, tract)           |
@@ -24,6 +25,7 @@ pub mod infer;
 pub mod pair;
 pub mod pipeline;
 pub mod publish;
+pub mod registration;
 pub mod source;
 pub mod telemetry;
 pub mod thermal;

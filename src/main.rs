@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use spectrald::config::{BackendKind, CameraConfig, Config, LogFormat, SourceConfig};
+use spectrald::config::{BackendKind, CameraConfig, Config, LogFormat};
 use spectrald::infer::list_manifests;
 use spectrald::pipeline::Pipeline;
 use spectrald::publish::{Sink, jsonl::JsonlSink};
@@ -97,6 +97,30 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Record a camera's sources into a session folder that `replay` plays back exactly.
+    Record {
+        #[arg(long, short, default_value = "config.toml")]
+        config: PathBuf,
+        /// Camera id from the config (default: the first camera).
+        #[arg(long)]
+        camera: Option<String>,
+        /// New or empty folder for the session.
+        #[arg(long)]
+        out: PathBuf,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Stop after this many frames (both spectra together).
+        #[arg(long)]
+        frames: Option<u64>,
+    },
+    /// Fit the thermal → visible homography from point pairs and report its error.
+    Calibrate {
+        /// CSV with rows thermal_x,thermal_y,visible_x,visible_y (at least 4).
+        points: PathBuf,
+    },
+    /// List the cameras nokhwa can open (index: name).
+    Devices,
     /// List installed models and verify their sha256 against the manifests.
     Models {
         #[arg(long, default_value = "models")]
@@ -155,19 +179,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(out) = out {
                 config.output.jsonl = out.to_string_lossy().into_owned();
             }
-            config.cameras = vec![CameraConfig {
-                id: "replay".into(),
-                source: SourceConfig::Replay {
-                    path: dir,
-                    speed,
-                    looped,
-                },
-            }];
+            config.cameras = vec![CameraConfig::replay("replay", dir, speed, looped)];
             config.validate(Path::new("<command line>"))?;
             run_pipeline(config)
         }
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
+            for camera in &config.cameras {
+                spectrald::source::check_camera(camera)?;
+            }
             println!("{}: OK", file.display());
             println!(
                 "{}",
@@ -176,6 +196,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Models { dir } => list_models(&dir),
+        Command::Record {
+            config,
+            camera,
+            out,
+            seconds,
+            frames,
+        } => record(&config, camera.as_deref(), &out, seconds, frames, cli.log_format),
+        Command::Calibrate { points } => calibrate(&points),
+        Command::Devices => list_devices(),
         Command::Evaluate {
             dir,
             held_out,
@@ -245,13 +274,7 @@ fn default_models_dir() -> PathBuf {
 
 fn run_pipeline(config: Config) -> Result<ExitCode> {
     telemetry::init_logging(&config.log);
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        // First signal: drain and exit cleanly. A second one: exit at once.
-        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())
-            .context("installing signal handlers")?;
-        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
-    }
+    let stop = stop_on_signals()?;
     let sink = JsonlSink::open(&config.output.jsonl)?;
     let sinks: Vec<Box<dyn Sink>> = vec![Box::new(sink)];
     let events = Arc::new(Events::new());
@@ -259,6 +282,103 @@ fn run_pipeline(config: Config) -> Result<ExitCode> {
     let summary = pipeline.wait();
     tracing::info!("{}", summary.line());
     Ok(ExitCode::SUCCESS)
+}
+
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // First signal: drain and exit cleanly. A second one: exit at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    Ok(stop)
+}
+
+fn record(
+    config_path: &Path,
+    camera: Option<&str>,
+    out: &Path,
+    seconds: Option<f64>,
+    frames: Option<u64>,
+    log_format: Option<LogFormatArg>,
+) -> Result<ExitCode> {
+    let mut config = Config::load(config_path)?;
+    apply_log_format(&mut config, log_format);
+    telemetry::init_logging(&config.log);
+    let chosen = match camera {
+        Some(id) => config.cameras.iter().find(|c| c.id == id).with_context(|| {
+            let ids: Vec<&str> = config.cameras.iter().map(|c| c.id.as_str()).collect();
+            format!("no camera {id:?} in {}; cameras: {}", config_path.display(), ids.join(", "))
+        })?,
+        None => config
+            .cameras
+            .first()
+            .context("the config has no camera")?,
+    };
+    let limits = spectrald::source::record::Limits {
+        duration: seconds
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(std::time::Duration::from_secs_f64),
+        frames,
+    };
+    let events = Arc::new(Events::new());
+    let stop = stop_on_signals()?;
+    let (visible, thermal) =
+        spectrald::source::record::record(chosen, out, limits, stop, events.clone())?;
+    let dropped: u64 = events.drops_by_reason(&chosen.id).values().sum();
+    eprintln!(
+        "recorded {visible} visible + {thermal} thermal frames of camera {} into {} ({dropped} dropped); replay with: spectrald replay {}",
+        chosen.id,
+        out.display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn calibrate(points: &Path) -> Result<ExitCode> {
+    let pairs = spectrald::registration::read_pairs(points)?;
+    let fit = spectrald::registration::fit(&pairs)?;
+    let rows = fit.homography.rows();
+    println!("# thermal -> visible, fitted from {} point pairs in {}", pairs.len(), points.display());
+    println!(
+        "# reprojection error (visible pixels): rms {:.3}, max {:.3}",
+        fit.rms(),
+        fit.max()
+    );
+    for (pair, error) in pairs.iter().zip(&fit.errors) {
+        println!(
+            "#   thermal ({:.1}, {:.1}) -> visible ({:.1}, {:.1}): {error:.3} px",
+            pair.thermal[0], pair.thermal[1], pair.visible[0], pair.visible[1]
+        );
+    }
+    println!("# paste under the camera's [[cameras]] table:");
+    let row = |r: [f64; 3]| format!("[{:.9e}, {:.9e}, {:.9e}]", r[0], r[1], r[2]);
+    println!(
+        "homography = [{}, {}, {}]",
+        row(rows[0]),
+        row(rows[1]),
+        row(rows[2])
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "camera")]
+fn list_devices() -> Result<ExitCode> {
+    let devices = spectrald::source::camera::list_devices();
+    if devices.is_empty() {
+        eprintln!("no cameras found (is the camera plugged in, and is this user in the video group?)");
+        return Ok(ExitCode::from(1));
+    }
+    for d in devices {
+        println!("{d}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "camera"))]
+fn list_devices() -> Result<ExitCode> {
+    anyhow::bail!("this build has no `camera` feature; rebuild with --features camera")
 }
 
 fn list_models(dir: &Path) -> Result<ExitCode> {

@@ -21,6 +21,10 @@ pub enum DropReason {
     Unmatched,
     /// Shutdown came before the frame reached a sink (only in `drop_oldest` mode).
     Shutdown,
+    /// Same capture time as the previous frame of that stream (a repeated frame).
+    Duplicate,
+    /// Captured before the previous frame of that stream (clock jump, reordering).
+    OutOfOrder,
 }
 
 impl DropReason {
@@ -30,6 +34,8 @@ impl DropReason {
             DropReason::DecodeFailed => "decode_failed",
             DropReason::Unmatched => "unmatched",
             DropReason::Shutdown => "shutdown",
+            DropReason::Duplicate => "duplicate",
+            DropReason::OutOfOrder => "out_of_order",
         }
     }
 }
@@ -38,9 +44,47 @@ impl DropReason {
 pub type CounterKey = (&'static str, String, String);
 
 /// The shared event sink. Cheap enough for per-frame use at camera rates (one mutex).
+/// Where one camera stream (visible or thermal) stands; see `source::live`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    Starting,
+    Streaming,
+    /// No frame for longer than the stall timeout; a reconnect follows.
+    Stalled,
+    /// Waiting out the backoff before the next attempt.
+    Reconnecting,
+    /// Gave up: a permanent error (bad pipeline, no such device) or out of attempts.
+    Failed,
+    /// The input ended (file sources, or shutdown).
+    Ended,
+}
+
+impl StreamState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Starting => "starting",
+            StreamState::Streaming => "streaming",
+            StreamState::Stalled => "stalled",
+            StreamState::Reconnecting => "reconnecting",
+            StreamState::Failed => "failed",
+            StreamState::Ended => "ended",
+        }
+    }
+}
+
+/// A stream's state, why it is in it, and since when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamStatus {
+    pub state: StreamState,
+    pub reason: String,
+    pub since: std::time::Instant,
+}
+
 #[derive(Debug, Default)]
 pub struct Events {
     counters: Mutex<BTreeMap<CounterKey, u64>>,
+    streams: Mutex<BTreeMap<(String, String), StreamStatus>>,
 }
 
 impl Events {
@@ -97,6 +141,47 @@ impl Events {
             );
         }
         self.bump("sink_failed", camera, sink);
+    }
+
+    /// A source (or one attempt of a live one) failed as a whole; logged every time,
+    /// because it is rare and an operator must see it.
+    pub fn source_failed(&self, camera: &str, spectrum: &str, detail: &str) {
+        tracing::error!(camera, spectrum, "source failed: {detail}");
+        self.bump("source_failed", camera, spectrum);
+    }
+
+    /// Records a stream state change (logged, and counted per target state).
+    pub fn stream_state(&self, camera: &str, spectrum: &str, state: StreamState, reason: &str) {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (camera.to_owned(), spectrum.to_owned());
+        if streams.get(&key).is_some_and(|s| s.state == state) {
+            return;
+        }
+        match state {
+            StreamState::Streaming | StreamState::Starting | StreamState::Ended => {
+                tracing::info!(camera, spectrum, state = state.as_str(), "{reason}")
+            }
+            _ => tracing::warn!(camera, spectrum, state = state.as_str(), "{reason}"),
+        }
+        streams.insert(
+            key,
+            StreamStatus {
+                state,
+                reason: reason.to_owned(),
+                since: std::time::Instant::now(),
+            },
+        );
+        drop(streams);
+        self.bump("stream_state_changes", camera, state.as_str());
+    }
+
+    pub fn count_reconnect(&self, camera: &str, spectrum: &str) {
+        self.bump("stream_reconnects", camera, spectrum);
+    }
+
+    /// Every stream's current status, keyed by (camera, spectrum).
+    pub fn stream_states(&self) -> BTreeMap<(String, String), StreamStatus> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn pair_published(&self, camera: &str) {

@@ -9,7 +9,7 @@ use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 
 use crate::config::ThermalNormalization;
 use crate::frame::BoundingBox;
-use crate::thermal;
+use crate::thermal::{self, Converter, agc::AgcError};
 
 /// Side of the square model input.
 pub const CANVAS: usize = 128;
@@ -31,14 +31,17 @@ pub fn gray_from_rgb8(rgb: &[u8]) -> Vec<F32> {
         .collect()
 }
 
-/// Raw thermal values → [0, 1] with the configured normalization.
-pub fn gray_from_thermal(values: &[u16], normalization: ThermalNormalization) -> Vec<F32> {
-    let (low, high) = thermal::normalization_range(values, normalization);
-    let span = high - low;
-    values
-        .iter()
-        .map(|&v| F32::new(((v as f32 - low) / span).clamp(0.0, 1.0)))
-        .collect()
+/// Raw thermal values → [0, 1] with the configured normalization (`converter`: the frame's
+/// radiometry, needed for fixed °C ranges).
+pub fn gray_from_thermal(
+    values: &[u16],
+    normalization: ThermalNormalization,
+    converter: Option<&Converter>,
+) -> Result<Vec<F32>, AgcError> {
+    Ok(thermal::agc::normalize(values, normalization, converter)?
+        .into_iter()
+        .map(F32::new)
+        .collect())
 }
 
 /// How a source image sits on the canvas: scaled so its longer side is 128, centred.

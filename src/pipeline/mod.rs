@@ -18,11 +18,13 @@ use std::time::Instant;
 pub use queue::{Closed, QueueSender, Tracked, queue};
 pub use stages::LatencyLog;
 
-use crate::config::{Config, SourceConfig};
+use std::collections::BTreeMap;
+
+use crate::config::{CameraConfig, Config, QueueConfig, WhenFull};
+use crate::registration::{Homography, RegistrationError};
 use crate::infer::{Model, ModelError};
 use crate::publish::Sink;
 use crate::publish::record::ModelId;
-use crate::source::replay::ReplaySource;
 use crate::source::{Source, SourceError};
 use crate::telemetry::Events;
 
@@ -32,6 +34,8 @@ pub enum PipelineError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error("camera homography: {0}")]
+    Registration(#[from] RegistrationError),
     #[error("model {model} ({path}) is not a DMSL {task} model: it needs an output named {output}")]
     WrongTask {
         model: String,
@@ -160,16 +164,13 @@ impl Pipeline {
             mask: output_index(&boundary_model, "boundary", "mask").ok(),
         };
         let landmark_output = output_index(&landmark_model, "landmark", "landmarks")?;
-        let mut opened: Vec<(String, Box<dyn Source>)> = Vec::new();
+        let mut opened: Vec<(&CameraConfig, Vec<(String, Box<dyn Source>)>)> = Vec::new();
+        let mut registration = BTreeMap::new();
         for camera in &config.cameras {
-            let source: Box<dyn Source> = match &camera.source {
-                SourceConfig::Replay {
-                    path,
-                    speed,
-                    looped,
-                } => Box::new(ReplaySource::open(&camera.id, path, *speed, *looped)?),
-            };
-            opened.push((camera.id.clone(), source));
+            opened.push((camera, crate::source::open_camera(camera)?));
+            if let Some(rows) = camera.homography {
+                registration.insert(camera.id.clone(), Homography::new(rows)?);
+            }
         }
         tracing::info!(
             boundary = %boundary_model.manifest.id(),
@@ -192,19 +193,31 @@ impl Pipeline {
 
         let mut sources = Vec::new();
         let mut stages = Vec::new();
-        for (camera, source) in opened {
-            let (to_pair, pair_rx) = queue(&q("pair"), events.clone());
-            let (ev, st) = (events.clone(), stop.clone());
-            let cam = camera.clone();
-            sources.push(spawn(&format!("source-{camera}"), move || {
-                if let Err(e) = source.run(to_pair, st, ev) {
-                    tracing::error!(camera = %cam, "source stopped: {e}");
-                }
-            })?);
+        for (camera, camera_sources) in opened {
+            let pair_queue = QueueConfig {
+                when_full: camera.when_full.unwrap_or(if camera.has_live_streams() {
+                    WhenFull::DropOldest
+                } else {
+                    q("pair").when_full
+                }),
+                ..q("pair")
+            };
+            let (to_pair, pair_rx) = queue(&pair_queue, events.clone());
+            for (name, source) in camera_sources {
+                let (ev, st, tx) = (events.clone(), stop.clone(), to_pair.clone());
+                let shown = name.clone();
+                sources.push(spawn(&format!("source-{name}"), move || {
+                    if let Err(e) = source.run(tx, st, ev) {
+                        tracing::error!(source = %shown, "source stopped: {e}");
+                    }
+                })?);
+            }
+            drop(to_pair);
             let (tx, ev, pairing) = (to_pre.clone(), events.clone(), config.pairing.clone());
-            let cam: Arc<str> = camera.as_str().into();
-            stages.push(spawn(&format!("pair-{camera}"), move || {
-                stages::pair(cam, pair_rx, tx, pairing, ev)
+            let radiometry = camera.radiometry.clone();
+            let cam: Arc<str> = camera.id.as_str().into();
+            stages.push(spawn(&format!("pair-{}", camera.id), move || {
+                stages::pair(cam, pair_rx, tx, pairing, radiometry, ev)
             })?);
         }
         drop(to_pre);
@@ -230,7 +243,7 @@ impl Pipeline {
             stages::landmark(landmark_rx, to_post, landmark_model, landmark_output, ev)
         })?);
         stages.push(spawn("postprocess", move || {
-            stages::postprocess(post_rx, to_sink)
+            stages::postprocess(post_rx, to_sink, registration)
         })?);
         let (ev, st) = (events.clone(), stop.clone());
         let sink = spawn("sink", move || stages::sink(sink_rx, sinks, models, ev, st))?;

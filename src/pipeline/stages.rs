@@ -12,7 +12,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fast_image_resize::Resizer;
 
 use super::queue::QueueSender;
-use crate::config::{PairingConfig, ThermalNormalization, Unmatched};
+use crate::config::{PairingConfig, RadiometryConfig, ThermalNormalization, ThermalUnits, Unmatched};
+use crate::registration::Homography;
+use crate::thermal::face::{BoxSource, ThermalImage};
+use crate::thermal::radiometry::ObjectOverrides;
 use crate::dmsl::{self, BLACKOUT_MARGIN, CANVAS, LANDMARK_COUNT};
 use crate::frame::{BoundingBox, Frame, Pixels, Spectrum, SpectrumFrame};
 use crate::infer::Model;
@@ -26,15 +29,38 @@ pub fn pair(
     rx: Receiver<SpectrumFrame>,
     tx: QueueSender<Frame>,
     config: PairingConfig,
+    radiometry: RadiometryConfig,
     events: Arc<Events>,
 ) {
     let max_wait = Duration::from_millis(config.max_wait_ms);
     let mut pairer = Pairer::new(config.tolerance_ms, config.thermal_offset_ms, max_wait);
     let tick = max_wait.clamp(Duration::from_millis(1), Duration::from_millis(50));
     let mut sequence = 0u64;
+    let mut order = StreamOrder::default();
+    let configured = radiometry.units != ThermalUnits::Auto
+        || radiometry.object != ObjectOverrides::default();
     loop {
         let (decided, ended) = match rx.recv_timeout(tick) {
-            Ok(frame) => (pairer.push(frame), false),
+            Ok(mut frame) => {
+                if let Err(reason) = order.check(&frame) {
+                    events.frame_dropped(
+                        &camera,
+                        reason,
+                        1,
+                        &format!(
+                            "{} frame {} captured at {} us, not after the previous one",
+                            frame.spectrum, frame.origin, frame.captured_us
+                        ),
+                    );
+                    continue;
+                }
+                if frame.spectrum == Spectrum::Thermal && configured {
+                    frame.radiometry = radiometry
+                        .resolve(frame.radiometry.as_deref())
+                        .map(Arc::new);
+                }
+                (pairer.push(frame), false)
+            }
             Err(RecvTimeoutError::Timeout) => (pairer.expire(Instant::now()), false),
             Err(RecvTimeoutError::Disconnected) => (pairer.finish(), true),
         };
@@ -80,6 +106,27 @@ pub fn pair(
     }
 }
 
+/// Per spectrum, capture times must increase: a repeated time is a duplicated frame
+/// (some cameras resend the last frame when starved), an earlier one arrived out of order.
+#[derive(Default)]
+struct StreamOrder {
+    last: [Option<i64>; 2],
+}
+
+impl StreamOrder {
+    fn check(&mut self, frame: &SpectrumFrame) -> Result<(), DropReason> {
+        let last = &mut self.last[frame.spectrum as usize];
+        match *last {
+            Some(t) if frame.captured_us == t => Err(DropReason::Duplicate),
+            Some(t) if frame.captured_us < t => Err(DropReason::OutOfOrder),
+            _ => {
+                *last = Some(frame.captured_us);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Decode-independent preprocessing: grey [0, 1] image → 128x128 letterboxed canvas.
 pub fn preprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, thermal: ThermalNormalization) {
     let mut resizer = Resizer::new();
@@ -89,17 +136,24 @@ pub fn preprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, thermal: ThermalN
                 continue;
             };
             let gray = match &*image.pixels {
-                Pixels::Rgb8(rgb) => dmsl::gray_from_rgb8(rgb),
-                Pixels::Gray16(values) => dmsl::gray_from_thermal(values, thermal),
+                Pixels::Rgb8(rgb) => Ok(dmsl::gray_from_rgb8(rgb)),
+                Pixels::Gray16(values) => {
+                    let converter = image.radiometry.as_ref().map(|r| r.converter());
+                    dmsl::gray_from_thermal(values, thermal, converter.as_ref())
+                        .map_err(|e| e.to_string())
+                }
             };
-            let outcome = dmsl::letterbox(&gray, image.width, image.height, &mut resizer);
+            let outcome = gray.and_then(|gray| {
+                dmsl::letterbox(&gray, image.width, image.height, &mut resizer)
+                    .map_err(|e| e.to_string())
+            });
             if let Some(result) = frame.result_mut(spectrum) {
                 match outcome {
                     Ok((canvas, letterbox)) => {
                         result.canvas = canvas;
                         result.letterbox = Some(letterbox);
                     }
-                    Err(e) => result.error = Some(e.to_string()),
+                    Err(e) => result.error = Some(e),
                 }
             }
         }
@@ -226,8 +280,13 @@ pub fn landmark(
     }
 }
 
-/// Maps canvas results back to each spectrum's source pixels.
-pub fn postprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>) {
+/// Maps canvas results back to each spectrum's source pixels, then measures the face
+/// temperature on radiometric thermal frames.
+pub fn postprocess(
+    rx: Receiver<Frame>,
+    tx: QueueSender<Frame>,
+    registration: BTreeMap<String, Homography>,
+) {
     for mut frame in rx {
         for s in frame.healthy_spectra() {
             let Some(r) = frame.result_mut(s) else {
@@ -240,11 +299,48 @@ pub fn postprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>) {
                 .as_ref()
                 .map(|pts| pts.iter().map(|p| lb.to_source_pixel(p[0], p[1])).collect());
         }
+        let temperature = face_temperature(&frame, registration.get(&*frame.camera));
+        if let Some(r) = frame.result_mut(Spectrum::Thermal) {
+            r.temperature = temperature;
+        }
         frame.mark_stage_done("postprocess");
         if tx.send(frame).is_err() {
             break;
         }
     }
+}
+
+/// The face box (and landmarks) on the thermal image: the visible detection mapped through
+/// the rig's homography when there is one, else the thermal image's own detection.
+fn face_temperature(
+    frame: &Frame,
+    thermal_to_visible: Option<&Homography>,
+) -> Option<crate::thermal::face::FaceTemperature> {
+    let image = frame.thermal.as_ref()?;
+    let converter = image.radiometry.as_ref()?.converter();
+    let Pixels::Gray16(values) = &*image.pixels else {
+        return None;
+    };
+    let visible = frame.result(Spectrum::Visible).filter(|r| r.error.is_none());
+    let registered = thermal_to_visible.zip(visible.and_then(|r| r.source_box)).map(|(h, b)| {
+        let to_thermal = h.inverse();
+        let landmarks = visible
+            .and_then(|r| r.source_landmarks.as_ref())
+            .map(|pts| to_thermal.map_points(pts));
+        (to_thermal.map_box(b), BoxSource::RegisteredVisible, landmarks)
+    });
+    let thermal = frame.result(Spectrum::Thermal).filter(|r| r.error.is_none());
+    let (face_box, source, landmarks) = registered.or_else(|| {
+        let r = thermal?;
+        Some((r.source_box?, BoxSource::Thermal, r.source_landmarks.clone()))
+    })?;
+    ThermalImage {
+        values,
+        width: image.width,
+        height: image.height,
+        converter: &converter,
+    }
+    .face_temperature(face_box, source, landmarks.as_deref())
 }
 
 /// Per-stage latency samples, for the exit summary and the benchmark.

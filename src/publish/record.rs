@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::frame::{BoundingBox, Frame, Spectrum};
+use crate::thermal::face::FaceTemperature;
 
 pub const SCHEMA: &str = "spectrald.landmarks/v1";
 
@@ -31,6 +32,9 @@ pub struct SpectrumRecord {
     /// Mean boundary-mask probability inside the box, in [0, 1].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
+    /// Face temperature (thermal, radiometric frames only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<FaceTemperature>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -88,6 +92,7 @@ impl<'a> LandmarkRecord<'a> {
                         .as_ref()
                         .map(|pts| pts.iter().map(|p| [round2(p[0]), round2(p[1])]).collect()),
                     score: result.score.map(|s| (s * 1000.0).round() / 1000.0),
+                    temperature: result.temperature,
                     error: result.error.clone(),
                 },
             );

@@ -1,13 +1,30 @@
 //! Where frames come from. Every source kind implements [`Source`]: it produces
 //! [`SpectrumFrame`]s in capture order per spectrum and stops when its input ends or the
 //! shared stop flag is set.
+//!
+//! | file          | source                                                              |
+//! |---------------|---------------------------------------------------------------------|
+//! | `replay.rs`   | a recorded session folder (both spectra)                            |
+//! | `flir.rs`     | FLIR radiometric `.fff` / `.seq` files (thermal)                    |
+//! | `gst.rs`      | GStreamer pipelines and URIs (RTSP, files, v4l2src), feature `gstreamer` |
+//! | `camera.rs`   | live cameras through nokhwa, feature `camera`                       |
+//! | `live.rs`     | the reconnect / stall supervisor every live stream runs under       |
+//! | `record.rs`   | writes frames back out as a replayable session (`spectrald record`) |
 
+#[cfg(feature = "camera")]
+pub mod camera;
+pub mod flir;
+#[cfg(feature = "gstreamer")]
+pub mod gst;
+pub mod live;
+pub mod record;
 pub mod replay;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::frame::SpectrumFrame;
+use crate::config::{AtEos, CameraConfig, SourceConfig, StreamConfig};
+use crate::frame::{Spectrum, SpectrumFrame};
 use crate::pipeline::QueueSender;
 use crate::telemetry::Events;
 
@@ -15,6 +32,8 @@ use crate::telemetry::Events;
 pub enum SourceError {
     #[error("replay session {path}: {message}")]
     Session { path: String, message: String },
+    #[error("{what}: {message}")]
+    Open { what: String, message: String },
 }
 
 /// A producer of frames for one camera.
@@ -28,4 +47,117 @@ pub trait Source: Send {
         stop: Arc<AtomicBool>,
         events: Arc<Events>,
     ) -> Result<(), SourceError>;
+}
+
+/// Opens every source of a camera: (a name for its thread, the source).
+pub fn open_camera(camera: &CameraConfig) -> Result<Vec<(String, Box<dyn Source>)>, SourceError> {
+    let mut sources: Vec<(String, Box<dyn Source>)> = Vec::new();
+    if let Some(SourceConfig::Replay {
+        path,
+        speed,
+        looped,
+    }) = &camera.source
+    {
+        let replay = replay::ReplaySource::open(&camera.id, path, *speed, *looped)?;
+        sources.push((camera.id.clone(), Box::new(replay)));
+    }
+    for (spectrum, stream) in [
+        (Spectrum::Visible, &camera.visible),
+        (Spectrum::Thermal, &camera.thermal),
+    ] {
+        if let Some(stream) = stream {
+            let name = format!("{}-{}", camera.id, spectrum);
+            sources.push((name, open_stream(camera, spectrum, stream)?));
+        }
+    }
+    Ok(sources)
+}
+
+/// Deeper checks than config validation, for `check-config`: GStreamer pipelines parse.
+pub fn check_camera(camera: &CameraConfig) -> Result<(), SourceError> {
+    for (spectrum, stream) in [
+        (Spectrum::Visible, &camera.visible),
+        (Spectrum::Thermal, &camera.thermal),
+    ] {
+        #[cfg(feature = "gstreamer")]
+        if let Some(StreamConfig::Gstreamer {
+            pipeline, uri, sync, ..
+        }) = stream
+        {
+            let line = gst::launch_line(pipeline.as_deref(), uri.as_deref(), spectrum, *sync);
+            gst::check_launch_line(&line).map_err(|message| SourceError::Open {
+                what: format!("camera {} {spectrum} gstreamer", camera.id),
+                message,
+            })?;
+        }
+        let _ = (spectrum, stream);
+    }
+    Ok(())
+}
+
+fn open_stream(
+    camera: &CameraConfig,
+    spectrum: Spectrum,
+    stream: &StreamConfig,
+) -> Result<Box<dyn Source>, SourceError> {
+    #[cfg(not(all(feature = "gstreamer", feature = "camera")))]
+    let not_built = |feature: &str| SourceError::Open {
+        what: format!("camera {} {spectrum}", camera.id),
+        message: format!("this build has no `{feature}` feature; rebuild with --features {feature}"),
+    };
+    match stream {
+        StreamConfig::Flir {
+            path,
+            speed,
+            looped,
+        } => {
+            let fallback = camera.radiometry.resolve(None);
+            Ok(Box::new(flir::FlirFileSource::open(
+                &camera.id,
+                path,
+                *speed,
+                *looped,
+                fallback,
+                camera.radiometry.object,
+            )?))
+        }
+        #[cfg(feature = "gstreamer")]
+        StreamConfig::Gstreamer {
+            pipeline,
+            uri,
+            sync,
+            at_eos,
+        } => {
+            let line = gst::launch_line(pipeline.as_deref(), uri.as_deref(), spectrum, *sync);
+            let shown = uri.clone().or_else(|| pipeline.clone()).unwrap_or_default();
+            let at_end = match at_eos {
+                AtEos::Reconnect => live::AtEnd::Reconnect,
+                AtEos::End => live::AtEnd::Stop,
+            };
+            Ok(Box::new(live::LiveSource::new(
+                &camera.id,
+                spectrum,
+                Box::new(gst::GstConnector::new(shown, line, spectrum)),
+                camera.reconnect,
+                at_end,
+            )))
+        }
+        #[cfg(not(feature = "gstreamer"))]
+        StreamConfig::Gstreamer { .. } => Err(not_built("gstreamer")),
+        #[cfg(feature = "camera")]
+        StreamConfig::Camera {
+            device,
+            width,
+            height,
+            fps,
+        } => Ok(Box::new(live::LiveSource::new(
+            &camera.id,
+            spectrum,
+            Box::new(camera::CameraConnector::new(device, *width, *height, *fps)),
+            camera.reconnect,
+            live::AtEnd::Reconnect,
+        ))),
+        #[cfg(not(feature = "camera"))]
+        StreamConfig::Camera { .. } => Err(not_built("camera")),
+    }
 }

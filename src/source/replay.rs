@@ -21,8 +21,11 @@ use super::{Source, SourceError};
 use crate::frame::{Pixels, Spectrum, SpectrumFrame};
 use crate::pipeline::QueueSender;
 use crate::telemetry::{DropReason, Events};
+use crate::thermal::Radiometry;
 
 pub const MANIFEST: &str = "manifest.csv";
+/// Optional: what the thermal values mean (`{"units": "centikelvin"}` or Planck constants).
+pub const RADIOMETRY: &str = "radiometry.json";
 pub const MANIFEST_HEADER: [&str; 3] = ["spectrum", "timestamp_us", "file"];
 
 /// One manifest row.
@@ -163,10 +166,35 @@ pub fn decode(path: &Path, spectrum: Spectrum) -> Result<(u32, u32, Pixels), Dec
     }
 }
 
+/// Reads `dir/radiometry.json` if the session has one.
+pub fn read_radiometry(dir: &Path) -> Result<Option<Radiometry>, SourceError> {
+    let path = dir.join(RADIOMETRY);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(SourceError::Session {
+                path: dir.display().to_string(),
+                message: format!("{RADIOMETRY}: {e}"),
+            });
+        }
+    };
+    let radiometry: Radiometry = serde_json::from_str(&text).map_err(|e| SourceError::Session {
+        path: dir.display().to_string(),
+        message: format!("{RADIOMETRY}: {e}; see the README's \"Replay format\""),
+    })?;
+    radiometry.validate().map_err(|e| SourceError::Session {
+        path: dir.display().to_string(),
+        message: format!("{RADIOMETRY}: {e}"),
+    })?;
+    Ok(Some(radiometry))
+}
+
 pub struct ReplaySource {
     camera: Arc<str>,
     dir: PathBuf,
     entries: Vec<Entry>,
+    radiometry: Option<Arc<Radiometry>>,
     speed: f64,
     looped: bool,
 }
@@ -179,10 +207,12 @@ impl ReplaySource {
         looped: bool,
     ) -> Result<ReplaySource, SourceError> {
         let entries = read_manifest(dir)?;
+        let radiometry = read_radiometry(dir)?.map(Arc::new);
         Ok(ReplaySource {
             camera: camera.into(),
             dir: dir.to_owned(),
             entries,
+            radiometry,
             speed,
             looped,
         })
@@ -242,6 +272,10 @@ impl Source for ReplaySource {
                     pixels: Arc::new(pixels),
                     origin: path.display().to_string().into(),
                     received: Instant::now(),
+                    radiometry: match entry.spectrum {
+                        Spectrum::Thermal => self.radiometry.clone(),
+                        Spectrum::Visible => None,
+                    },
                 };
                 if out.send(frame).is_err() {
                     return Ok(()); // pipeline closed: shutting down

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use spectrald::config::{BackendKind, CameraConfig, Config, ModelsConfig, SourceConfig};
+use spectrald::config::{BackendKind, CameraConfig, Config, ModelsConfig};
 use spectrald::pipeline::{Pipeline, Summary};
 use spectrald::publish::{Sink, SinkError};
 use spectrald::telemetry::Events;
@@ -64,14 +64,7 @@ pub fn with_backend(mut models: ModelsConfig, backend: BackendKind) -> ModelsCon
 pub fn replay_config(session: &Path, models: ModelsConfig) -> Config {
     Config {
         models,
-        cameras: vec![CameraConfig {
-            id: "cam".into(),
-            source: SourceConfig::Replay {
-                path: session.to_owned(),
-                speed: 0.0,
-                looped: false,
-            },
-        }],
+        cameras: vec![CameraConfig::replay("cam", session.to_owned(), 0.0, false)],
         ..Default::default()
     }
 }
