@@ -74,8 +74,16 @@ impl Connector for GstConnector {
 
     fn connect(&mut self) -> Result<Box<dyn LiveStream>, StreamError> {
         init()?;
-        let element = gst::parse::launch(&self.line)
-            .map_err(|e| StreamError::Permanent(format!("pipeline does not parse: {e}; check the `pipeline` string with gst-launch-1.0")))?;
+        let element = gst::parse::launch(&self.line).map_err(|e| {
+            let hint = if e.to_string().contains("could not link") {
+                "caps mismatch: the source's output cannot become raw video; "
+            } else {
+                ""
+            };
+            StreamError::Permanent(format!(
+                "pipeline does not parse: {e}; {hint}check the `pipeline` string with gst-launch-1.0"
+            ))
+        })?;
         let pipeline = element
             .downcast::<gst::Pipeline>()
             .map_err(|_| StreamError::Permanent("the description is not a pipeline".into()))?;
@@ -156,8 +164,10 @@ impl GstStream {
             let base = self.pipeline.base_time()?;
             Some(clock_now.nseconds() as i64 / 1000 - (base + running).nseconds() as i64 / 1000)
         })();
-        // A file played unsynchronised runs ahead of the clock: then "now" is the best time.
-        now - age_us.filter(|a| (0..10_000_000).contains(a)).unwrap_or(0)
+        // Negative ages are a source clock running ahead (kept: that is the skew the pairing
+        // offset corrects); ages beyond 10 s mean an unsynchronised file racing ahead of the
+        // clock, where "now" is the best capture time there is.
+        now - age_us.filter(|a| a.abs() < 10_000_000).unwrap_or(0)
     }
 
     fn convert(&self, sample: &gst::Sample) -> Result<Captured, StreamError> {

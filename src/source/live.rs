@@ -180,25 +180,23 @@ impl LiveSource {
                             timeout.as_millis()
                         );
                         self.state(events, StreamState::Stalled, &reason);
-                        return Outcome::Retry;
+                        return Outcome::Retry(reason);
                     }
                 }
                 Err(StreamError::Ended(m)) => {
                     return match self.at_end {
                         AtEnd::Stop => Outcome::Ended(format!("{what}: {m}")),
                         AtEnd::Reconnect => {
-                            events.source_failed(
-                                &self.camera,
-                                self.spectrum.as_str(),
-                                &format!("{what}: stream ended ({m}); reconnecting"),
-                            );
-                            Outcome::Retry
+                            let reason = format!("{what}: stream ended ({m})");
+                            events.source_failed(&self.camera, self.spectrum.as_str(), &reason);
+                            Outcome::Retry(reason)
                         }
                     };
                 }
                 Err(StreamError::Failed(m)) => {
-                    events.source_failed(&self.camera, self.spectrum.as_str(), &format!("{what}: {m}"));
-                    return Outcome::Retry;
+                    let reason = format!("{what}: {m}");
+                    events.source_failed(&self.camera, self.spectrum.as_str(), &reason);
+                    return Outcome::Retry(reason);
                 }
                 Err(StreamError::Permanent(m)) => return Outcome::Permanent(m),
             }
@@ -209,7 +207,8 @@ impl LiveSource {
 enum Outcome {
     Stopped,
     Ended(String),
-    Retry,
+    /// Try again; the text says what went wrong.
+    Retry(String),
     Permanent(String),
 }
 
@@ -249,11 +248,12 @@ impl Source for LiveSource {
                 }
                 Err(StreamError::Permanent(m)) => Outcome::Permanent(m),
                 Err(e) => {
-                    events.source_failed(&self.camera, spectrum, &format!("{what}: {e}"));
-                    Outcome::Retry
+                    let reason = format!("{what}: {e}");
+                    events.source_failed(&self.camera, spectrum, &reason);
+                    Outcome::Retry(reason)
                 }
             };
-            match outcome {
+            let last_error = match outcome {
                 Outcome::Stopped => {
                     self.state(&events, StreamState::Ended, "shutdown");
                     return Ok(());
@@ -268,11 +268,11 @@ impl Source for LiveSource {
                     self.state(&events, StreamState::Failed, &reason);
                     return Ok(());
                 }
-                Outcome::Retry => {}
-            }
+                Outcome::Retry(reason) => reason,
+            };
             failures += 1;
             if self.reconnect.max_attempts > 0 && failures >= self.reconnect.max_attempts {
-                let reason = format!("{what}: gave up after {failures} failed attempts");
+                let reason = format!("gave up after {failures} failed attempts; last: {last_error}");
                 self.state(&events, StreamState::Failed, &reason);
                 return Ok(());
             }
@@ -281,7 +281,7 @@ impl Source for LiveSource {
                 &events,
                 StreamState::Reconnecting,
                 &format!(
-                    "{what}: reconnect attempt {failures} in {} ms",
+                    "{last_error}; reconnect attempt {failures} in {} ms",
                     delay.as_millis()
                 ),
             );

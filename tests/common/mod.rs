@@ -157,3 +157,86 @@ pub fn python() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(".cache/venv/bin/python"))
 }
+
+/// A pipeline running in the background, for live-source tests.
+pub struct Live {
+    pub pipeline: Pipeline,
+    pub events: Arc<Events>,
+    pub stop: Arc<AtomicBool>,
+    pub sink: MemorySink,
+}
+
+pub fn start(config: &Config) -> Live {
+    let events = Arc::new(Events::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let sink = MemorySink::default();
+    let pipeline = Pipeline::start(
+        config,
+        vec![Box::new(sink.clone())],
+        events.clone(),
+        stop.clone(),
+    )
+    .expect("pipeline starts");
+    Live {
+        pipeline,
+        events,
+        stop,
+        sink,
+    }
+}
+
+impl Live {
+    /// Polls `condition` until it holds; panics naming `what` after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: std::time::Duration, condition: impl Fn(&Events) -> bool) {
+        let until = std::time::Instant::now() + timeout;
+        while !condition(&self.events) {
+            if std::time::Instant::now() > until {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; streams: {:?}; counters: {:?}",
+                    self.events.stream_states(),
+                    self.events.snapshot()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the sources (if still running), drains, and returns what was published.
+    pub fn finish(self) -> Run {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let summary = self.pipeline.wait();
+        let records = self
+            .sink
+            .lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+            .collect();
+        Run {
+            summary,
+            records,
+            events: self.events,
+        }
+    }
+}
+
+/// The current state of one camera stream.
+pub fn stream_state(
+    events: &Events,
+    camera: &str,
+    spectrum: &str,
+) -> Option<spectrald::telemetry::StreamStatus> {
+    events
+        .stream_states()
+        .get(&(camera.to_owned(), spectrum.to_owned()))
+        .cloned()
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
