@@ -92,8 +92,10 @@ fn canvases() -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
             spectrald::source::replay::decode(&session.join(&entry.file), entry.spectrum)?;
         let gray = match &pixels {
             spectrald::frame::Pixels::Rgb8(rgb) => dmsl::gray_from_rgb8(rgb),
-            spectrald::frame::Pixels::Gray16(v) => dmsl::gray_from_thermal(v, Default::default(), None)
-                .expect("percentile AGC needs no radiometry"),
+            spectrald::frame::Pixels::Gray16(v) => {
+                dmsl::gray_from_thermal(v, Default::default(), None)
+                    .expect("percentile AGC needs no radiometry")
+            }
         };
         out.push(dmsl::letterbox(&gray, w, h, &mut resizer)?.0);
     }

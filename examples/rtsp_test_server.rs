@@ -9,7 +9,9 @@ use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port = std::env::args().nth(1).ok_or("usage: rtsp_test_server PORT")?;
+    let port = std::env::args()
+        .nth(1)
+        .ok_or("usage: rtsp_test_server PORT")?;
     gst::init()?;
     let server = rtsp::RTSPServer::new();
     server.set_address("127.0.0.1");

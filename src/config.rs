@@ -481,7 +481,10 @@ impl Config {
             if let Some(SourceConfig::Replay { path, .. }) = &mut camera.source {
                 fix(path);
             }
-            for stream in [&mut camera.visible, &mut camera.thermal].into_iter().flatten() {
+            for stream in [&mut camera.visible, &mut camera.thermal]
+                .into_iter()
+                .flatten()
+            {
                 if let StreamConfig::Flir { path, .. } = stream {
                     fix(path);
                 }
@@ -539,7 +542,9 @@ impl Config {
             {
                 return invalid(
                     "thermal.normalization",
-                    format!("fixed_celsius needs high_c > low_c, got low_c={low_c} high_c={high_c}"),
+                    format!(
+                        "fixed_celsius needs high_c > low_c, got low_c={low_c} high_c={high_c}"
+                    ),
                 );
             }
             ThermalNormalization::Percentile { low, high }
@@ -618,7 +623,10 @@ impl Config {
                 match stream {
                     StreamConfig::Gstreamer { pipeline, uri, .. } => {
                         if pipeline.is_some() == uri.is_some() {
-                            return invalid(&field, "give exactly one of `pipeline` or `uri`".into());
+                            return invalid(
+                                &field,
+                                "give exactly one of `pipeline` or `uri`".into(),
+                            );
                         }
                     }
                     StreamConfig::Camera { .. } if spectrum == "thermal" => {
@@ -630,21 +638,32 @@ impl Config {
                     StreamConfig::Camera { .. } => {}
                     StreamConfig::Flir { path, speed, .. } => {
                         if spectrum == "visible" {
-                            return invalid(&field, "FLIR radiometric files are thermal; use them as [cameras.thermal]".into());
+                            return invalid(
+                                &field,
+                                "FLIR radiometric files are thermal; use them as [cameras.thermal]"
+                                    .into(),
+                            );
                         }
                         if !path.exists() {
                             return invalid(
                                 &format!("{field}.path"),
-                                format!("{} does not exist; give a .seq/.fff file or a folder of .fff files", path.display()),
+                                format!(
+                                    "{} does not exist; give a .seq/.fff file or a folder of .fff files",
+                                    path.display()
+                                ),
                             );
                         }
                         if speed.is_nan() || *speed < 0.0 {
-                            return invalid(&format!("{field}.speed"), format!("must be >= 0, got {speed}"));
+                            return invalid(
+                                &format!("{field}.speed"),
+                                format!("must be >= 0, got {speed}"),
+                            );
                         }
                     }
                 }
             }
-            if camera.radiometry.units == ThermalUnits::Planck && camera.radiometry.planck.is_none() {
+            if camera.radiometry.units == ThermalUnits::Planck && camera.radiometry.planck.is_none()
+            {
                 return invalid(
                     &format!("cameras[{i}].radiometry.planck"),
                     "units = \"planck\" needs the camera's constants: planck = { r1 = …, r2 = …, b = …, f = …, o = … }".into(),
@@ -670,7 +689,7 @@ impl Config {
                     "need 0 < initial_backoff_ms <= max_backoff_ms".into(),
                 );
             }
-            if !(r.stall_intervals >= 1.0) {
+            if r.stall_intervals.is_nan() || r.stall_intervals < 1.0 {
                 return invalid(
                     &format!("cameras[{i}].reconnect.stall_intervals"),
                     format!("must be >= 1, got {}", r.stall_intervals),

@@ -160,7 +160,12 @@ pub fn evaluate(
         faces.push((name.clone(), truth));
     }
     std::fs::write(session.path().join("manifest.csv"), manifest)?;
-    config.cameras = vec![CameraConfig::replay("evaluate", session.path().to_owned(), 0.0, false)];
+    config.cameras = vec![CameraConfig::replay(
+        "evaluate",
+        session.path().to_owned(),
+        0.0,
+        false,
+    )];
     let sink = Collect::default();
     let pipeline = Pipeline::start(
         &config,

@@ -202,7 +202,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             seconds,
             frames,
-        } => record(&config, camera.as_deref(), &out, seconds, frames, cli.log_format),
+        } => record(
+            &config,
+            camera.as_deref(),
+            &out,
+            seconds,
+            frames,
+            cli.log_format,
+        ),
         Command::Calibrate { points } => calibrate(&points),
         Command::Devices => list_devices(),
         Command::Evaluate {
@@ -307,14 +314,19 @@ fn record(
     apply_log_format(&mut config, log_format);
     telemetry::init_logging(&config.log);
     let chosen = match camera {
-        Some(id) => config.cameras.iter().find(|c| c.id == id).with_context(|| {
-            let ids: Vec<&str> = config.cameras.iter().map(|c| c.id.as_str()).collect();
-            format!("no camera {id:?} in {}; cameras: {}", config_path.display(), ids.join(", "))
-        })?,
-        None => config
+        Some(id) => config
             .cameras
-            .first()
-            .context("the config has no camera")?,
+            .iter()
+            .find(|c| c.id == id)
+            .with_context(|| {
+                let ids: Vec<&str> = config.cameras.iter().map(|c| c.id.as_str()).collect();
+                format!(
+                    "no camera {id:?} in {}; cameras: {}",
+                    config_path.display(),
+                    ids.join(", ")
+                )
+            })?,
+        None => config.cameras.first().context("the config has no camera")?,
     };
     let limits = spectrald::source::record::Limits {
         duration: seconds
@@ -340,7 +352,11 @@ fn calibrate(points: &Path) -> Result<ExitCode> {
     let pairs = spectrald::registration::read_pairs(points)?;
     let fit = spectrald::registration::fit(&pairs)?;
     let rows = fit.homography.rows();
-    println!("# thermal -> visible, fitted from {} point pairs in {}", pairs.len(), points.display());
+    println!(
+        "# thermal -> visible, fitted from {} point pairs in {}",
+        pairs.len(),
+        points.display()
+    );
     println!(
         "# reprojection error (visible pixels): rms {:.3}, max {:.3}",
         fit.rms(),
@@ -367,7 +383,9 @@ fn calibrate(points: &Path) -> Result<ExitCode> {
 fn list_devices() -> Result<ExitCode> {
     let devices = spectrald::source::camera::list_devices();
     if devices.is_empty() {
-        eprintln!("no cameras found (is the camera plugged in, and is this user in the video group?)");
+        eprintln!(
+            "no cameras found (is the camera plugged in, and is this user in the video group?)"
+        );
         return Ok(ExitCode::from(1));
     }
     for d in devices {

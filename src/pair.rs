@@ -174,6 +174,7 @@ mod tests {
             pixels: Arc::new(Pixels::Gray16(vec![0])),
             origin: "test".into(),
             received: Instant::now(),
+            radiometry: None,
         }
     }
 

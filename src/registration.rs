@@ -18,7 +18,9 @@ pub enum RegistrationError {
     Singular(f64),
     #[error("need at least 4 point pairs, got {0}")]
     TooFewPoints(usize),
-    #[error("the points are degenerate (three or more on one line, or repeated); spread them over the face area")]
+    #[error(
+        "the points are degenerate (three or more on one line, or repeated); spread them over the face area"
+    )]
     Degenerate,
     #[error("{path} line {line}: {message}")]
     File {
@@ -205,7 +207,8 @@ pub fn read_pairs(path: &Path) -> Result<Vec<PointPair>, RegistrationError> {
         if line.is_empty() || line.starts_with('#') || line.starts_with("thermal_x") {
             continue;
         }
-        let values: Result<Vec<f64>, _> = line.split(',').map(|v| v.trim().parse::<f64>()).collect();
+        let values: Result<Vec<f64>, _> =
+            line.split(',').map(|v| v.trim().parse::<f64>()).collect();
         match values {
             Ok(v) if v.len() == 4 && v.iter().all(|x| x.is_finite()) => pairs.push(PointPair {
                 thermal: [v[0], v[1]],
@@ -230,16 +233,27 @@ mod tests {
     use super::*;
 
     fn truth() -> Homography {
-        Homography::new([[2.1, 0.05, 12.0], [-0.03, 1.95, -8.0], [1e-4, -5e-5, 1.0]]).expect("invertible")
+        Homography::new([[2.1, 0.05, 12.0], [-0.03, 1.95, -8.0], [1e-4, -5e-5, 1.0]])
+            .expect("invertible")
     }
 
     #[test]
     fn fit_recovers_a_known_homography() {
         let h = truth();
-        let pairs: Vec<PointPair> = [[10.0, 10.0], [150.0, 12.0], [12.0, 110.0], [148.0, 115.0], [80.0, 60.0], [40.0, 90.0]]
-            .iter()
-            .map(|&t| PointPair { thermal: t, visible: h.apply(t) })
-            .collect();
+        let pairs: Vec<PointPair> = [
+            [10.0, 10.0],
+            [150.0, 12.0],
+            [12.0, 110.0],
+            [148.0, 115.0],
+            [80.0, 60.0],
+            [40.0, 90.0],
+        ]
+        .iter()
+        .map(|&t| PointPair {
+            thermal: t,
+            visible: h.apply(t),
+        })
+        .collect();
         let fit = fit(&pairs).expect("fit");
         assert!(fit.max() < 1e-6, "{:?}", fit.errors);
         let p = fit.homography.apply([70.0, 30.0]);
@@ -252,19 +266,34 @@ mod tests {
     #[test]
     fn noisy_points_report_their_error_and_bad_input_is_refused() {
         let h = truth();
-        let pairs: Vec<PointPair> = [[10.0, 10.0], [150.0, 12.0], [12.0, 110.0], [148.0, 115.0], [80.0, 60.0]]
-            .iter()
-            .enumerate()
-            .map(|(i, &t)| {
-                let v = h.apply(t);
-                PointPair { thermal: t, visible: [v[0] + if i == 4 { 3.0 } else { 0.0 }, v[1]] }
-            })
-            .collect();
+        let pairs: Vec<PointPair> = [
+            [10.0, 10.0],
+            [150.0, 12.0],
+            [12.0, 110.0],
+            [148.0, 115.0],
+            [80.0, 60.0],
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            let v = h.apply(t);
+            PointPair {
+                thermal: t,
+                visible: [v[0] + if i == 4 { 3.0 } else { 0.0 }, v[1]],
+            }
+        })
+        .collect();
         let fit = fit(&pairs).expect("fit");
         assert!(fit.rms() > 0.1 && fit.max() < 3.0, "{:?}", fit.errors);
-        assert_eq!(super::fit(&pairs[..3]).err(), Some(RegistrationError::TooFewPoints(3)));
+        assert_eq!(
+            super::fit(&pairs[..3]).err(),
+            Some(RegistrationError::TooFewPoints(3))
+        );
         let line: Vec<PointPair> = (0..5)
-            .map(|i| PointPair { thermal: [i as f64, i as f64], visible: [i as f64, 2.0 * i as f64] })
+            .map(|i| PointPair {
+                thermal: [i as f64, i as f64],
+                visible: [i as f64, 2.0 * i as f64],
+            })
             .collect();
         assert!(super::fit(&line).is_err());
     }
@@ -272,7 +301,12 @@ mod tests {
     #[test]
     fn boxes_map_both_ways() {
         let h = truth();
-        let b = BoundingBox { x: 20.0, y: 30.0, w: 40.0, h: 50.0 };
+        let b = BoundingBox {
+            x: 20.0,
+            y: 30.0,
+            w: 40.0,
+            h: 50.0,
+        };
         let back = h.inverse().map_box(h.map_box(b));
         assert!(back.x <= b.x + 0.5 && back.w >= b.w - 0.5, "{back:?}");
         assert!(Homography::new([[0.0; 3]; 3]).is_err());

@@ -181,7 +181,10 @@ impl Events {
 
     /// Every stream's current status, keyed by (camera, spectrum).
     pub fn stream_states(&self) -> BTreeMap<(String, String), StreamStatus> {
-        self.streams.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn pair_published(&self, camera: &str) {

@@ -46,8 +46,16 @@ fn fff_counts_to_celsius_match_reference() {
         assert_eq!(frames.len(), expected_frames.len(), "{name}: frame count");
         let meta = &expected["exiftool"];
         for (frame, want) in frames.iter().zip(expected_frames) {
-            assert_eq!(frame.width as u64, want["width"].as_u64().expect("w"), "{name}");
-            assert_eq!(frame.height as u64, want["height"].as_u64().expect("h"), "{name}");
+            assert_eq!(
+                frame.width as u64,
+                want["width"].as_u64().expect("w"),
+                "{name}"
+            );
+            assert_eq!(
+                frame.height as u64,
+                want["height"].as_u64().expect("h"),
+                "{name}"
+            );
             let Some(Radiometry::Planck { planck, object, .. }) = frame.radiometry else {
                 panic!("{name}: no Planck radiometry parsed");
             };
@@ -65,26 +73,44 @@ fn fff_counts_to_celsius_match_reference() {
                 (object.humidity, "Relative Humidity"),
             ] {
                 let theirs = meta[key].as_f64().expect("exiftool value");
-                assert!(close(ours, theirs, 1e-3), "{name}: {key} ours {ours} exiftool {theirs}");
+                assert!(
+                    close(ours, theirs, 1e-3),
+                    "{name}: {key} ours {ours} exiftool {theirs}"
+                );
             }
             let converter = frame.radiometry.expect("radiometry").converter();
             // Raw counts and temperatures at sample pixels.
             for sample in want["samples"].as_array().expect("samples") {
-                let s: Vec<f64> = sample.as_array().expect("row").iter().map(|v| v.as_f64().expect("num")).collect();
+                let s: Vec<f64> = sample
+                    .as_array()
+                    .expect("row")
+                    .iter()
+                    .map(|v| v.as_f64().expect("num"))
+                    .collect();
                 let (row, col, raw, celsius) = (s[0] as usize, s[1] as usize, s[2] as u16, s[3]);
                 let ours = frame.counts[row * frame.width as usize + col];
                 assert_eq!(ours, raw, "{name}: raw count at ({row}, {col})");
                 let t = converter.celsius(ours);
-                assert!((t - celsius).abs() < 0.02, "{name}: ({row}, {col}) ours {t:.4} °C reference {celsius:.4} °C");
+                assert!(
+                    (t - celsius).abs() < 0.02,
+                    "{name}: ({row}, {col}) ours {t:.4} °C reference {celsius:.4} °C"
+                );
             }
             // Whole-frame statistics.
             let temps: Vec<f64> = frame.counts.iter().map(|&c| converter.celsius(c)).collect();
             let min = temps.iter().copied().fold(f64::MAX, f64::min);
             let max = temps.iter().copied().fold(f64::MIN, f64::max);
             let mean = temps.iter().sum::<f64>() / temps.len() as f64;
-            for (ours, key) in [(min, "celsius_min"), (max, "celsius_max"), (mean, "celsius_mean")] {
+            for (ours, key) in [
+                (min, "celsius_min"),
+                (max, "celsius_max"),
+                (mean, "celsius_mean"),
+            ] {
                 let theirs = want[key].as_f64().expect("stat");
-                assert!((ours - theirs).abs() < 0.02, "{name}: {key} ours {ours:.4} reference {theirs:.4}");
+                assert!(
+                    (ours - theirs).abs() < 0.02,
+                    "{name}: {key} ours {ours:.4} reference {theirs:.4}"
+                );
             }
         }
     }
@@ -93,7 +119,10 @@ fn fff_counts_to_celsius_match_reference() {
 #[test]
 fn seq_frames_carry_camera_time() {
     let frames = frames("duo-pro-r-3frames.seq");
-    let times: Vec<i64> = frames.iter().map(|f| f.captured_us.expect("camera time")).collect();
+    let times: Vec<i64> = frames
+        .iter()
+        .map(|f| f.captured_us.expect("camera time"))
+        .collect();
     // 2018-11-05 11:14:43.084 UTC, then 2.091 s and 30 ms later (the camera's clock).
     assert_eq!(times[0], 1_541_416_483_084_000);
     assert_eq!(times[1] - times[0], 2_091_000);
@@ -131,7 +160,10 @@ fn flir_seq_replays_with_face_temperatures_in_celsius() {
         // The scene (an outdoor Duo Pro R frame) lies between 9.5 and 12.6 °C.
         let max = t["box_max"].as_f64().expect("box_max");
         let mean = t["box_mean"].as_f64().expect("box_mean");
-        assert!((9.5..=12.6).contains(&max) && (9.5..=max).contains(&mean), "{t}");
+        assert!(
+            (9.5..=12.6).contains(&max) && (9.5..=max).contains(&mean),
+            "{t}"
+        );
     }
 }
 
@@ -154,17 +186,27 @@ fn missing_planck_tags_are_named_and_config_constants_fill_in() {
     let mut data = std::fs::read(fixture("t420.fff")).expect("fff");
     // Blank the camera-info record's type in the directory (little-endian file, record 0).
     let dir_offset = u32::from_le_bytes(data[0x18..0x1c].try_into().expect("4 bytes")) as usize;
-    assert_eq!(u16::from_le_bytes([data[dir_offset], data[dir_offset + 1]]), 0x20);
+    assert_eq!(
+        u16::from_le_bytes([data[dir_offset], data[dir_offset + 1]]),
+        0x20
+    );
     data[dir_offset] = 0;
     let frame = parse_fff(&data).expect("raw data still parses");
     assert!(frame.radiometry.is_none());
-    assert!(FffError::NoCameraInfo.to_string().contains("[cameras.radiometry]"));
+    assert!(
+        FffError::NoCameraInfo
+            .to_string()
+            .contains("[cameras.radiometry]")
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("no-planck.fff");
     std::fs::write(&path, &data).expect("write");
     // Without constants in the config: the frame is dropped and counted, nothing crashes.
-    let run = common::run(&thermal_only_camera(path.clone()), common::MemorySink::default());
+    let run = common::run(
+        &thermal_only_camera(path.clone()),
+        common::MemorySink::default(),
+    );
     assert_eq!(run.records.len(), 0);
     assert_eq!(run.events.total("frame_dropped", Some("decode_failed")), 1);
     // With the camera's constants in the config, temperatures come back.

@@ -42,11 +42,15 @@ fn config(cameras: Vec<CameraConfig>) -> Config {
 }
 
 fn visible_pattern(frames: u32) -> String {
-    format!("videotestsrc is-live=true pattern=ball num-buffers={frames} ! video/x-raw,width=320,height=240,framerate=30/1")
+    format!(
+        "videotestsrc is-live=true pattern=ball num-buffers={frames} ! video/x-raw,width=320,height=240,framerate=30/1"
+    )
 }
 
 fn thermal_pattern(frames: u32, extra: &str) -> String {
-    format!("videotestsrc is-live=true pattern=gradient num-buffers={frames} {extra} ! video/x-raw,format=GRAY16_LE,width=160,height=120,framerate=9/1")
+    format!(
+        "videotestsrc is-live=true pattern=gradient num-buffers={frames} {extra} ! video/x-raw,format=GRAY16_LE,width=160,height=120,framerate=9/1"
+    )
 }
 
 fn images_published(run: &common::Run) -> u64 {
@@ -62,7 +66,10 @@ fn streams_at_30_and_9_fps_with_skewed_clocks_pair_after_the_offset() {
     let mut config = config(vec![camera(
         "rig",
         Some(gst(&visible_pattern(30), AtEos::End)),
-        Some(gst(&thermal_pattern(9, "timestamp-offset=200000000"), AtEos::End)),
+        Some(gst(
+            &thermal_pattern(9, "timestamp-offset=200000000"),
+            AtEos::End,
+        )),
     )]);
     config.pairing.thermal_offset_ms = -200.0;
     let run = common::run(&config, common::MemorySink::default());
@@ -71,22 +78,41 @@ fn streams_at_30_and_9_fps_with_skewed_clocks_pair_after_the_offset() {
         .iter()
         .filter(|r| r["spectra"]["visible"].is_object() && r["spectra"]["thermal"].is_object())
         .collect();
-    assert!(pairs.len() >= 6, "only {} of 9 thermal frames paired: {:?}", pairs.len(), run.summary.line());
+    assert!(
+        pairs.len() >= 6,
+        "only {} of 9 thermal frames paired: {:?}",
+        pairs.len(),
+        run.summary.line()
+    );
     for pair in &pairs {
         assert_eq!(pair["spectra"]["visible"]["width"], 320);
-        assert_eq!(pair["spectra"]["thermal"]["width"], 160, "16-bit frames arrive at their own size");
+        assert_eq!(
+            pair["spectra"]["thermal"]["width"], 160,
+            "16-bit frames arrive at their own size"
+        );
         // Raw capture times differ by the clock skew, matched within the tolerance.
         let skew = pair["pair_skew_ms"].as_f64().expect("skew");
         assert!((180.0..=220.0).contains(&skew), "pair skew {skew} ms");
     }
     let mut thermal_times: Vec<i64> = pairs
         .iter()
-        .map(|p| p["spectra"]["thermal"]["captured_us"].as_i64().expect("time"))
+        .map(|p| {
+            p["spectra"]["thermal"]["captured_us"]
+                .as_i64()
+                .expect("time")
+        })
         .collect();
     thermal_times.dedup();
-    assert_eq!(thermal_times.len(), pairs.len(), "no thermal frame is paired twice");
+    assert_eq!(
+        thermal_times.len(),
+        pairs.len(),
+        "no thermal frame is paired twice"
+    );
     // Every image is accounted for: published or dropped with a reason.
-    assert_eq!(images_published(&run) + run.events.total("frame_dropped", None), run.summary.frames_in);
+    assert_eq!(
+        images_published(&run) + run.events.total("frame_dropped", None),
+        run.summary.frames_in
+    );
 }
 
 #[test]
@@ -98,7 +124,10 @@ fn thermal_stream_stops_visible_continues() {
     )]);
     let run = common::run(&config, common::MemorySink::default());
     assert_eq!(run.events.total("frame_received", Some("visible")), 60);
-    assert_eq!(images_published(&run) + run.events.total("frame_dropped", None), run.summary.frames_in);
+    assert_eq!(
+        images_published(&run) + run.events.total("frame_dropped", None),
+        run.summary.frames_in
+    );
     // After the thermal stream ended, the visible frames went on alone.
     let last = run.records.last().expect("records");
     assert!(last["spectra"]["visible"].is_object() && last["spectra"]["thermal"].is_null());
@@ -114,7 +143,10 @@ fn stalled_stream_is_detected_and_reconnected() {
     let mut stalling = camera(
         "lobby",
         Some(gst(&visible_pattern(1000), AtEos::End)),
-        Some(gst(&thermal_pattern(1000, "! identity drop-probability=1.0"), AtEos::End)),
+        Some(gst(
+            &thermal_pattern(1000, "! identity drop-probability=1.0"),
+            AtEos::End,
+        )),
     );
     stalling.reconnect.first_frame_timeout_ms = 300;
     let live = common::start(&config(vec![stalling]));
@@ -125,7 +157,10 @@ fn stalled_stream_is_detected_and_reconnected() {
     assert!(run.events.total("stream_state_changes", Some("stalled")) >= 2);
     let visible = common::stream_state(&run.events, "lobby", "visible").expect("visible state");
     assert!(matches!(visible.state, StreamState::Ended), "{visible:?}");
-    assert!(run.summary.published > 0, "visible kept publishing while thermal stalled");
+    assert!(
+        run.summary.published > 0,
+        "visible kept publishing while thermal stalled"
+    );
     assert_eq!(run.events.total("stream_reconnects", Some("visible")), 0);
 }
 
@@ -136,16 +171,21 @@ struct RtspServer {
 impl RtspServer {
     fn start(port: u16) -> RtspServer {
         let binary = common::repo().join("target/release/examples/rtsp_test_server");
-        assert!(binary.exists(), "build it first: cargo build --release --examples");
+        assert!(
+            binary.exists(),
+            "build it first: cargo build --release --examples"
+        );
         let child = Command::new(binary)
             .arg(port.to_string())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("rtsp_test_server starts");
+        // Owned from here on: dropping it kills and reaps the server.
+        let server = RtspServer { child };
         // Ready when the port accepts connections.
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return RtspServer { child };
+                return server;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -172,7 +212,9 @@ fn rtsp_server_restart_reconnects() {
         None,
     )]));
     let frames = |e: &spectrald::telemetry::Events| e.total("frame_received", Some("visible"));
-    live.wait_for("10 frames over RTSP", Duration::from_secs(20), |e| frames(e) >= 10);
+    live.wait_for("10 frames over RTSP", Duration::from_secs(20), |e| {
+        frames(e) >= 10
+    });
     drop(server); // killed
     live.wait_for("the loss to be noticed", Duration::from_secs(20), |e| {
         e.total("stream_reconnects", Some("visible")) >= 1
@@ -202,17 +244,31 @@ fn broken_inputs_are_named_and_other_cameras_keep_running() {
     let cameras = vec![
         CameraConfig::replay("replayed", common::fixture_session(), 0.0, false),
         camera("missing", Some(not_found), None),
-        camera("typo", Some(gst("videotestsrc ! ! nosuchelement", AtEos::End)), None),
-        camera("audio", Some(gst("audiotestsrc num-buffers=10", AtEos::End)), None),
+        camera(
+            "typo",
+            Some(gst("videotestsrc ! ! nosuchelement", AtEos::End)),
+            None,
+        ),
+        camera(
+            "audio",
+            Some(gst("audiotestsrc num-buffers=10", AtEos::End)),
+            None,
+        ),
     ];
     let live = common::start(&config(cameras));
-    live.wait_for("the replay to finish and the 404 to be retried", Duration::from_secs(30), |e| {
-        e.total("pair_published", None) >= 24 && e.total("stream_reconnects", Some("visible")) >= 1
-    });
+    live.wait_for(
+        "the replay to finish and the 404 to be retried",
+        Duration::from_secs(30),
+        |e| {
+            e.total("pair_published", None) >= 24
+                && e.total("stream_reconnects", Some("visible")) >= 1
+        },
+    );
     let state = |camera| common::stream_state(&live.events, camera, "visible").expect("state");
     let missing = state("missing");
     assert!(
-        missing.reason.contains("no-such-stream") && missing.reason.to_lowercase().contains("not found"),
+        missing.reason.contains("no-such-stream")
+            && missing.reason.to_lowercase().contains("not found"),
         "{missing:?}"
     );
     let typo = state("typo");
@@ -222,7 +278,11 @@ fn broken_inputs_are_named_and_other_cameras_keep_running() {
     assert_eq!(audio.state, StreamState::Failed);
     assert!(audio.reason.contains("caps mismatch"), "{audio:?}");
     let run = live.finish();
-    let replayed = run.records.iter().filter(|r| r["camera"] == "replayed").count();
+    let replayed = run
+        .records
+        .iter()
+        .filter(|r| r["camera"] == "replayed")
+        .count();
     assert_eq!(replayed, 24, "the healthy camera published everything");
     assert!(run.events.total("source_failed", None) >= 3);
 }
@@ -243,7 +303,9 @@ fn camera_that_is_absent_lists_the_devices_found() {
     let state = common::stream_state(&live.events, "kiosk", "visible").expect("state");
     let run = live.finish();
     assert!(
-        state.reason.contains("camera \"no-such-camera-xyz\" not found; devices found:"),
+        state
+            .reason
+            .contains("camera \"no-such-camera-xyz\" not found; devices found:"),
         "{state:?}"
     );
     assert_eq!(run.summary.published, 0);

@@ -76,3 +76,63 @@ fn landmarks_map_back_to_source_pixels() {
         mean(&thermal_nme)
     );
 }
+
+/// Maximum of the thermal frame (°C) within 3 px of a point given in visible pixels.
+fn thermal_max_near(path: &std::path::Path, visible_point: [f32; 2]) -> f64 {
+    let image = image::open(path).expect("thermal png").into_luma16();
+    // The fixture's thermal frames are the visible field of view at half resolution.
+    let (cx, cy) = (
+        (visible_point[0] + 0.5) / 2.0 - 0.5,
+        (visible_point[1] + 0.5) / 2.0 - 0.5,
+    );
+    let mut max = 0u16;
+    for y in (cy - 3.0).round() as i64..=(cy + 3.0).round() as i64 {
+        for x in (cx - 3.0).round() as i64..=(cx + 3.0).round() as i64 {
+            if let Some(p) = image.get_pixel_checked(x as u32, y as u32) {
+                max = max.max(p.0[0]);
+            }
+        }
+    }
+    max as f64 / 100.0 - 273.15
+}
+
+#[test]
+fn face_temperature_reads_the_warm_inner_canthi() {
+    let reference = reference();
+    let mut config = replay_config(&fixture_session(), trained_models());
+    // Thermal pixel (x, y) sees what visible pixel (2x + 0.5, 2y + 0.5) sees.
+    config.cameras[0].homography = Some([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5], [0.0, 0.0, 1.0]]);
+    let registered = run(&config, MemorySink::default());
+    let alone = run(
+        &replay_config(&fixture_session(), trained_models()),
+        MemorySink::default(),
+    );
+    assert_eq!(registered.records.len(), 24);
+    for (n, (with_h, without_h)) in registered.records.iter().zip(&alone.records).enumerate() {
+        let t = &with_h["spectra"]["thermal"]["temperature"];
+        assert_eq!(t["box_source"], "registered_visible", "frame {n}");
+        assert_eq!(
+            without_h["spectra"]["thermal"]["temperature"]["box_source"],
+            "thermal"
+        );
+        let (max, mean) = (
+            t["box_max"].as_f64().expect("max"),
+            t["box_mean"].as_f64().expect("mean"),
+        );
+        let canthus = t["canthus_max"].as_f64().expect("canthus");
+        // Independent truth: the hottest fixture pixel near the teacher's inner eye corners.
+        let truth_points = points(&reference["frames"][format!("visible/{n:06}.jpg")]);
+        let thermal = fixture_session().join(format!("thermal/{n:06}.png"));
+        let truth = thermal_max_near(&thermal, truth_points[39])
+            .max(thermal_max_near(&thermal, truth_points[42]));
+        assert!(
+            (canthus - truth).abs() < 0.5,
+            "frame {n}: canthus {canthus} °C, fixture {truth:.2} °C"
+        );
+        assert!(mean < canthus && canthus <= max, "frame {n}: {t}");
+        assert!(
+            (30.0..40.0).contains(&canthus),
+            "frame {n}: {canthus} °C is not a face"
+        );
+    }
+}

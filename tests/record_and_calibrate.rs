@@ -51,12 +51,25 @@ fn recorded_gstreamer_session_replays_frame_for_frame() {
          pipeline = \"videotestsrc is-live=true pattern=gradient num-buffers=5 ! video/x-raw,format=GRAY16_LE,width=80,height=60,framerate=9/1\"\n",
     );
     let session = dir.path().join("session");
-    let (_, stderr) = run_ok(spectrald().args(["record", "--config"]).arg(&config).arg("--out").arg(&session));
-    assert!(stderr.contains("recorded 15 visible + 5 thermal frames"), "{stderr}");
+    let (_, stderr) = run_ok(
+        spectrald()
+            .args(["record", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&session),
+    );
+    assert!(
+        stderr.contains("recorded 15 visible + 5 thermal frames"),
+        "{stderr}"
+    );
     let manifest = std::fs::read_to_string(session.join("manifest.csv")).expect("manifest");
     assert_eq!(manifest.lines().count(), 1 + 20);
     let thermal = image::open(session.join("thermal/000000.png")).expect("thermal png");
-    assert_eq!(thermal.color(), image::ColorType::L16, "thermal keeps 16 bits");
+    assert_eq!(
+        thermal.color(),
+        image::ColorType::L16,
+        "thermal keeps 16 bits"
+    );
     let visible = image::open(session.join("visible/000003.png")).expect("visible png");
     assert_eq!((visible.width(), visible.height()), (200, 150));
     // Replaying the session publishes every recorded image again.
@@ -94,7 +107,13 @@ fn recorded_flir_session_keeps_its_radiometry() {
         &format!("[[cameras]]\nid = \"duo\"\n[cameras.thermal]\nkind = \"flir\"\npath = {seq:?}\n"),
     );
     let session = dir.path().join("session");
-    run_ok(spectrald().args(["record", "--config"]).arg(&config).arg("--out").arg(&session));
+    run_ok(
+        spectrald()
+            .args(["record", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&session),
+    );
     let radiometry: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(session.join("radiometry.json")).expect("radiometry.json"),
     )
@@ -126,10 +145,19 @@ fn calibrate_fits_point_pairs_and_the_config_accepts_the_result() {
     let dir = tempfile::tempdir().expect("tempdir");
     let truth = Homography::new([[2.0, 0.02, 15.0], [-0.01, 2.02, -6.0], [5e-5, 2e-5, 1.0]])
         .expect("invertible");
-    let mut csv = String::from("thermal_x,thermal_y,visible_x,visible_y\n# corners and centre of a heated calibration board\n");
-    for (i, t) in [[12.0, 9.0], [148.0, 10.0], [150.0, 111.0], [10.0, 110.0], [80.0, 60.0], [40.0, 35.0]]
-        .iter()
-        .enumerate()
+    let mut csv = String::from(
+        "thermal_x,thermal_y,visible_x,visible_y\n# corners and centre of a heated calibration board\n",
+    );
+    for (i, t) in [
+        [12.0, 9.0],
+        [148.0, 10.0],
+        [150.0, 111.0],
+        [10.0, 110.0],
+        [80.0, 60.0],
+        [40.0, 35.0],
+    ]
+    .iter()
+    .enumerate()
     {
         let v = truth.apply(*t);
         let noise = if i == 4 { 0.8 } else { 0.0 }; // one badly clicked point
@@ -138,7 +166,10 @@ fn calibrate_fits_point_pairs_and_the_config_accepts_the_result() {
     let points = dir.path().join("points.csv");
     std::fs::write(&points, csv).expect("write points");
     let (stdout, _) = run_ok(spectrald().arg("calibrate").arg(&points));
-    assert!(stdout.contains("reprojection error (visible pixels): rms"), "{stdout}");
+    assert!(
+        stdout.contains("reprojection error (visible pixels): rms"),
+        "{stdout}"
+    );
     let line = stdout
         .lines()
         .find(|l| l.starts_with("homography = "))
@@ -150,7 +181,8 @@ fn calibrate_fits_point_pairs_and_the_config_accepts_the_result() {
     );
     let config = write_config(dir.path(), &camera);
     run_ok(spectrald().arg("check-config").arg(&config));
-    let parsed: spectrald::config::Config = spectrald::config::Config::load(&config).expect("config");
+    let parsed: spectrald::config::Config =
+        spectrald::config::Config::load(&config).expect("config");
     let fitted = Homography::new(parsed.cameras[0].homography.expect("homography")).expect("ok");
     for t in [[30.0, 30.0], [120.0, 90.0]] {
         let (a, b) = (fitted.apply(t), truth.apply(t));
@@ -158,7 +190,11 @@ fn calibrate_fits_point_pairs_and_the_config_accepts_the_result() {
     }
     // Too few points: a clear error, non-zero exit.
     std::fs::write(&points, "1,2,3,4\n5,6,7,8\n").expect("write");
-    let out = spectrald().arg("calibrate").arg(&points).output().expect("runs");
+    let out = spectrald()
+        .arg("calibrate")
+        .arg(&points)
+        .output()
+        .expect("runs");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("need at least 4 point pairs, got 2"));
 }

@@ -21,11 +21,11 @@ pub use stages::LatencyLog;
 use std::collections::BTreeMap;
 
 use crate::config::{CameraConfig, Config, QueueConfig, WhenFull};
-use crate::registration::{Homography, RegistrationError};
 use crate::infer::{Model, ModelError};
 use crate::publish::Sink;
 use crate::publish::record::ModelId;
-use crate::source::{Source, SourceError};
+use crate::registration::{Homography, RegistrationError};
+use crate::source::{NamedSource, SourceError};
 use crate::telemetry::Events;
 
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +164,7 @@ impl Pipeline {
             mask: output_index(&boundary_model, "boundary", "mask").ok(),
         };
         let landmark_output = output_index(&landmark_model, "landmark", "landmarks")?;
-        let mut opened: Vec<(&CameraConfig, Vec<(String, Box<dyn Source>)>)> = Vec::new();
+        let mut opened: Vec<(&CameraConfig, Vec<NamedSource>)> = Vec::new();
         let mut registration = BTreeMap::new();
         for camera in &config.cameras {
             opened.push((camera, crate::source::open_camera(camera)?));

@@ -12,16 +12,18 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fast_image_resize::Resizer;
 
 use super::queue::QueueSender;
-use crate::config::{PairingConfig, RadiometryConfig, ThermalNormalization, ThermalUnits, Unmatched};
-use crate::registration::Homography;
-use crate::thermal::face::{BoxSource, ThermalImage};
-use crate::thermal::radiometry::ObjectOverrides;
+use crate::config::{
+    PairingConfig, RadiometryConfig, ThermalNormalization, ThermalUnits, Unmatched,
+};
 use crate::dmsl::{self, BLACKOUT_MARGIN, CANVAS, LANDMARK_COUNT};
 use crate::frame::{BoundingBox, Frame, Pixels, Spectrum, SpectrumFrame};
 use crate::infer::Model;
 use crate::pair::{Paired, Pairer};
 use crate::publish::{LandmarkRecord, Sink, SinkError, record::ModelId};
+use crate::registration::Homography;
 use crate::telemetry::{DropReason, Events};
+use crate::thermal::face::{BoxSource, ThermalImage};
+use crate::thermal::radiometry::ObjectOverrides;
 
 /// Joins one camera's visible and thermal frames; assigns gap-free sequence numbers.
 pub fn pair(
@@ -37,8 +39,8 @@ pub fn pair(
     let tick = max_wait.clamp(Duration::from_millis(1), Duration::from_millis(50));
     let mut sequence = 0u64;
     let mut order = StreamOrder::default();
-    let configured = radiometry.units != ThermalUnits::Auto
-        || radiometry.object != ObjectOverrides::default();
+    let configured =
+        radiometry.units != ThermalUnits::Auto || radiometry.object != ObjectOverrides::default();
     loop {
         let (decided, ended) = match rx.recv_timeout(tick) {
             Ok(mut frame) => {
@@ -321,18 +323,32 @@ fn face_temperature(
     let Pixels::Gray16(values) = &*image.pixels else {
         return None;
     };
-    let visible = frame.result(Spectrum::Visible).filter(|r| r.error.is_none());
-    let registered = thermal_to_visible.zip(visible.and_then(|r| r.source_box)).map(|(h, b)| {
-        let to_thermal = h.inverse();
-        let landmarks = visible
-            .and_then(|r| r.source_landmarks.as_ref())
-            .map(|pts| to_thermal.map_points(pts));
-        (to_thermal.map_box(b), BoxSource::RegisteredVisible, landmarks)
-    });
-    let thermal = frame.result(Spectrum::Thermal).filter(|r| r.error.is_none());
+    let visible = frame
+        .result(Spectrum::Visible)
+        .filter(|r| r.error.is_none());
+    let registered = thermal_to_visible
+        .zip(visible.and_then(|r| r.source_box))
+        .map(|(h, b)| {
+            let to_thermal = h.inverse();
+            let landmarks = visible
+                .and_then(|r| r.source_landmarks.as_ref())
+                .map(|pts| to_thermal.map_points(pts));
+            (
+                to_thermal.map_box(b),
+                BoxSource::RegisteredVisible,
+                landmarks,
+            )
+        });
+    let thermal = frame
+        .result(Spectrum::Thermal)
+        .filter(|r| r.error.is_none());
     let (face_box, source, landmarks) = registered.or_else(|| {
         let r = thermal?;
-        Some((r.source_box?, BoxSource::Thermal, r.source_landmarks.clone()))
+        Some((
+            r.source_box?,
+            BoxSource::Thermal,
+            r.source_landmarks.clone(),
+        ))
     })?;
     ThermalImage {
         values,

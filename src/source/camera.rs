@@ -89,7 +89,9 @@ impl Connector for CameraConnector {
             Some((w, h, fps)) => RequestedFormat::new::<RgbFormat>(RequestedFormatType::Closest(
                 CameraFormat::new(Resolution::new(w, h), FrameFormat::MJPEG, fps),
             )),
-            None => RequestedFormat::new::<RgbFormat>(RequestedFormatType::AbsoluteHighestFrameRate),
+            None => {
+                RequestedFormat::new::<RgbFormat>(RequestedFormatType::AbsoluteHighestFrameRate)
+            }
         };
         let mut camera = nokhwa::Camera::new(index, requested)
             .map_err(|e| StreamError::Failed(format!("cannot open: {e}")))?;

@@ -58,7 +58,9 @@ pub enum FffError {
     NoCameraInfo,
     #[error("raw data is PNG-compressed (subtype 3); export uncompressed FFF/SEQ")]
     PngRawData,
-    #[error("Planck constants are unusable: {0}; set [cameras.radiometry] with the camera's r1, r2, b, f, o")]
+    #[error(
+        "Planck constants are unusable: {0}; set [cameras.radiometry] with the camera's r1, r2, b, f, o"
+    )]
     BadPlanck(String),
 }
 
@@ -133,7 +135,9 @@ fn directory(data: &[u8]) -> Result<(Vec<Record>, usize), FffError> {
         len: data.len(),
     })?;
     if &magic[..3] != b"FFF" && &magic[..3] != b"AFF" {
-        return Err(FffError::NotFff(String::from_utf8_lossy(magic).into_owned()));
+        return Err(FffError::NotFff(
+            String::from_utf8_lossy(magic).into_owned(),
+        ));
     }
     let le = Reader {
         data,
@@ -172,15 +176,23 @@ pub fn frame_len(data: &[u8]) -> Result<usize, FffError> {
     directory(data).map(|(_, end)| end)
 }
 
-fn record_reader<'a>(data: &'a [u8], r: &Record, what: &'static str) -> Result<Reader<'a>, FffError> {
-    let body = data.get(r.offset..r.offset + r.length).ok_or(FffError::Truncated {
-        what,
-        start: r.offset,
-        end: r.offset + r.length,
-        len: data.len(),
-    })?;
+fn record_reader<'a>(
+    data: &'a [u8],
+    r: &Record,
+    what: &'static str,
+) -> Result<Reader<'a>, FffError> {
+    let body = data
+        .get(r.offset..r.offset + r.length)
+        .ok_or(FffError::Truncated {
+            what,
+            start: r.offset,
+            end: r.offset + r.length,
+            len: data.len(),
+        })?;
     // Each record starts with a 16-bit 2 in its own byte order.
-    let big_endian = body.get(..2).is_some_and(|b| u16::from_le_bytes([b[0], b[1]]) != 2);
+    let big_endian = body
+        .get(..2)
+        .is_some_and(|b| u16::from_le_bytes([b[0], b[1]]) != 2);
     Ok(Reader {
         data: body,
         big_endian,
@@ -203,12 +215,15 @@ pub fn parse_fff(data: &[u8]) -> Result<FffFrame, FffError> {
     let height = raw_data.u16(0x04)? as u32;
     let pixels_big_endian = raw.subtype == 1;
     let n = width as usize * height as usize;
-    let pixel_bytes = raw_data.data.get(0x20..0x20 + 2 * n).ok_or(FffError::Truncated {
-        what: "raw pixels",
-        start: raw.offset + 0x20,
-        end: raw.offset + 0x20 + 2 * n,
-        len: data.len(),
-    })?;
+    let pixel_bytes = raw_data
+        .data
+        .get(0x20..0x20 + 2 * n)
+        .ok_or(FffError::Truncated {
+            what: "raw pixels",
+            start: raw.offset + 0x20,
+            end: raw.offset + 0x20 + 2 * n,
+            len: data.len(),
+        })?;
     let counts = pixel_bytes
         .chunks_exact(2)
         .map(|b| {
@@ -487,7 +502,10 @@ mod tests {
 
     #[test]
     fn garbage_is_not_fff() {
-        assert!(matches!(parse_fff(b"GIF89a and more bytes"), Err(FffError::NotFff(_))));
+        assert!(matches!(
+            parse_fff(b"GIF89a and more bytes"),
+            Err(FffError::NotFff(_))
+        ));
         assert!(matches!(parse_fff(b"FF"), Err(FffError::Truncated { .. })));
     }
 }

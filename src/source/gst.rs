@@ -23,7 +23,12 @@ use crate::frame::{Pixels, Spectrum};
 const SINK_NAME: &str = "spectrald_sink";
 
 /// Builds the full launch line for a configured pipeline or URI.
-pub fn launch_line(pipeline: Option<&str>, uri: Option<&str>, spectrum: Spectrum, sync: bool) -> String {
+pub fn launch_line(
+    pipeline: Option<&str>,
+    uri: Option<&str>,
+    spectrum: Spectrum,
+    sync: bool,
+) -> String {
     let head = match (pipeline, uri) {
         (Some(p), _) => p.trim().trim_end_matches('!').trim().to_owned(),
         (None, Some(uri)) => format!("uridecodebin uri=\"{}\"", uri.replace('"', "%22")),
@@ -141,11 +146,12 @@ fn describe_error(err: &gst::message::Error) -> String {
 impl GstStream {
     /// An error message waiting on the bus, if any.
     fn bus_error(&self) -> Option<String> {
-        let msg = self
-            .bus
-            .timed_pop_filtered(gst::ClockTime::from_mseconds(200), &[gst::MessageType::Error])?;
+        let msg = self.bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(200),
+            &[gst::MessageType::Error],
+        )?;
         match msg.view() {
-            gst::MessageView::Error(err) => Some(describe_error(&err)),
+            gst::MessageView::Error(err) => Some(describe_error(err)),
             _ => None,
         }
     }
@@ -226,7 +232,7 @@ impl LiveStream for GstStream {
         {
             match msg.view() {
                 gst::MessageView::Error(err) => {
-                    return Err(StreamError::Failed(describe_error(&err)));
+                    return Err(StreamError::Failed(describe_error(err)));
                 }
                 gst::MessageView::Eos(_) => {
                     return Err(StreamError::Ended("the pipeline sent EOS".into()));
@@ -237,7 +243,9 @@ impl LiveStream for GstStream {
         let timeout = gst::ClockTime::from_nseconds(timeout.as_nanos() as u64);
         match self.appsink.try_pull_sample(timeout) {
             Some(sample) => self.convert(&sample).map(Some),
-            None if self.appsink.is_eos() => Err(StreamError::Ended("the pipeline sent EOS".into())),
+            None if self.appsink.is_eos() => {
+                Err(StreamError::Ended("the pipeline sent EOS".into()))
+            }
             None => Ok(None),
         }
     }

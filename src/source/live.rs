@@ -151,7 +151,11 @@ impl LiveSource {
             match stream.next_image(poll) {
                 Ok(Some(image)) => {
                     if clock.interval.is_none() {
-                        self.state(events, StreamState::Streaming, &format!("{what}: streaming"));
+                        self.state(
+                            events,
+                            StreamState::Streaming,
+                            &format!("{what}: streaming"),
+                        );
                     }
                     clock.frame(Instant::now());
                     events.frame_received(&self.camera, self.spectrum.as_str());
@@ -239,7 +243,11 @@ impl Source for LiveSource {
                 self.state(&events, StreamState::Ended, "shutdown");
                 return Ok(());
             }
-            self.state(&events, StreamState::Starting, &format!("{what}: connecting"));
+            self.state(
+                &events,
+                StreamState::Starting,
+                &format!("{what}: connecting"),
+            );
             let outcome = match self.connector.connect() {
                 Ok(stream) => {
                     let outcome = self.stream(stream, &out, &stop, &events);
@@ -272,7 +280,8 @@ impl Source for LiveSource {
             };
             failures += 1;
             if self.reconnect.max_attempts > 0 && failures >= self.reconnect.max_attempts {
-                let reason = format!("gave up after {failures} failed attempts; last: {last_error}");
+                let reason =
+                    format!("gave up after {failures} failed attempts; last: {last_error}");
                 self.state(&events, StreamState::Failed, &reason);
                 return Ok(());
             }
@@ -329,6 +338,10 @@ mod tests {
         }
         let expected = Duration::from_millis(100).mul_f64(config.stall_intervals);
         let got = clock.timeout(&config);
-        assert!(got.abs_diff(expected.max(Duration::from_millis(config.min_stall_ms))) < Duration::from_millis(20), "{got:?}");
+        assert!(
+            got.abs_diff(expected.max(Duration::from_millis(config.min_stall_ms)))
+                < Duration::from_millis(20),
+            "{got:?}"
+        );
     }
 }

@@ -49,9 +49,12 @@ pub trait Source: Send {
     ) -> Result<(), SourceError>;
 }
 
-/// Opens every source of a camera: (a name for its thread, the source).
-pub fn open_camera(camera: &CameraConfig) -> Result<Vec<(String, Box<dyn Source>)>, SourceError> {
-    let mut sources: Vec<(String, Box<dyn Source>)> = Vec::new();
+/// A source with a name for its thread.
+pub type NamedSource = (String, Box<dyn Source>);
+
+/// Opens every source of a camera.
+pub fn open_camera(camera: &CameraConfig) -> Result<Vec<NamedSource>, SourceError> {
+    let mut sources: Vec<NamedSource> = Vec::new();
     if let Some(SourceConfig::Replay {
         path,
         speed,
@@ -81,7 +84,10 @@ pub fn check_camera(camera: &CameraConfig) -> Result<(), SourceError> {
     ] {
         #[cfg(feature = "gstreamer")]
         if let Some(StreamConfig::Gstreamer {
-            pipeline, uri, sync, ..
+            pipeline,
+            uri,
+            sync,
+            ..
         }) = stream
         {
             let line = gst::launch_line(pipeline.as_deref(), uri.as_deref(), spectrum, *sync);
@@ -103,7 +109,9 @@ fn open_stream(
     #[cfg(not(all(feature = "gstreamer", feature = "camera")))]
     let not_built = |feature: &str| SourceError::Open {
         what: format!("camera {} {spectrum}", camera.id),
-        message: format!("this build has no `{feature}` feature; rebuild with --features {feature}"),
+        message: format!(
+            "this build has no `{feature}` feature; rebuild with --features {feature}"
+        ),
     };
     match stream {
         StreamConfig::Flir {

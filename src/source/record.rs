@@ -77,9 +77,13 @@ impl SessionWriter {
                     .map(|img| img.save(&path).map_err(|e| e.to_string()))
             }
             (Pixels::Gray16(values), Spectrum::Thermal) => {
-                image::ImageBuffer::<image::Luma<u16>, _>::from_raw(frame.width, frame.height, values.clone())
-                    .ok_or("pixel buffer does not match the frame size")
-                    .map(|img| img.save(&path).map_err(|e| e.to_string()))
+                image::ImageBuffer::<image::Luma<u16>, _>::from_raw(
+                    frame.width,
+                    frame.height,
+                    values.clone(),
+                )
+                .ok_or("pixel buffer does not match the frame size")
+                .map(|img| img.save(&path).map_err(|e| e.to_string()))
             }
             _ => Err("pixel format does not match the spectrum"),
         };
@@ -96,7 +100,11 @@ impl SessionWriter {
         }
         let manifest_path = self.dir.join(MANIFEST);
         self.manifest
-            .write_record([frame.spectrum.as_str(), &frame.captured_us.to_string(), &relative])
+            .write_record([
+                frame.spectrum.as_str(),
+                &frame.captured_us.to_string(),
+                &relative,
+            ])
             .and_then(|_| self.manifest.flush().map_err(csv::Error::from))
             .map_err(|e| io_error(&manifest_path, e))?;
         self.written[frame.spectrum as usize] += 1;

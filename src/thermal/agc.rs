@@ -26,7 +26,10 @@ pub fn normalize(
         ThermalNormalization::Percentile { low, high } => percentile_range(values, low, high),
         ThermalNormalization::FixedCelsius { low_c, high_c } => {
             let c = converter.ok_or(AgcError::NoRadiometry)?;
-            (c.raw_for(low_c as f64) as f32, c.raw_for(high_c as f64) as f32)
+            (
+                c.raw_for(low_c as f64) as f32,
+                c.raw_for(high_c as f64) as f32,
+            )
         }
         ThermalNormalization::Equalize => return Ok(equalize(values)),
     };
@@ -120,7 +123,9 @@ mod tests {
             high_c: 40.0,
         };
         let out = normalize(&[29315, 30315, 31315], norm, Some(&c)).expect("radiometric");
-        assert!((out[0]).abs() < 1e-4 && (out[1] - 0.5).abs() < 1e-4 && (out[2] - 1.0).abs() < 1e-4);
+        assert!(
+            (out[0]).abs() < 1e-4 && (out[1] - 0.5).abs() < 1e-4 && (out[2] - 1.0).abs() < 1e-4
+        );
         assert_eq!(normalize(&[1], norm, None), Err(AgcError::NoRadiometry));
     }
 }

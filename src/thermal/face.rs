@@ -80,12 +80,16 @@ impl ThermalImage<'_> {
     ) -> Option<FaceTemperature> {
         let (box_max, box_mean) = self.stats(face_box)?;
         let canthus_max = landmarks.and_then(|pts| {
-            let corners: Vec<[f32; 2]> = INNER_CANTHI.iter().filter_map(|&i| pts.get(i).copied()).collect();
+            let corners: Vec<[f32; 2]> = INNER_CANTHI
+                .iter()
+                .filter_map(|&i| pts.get(i).copied())
+                .collect();
             let [a, b] = corners.as_slice() else {
                 return None;
             };
-            // Squares a fifth of the distance between the corners (at least 3 px) wide.
-            let half = ((a[0] - b[0]).hypot(a[1] - b[1]) * 0.1).max(1.5);
+            // Squares half the distance between the corners wide (at least 3 px): landmark
+            // error of a few pixels still lands on the canthus (tests/landmarks_map_back_to_source_pixels.rs).
+            let half = ((a[0] - b[0]).hypot(a[1] - b[1]) * 0.25).max(1.5);
             corners
                 .iter()
                 .filter_map(|p| {
@@ -132,7 +136,12 @@ mod tests {
             height: 10,
             converter: &c,
         };
-        let face = BoundingBox { x: 2.0, y: 2.0, w: 6.0, h: 6.0 };
+        let face = BoundingBox {
+            x: 2.0,
+            y: 2.0,
+            w: 6.0,
+            h: 6.0,
+        };
         let mut landmarks = vec![[0.0f32, 0.0]; 68];
         landmarks[39] = [3.0, 3.0];
         landmarks[42] = [6.0, 3.0];
@@ -140,9 +149,21 @@ mod tests {
             .face_temperature(face, BoxSource::Thermal, Some(&landmarks))
             .expect("inside");
         assert_eq!(t.box_max, 36.5);
-        assert!((t.box_mean - (30.0 * 35.0 + 36.5) / 36.0).abs() < 0.01, "{t:?}");
+        assert!(
+            (t.box_mean - (30.0 * 35.0 + 36.5) / 36.0).abs() < 0.01,
+            "{t:?}"
+        );
         assert_eq!(t.canthus_max, Some(36.5));
-        let outside = BoundingBox { x: 20.0, y: 20.0, w: 5.0, h: 5.0 };
-        assert!(image.face_temperature(outside, BoxSource::Thermal, None).is_none());
+        let outside = BoundingBox {
+            x: 20.0,
+            y: 20.0,
+            w: 5.0,
+            h: 5.0,
+        };
+        assert!(
+            image
+                .face_temperature(outside, BoxSource::Thermal, None)
+                .is_none()
+        );
     }
 }

@@ -80,7 +80,9 @@ mod tests {
         assert_eq!(Palette::Rainbow.color(f32::NAN), [0, 0, 128]);
         // Brightness grows monotonically along the iron palette.
         let luma = |c: [u8; 3]| c[0] as u32 * 3 + c[1] as u32 * 6 + c[2] as u32;
-        let levels: Vec<u32> = (0..=20).map(|i| luma(Palette::Iron.color(i as f32 / 20.0))).collect();
+        let levels: Vec<u32> = (0..=20)
+            .map(|i| luma(Palette::Iron.color(i as f32 / 20.0)))
+            .collect();
         assert!(levels.windows(2).all(|w| w[1] >= w[0]), "{levels:?}");
     }
 }

@@ -187,7 +187,12 @@ pub fn start(config: &Config) -> Live {
 
 impl Live {
     /// Polls `condition` until it holds; panics naming `what` after `timeout`.
-    pub fn wait_for(&self, what: &str, timeout: std::time::Duration, condition: impl Fn(&Events) -> bool) {
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: std::time::Duration,
+        condition: impl Fn(&Events) -> bool,
+    ) {
         let until = std::time::Instant::now() + timeout;
         while !condition(&self.events) {
             if std::time::Instant::now() > until {
