@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs what spectrald needs to build, run and test, into the checkout (idempotent).
+#   - Debian packages: GStreamer (development files + plugins, for the `gstreamer`
+#     feature and its tests), clang/libclang (nokhwa's V4L2 bindings, `camera` feature)
 #   - a Python venv in .cache/venv with the PyPI onnxruntime wheel (+ numpy, pillow,
 #     jsonschema for the tests' cross-checks)
 #   - the ONNX Runtime shared library linked into .cache/onnxruntime/lib/, where the
@@ -21,6 +23,28 @@ fi
 PYTHON=${PYTHON:-python3}
 if ! command -v "$PYTHON" >/dev/null; then
     say "python3 not found: install Python 3 first"; exit 1
+fi
+
+# Debian packages, installed only when one is missing (root, or sudo without a password).
+APT_PACKAGES=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    gstreamer1.0-libav gstreamer1.0-rtsp libgstrtspserver-1.0-dev gstreamer1.0-tools
+    clang libclang-dev)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if command -v apt-get >/dev/null; then
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+        say "installing Debian packages: ${missing[*]}"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+            || { say "apt-get failed; install these packages by hand: ${missing[*]}"; exit 1; }
+    else
+        say "not a Debian system: install GStreamer 1.x development files and plugins, and libclang: ${missing[*]}"; exit 1
+    fi
 fi
 
 stamp="$VENV/.spectrald-${ORT_VERSION}"

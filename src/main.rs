@@ -188,11 +188,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for camera in &config.cameras {
                 spectrald::source::check_camera(camera)?;
             }
-            println!("{}: OK", file.display());
-            println!(
-                "{}",
+            let text = format!(
+                "{}: OK\n{}\n",
+                file.display(),
                 toml::to_string_pretty(&config).context("printing the config")?
             );
+            write_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Models { dir } => list_models(&dir),
@@ -289,6 +290,15 @@ fn run_pipeline(config: Config) -> Result<ExitCode> {
     let summary = pipeline.wait();
     tracing::info!("{}", summary.line());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints to stdout; a reader that went away (`| head`) is not an error.
+fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    }
 }
 
 fn stop_on_signals() -> Result<Arc<AtomicBool>> {
