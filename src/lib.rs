@@ -9,6 +9,7 @@
 //! | [`source`]    | where frames come from: replay, FLIR files, GStreamer, cameras, recording  |
 //! | [`pair`]      | matching visible and thermal frames by capture time                        |
 //! | [`thermal`]   | raw counts / centi-kelvin → °C (Planck), AGC, palettes, face temperature    |
+//! | [`render`]    | overlay pictures: visible + thermal palette, boxes and landmarks           |
 //! | [`registration`] | thermal ↔ visible homography, fitted by `spectrald calibrate`           |
 //! | [`dmsl`]      | the DMSL steps: preprocessing, black-out, output mapping, NME               |
 //! | [`evaluate`]  | NME of the whole pipeline on a labelled (300-W layout) folder              |
@@ -26,6 +27,7 @@ pub mod pair;
 pub mod pipeline;
 pub mod publish;
 pub mod registration;
+pub mod render;
 pub mod source;
 pub mod telemetry;
 pub mod thermal;

@@ -40,6 +40,13 @@ enum LogFormatArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum PaletteArg {
+    Iron,
+    Rainbow,
+    WhiteHot,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum BackendArg {
     Auto,
     Ort,
@@ -121,6 +128,18 @@ enum Command {
     },
     /// List the cameras nokhwa can open (index: name).
     Devices,
+    /// Draw replay output onto its session's frames: visible | thermal (palette), boxes, landmarks.
+    Overlay {
+        /// The session folder that was replayed.
+        session: PathBuf,
+        /// The JSON lines the replay printed.
+        records: PathBuf,
+        /// Folder for the PNGs (CAMERA-SEQUENCE.png).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "iron")]
+        palette: PaletteArg,
+    },
     /// List installed models and verify their sha256 against the manifests.
     Models {
         #[arg(long, default_value = "models")]
@@ -213,6 +232,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         ),
         Command::Calibrate { points } => calibrate(&points),
         Command::Devices => list_devices(),
+        Command::Overlay {
+            session,
+            records,
+            out,
+            palette,
+        } => {
+            use spectrald::thermal::palette::Palette;
+            let palette = match palette {
+                PaletteArg::Iron => Palette::Iron,
+                PaletteArg::Rainbow => Palette::Rainbow,
+                PaletteArg::WhiteHot => Palette::WhiteHot,
+            };
+            let n = spectrald::render::render_session(&session, &records, &out, palette)?;
+            eprintln!("wrote {n} overlay pictures to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Evaluate {
             dir,
             held_out,

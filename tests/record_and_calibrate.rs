@@ -198,3 +198,43 @@ fn calibrate_fits_point_pairs_and_the_config_accepts_the_result() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("need at least 4 point pairs, got 2"));
 }
+
+#[test]
+fn overlay_draws_boxes_and_landmarks_where_the_records_say() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let session = common::fixture_session();
+    let (stdout, _) = run_ok(spectrald().arg("replay").arg(&session));
+    let records_path = dir.path().join("out.jsonl");
+    std::fs::write(&records_path, &stdout).expect("write records");
+    let out = dir.path().join("overlay");
+    let (_, stderr) = run_ok(
+        spectrald()
+            .arg("overlay")
+            .arg(&session)
+            .arg(&records_path)
+            .arg("--out")
+            .arg(&out)
+            .args(["--palette", "white-hot"]),
+    );
+    assert!(stderr.contains("wrote 24 overlay pictures"), "{stderr}");
+    let record = &records(&stdout)[5];
+    let picture = image::open(out.join("replay-000005.png"))
+        .expect("png")
+        .into_rgb8();
+    // Visible (320 wide) | 4 px gap | thermal scaled x2 to the same height.
+    assert_eq!((picture.width(), picture.height()), (320 + 4 + 320, 240));
+    let nose = common::landmarks(record, "visible").expect("landmarks")[30];
+    let p = picture
+        .get_pixel((nose[0] + 0.5) as u32, (nose[1] + 0.5) as u32)
+        .0;
+    assert_eq!(p, [255, 40, 40], "landmark dot on the visible panel");
+    let b = &record["spectra"]["thermal"]["box"];
+    let (x, y) = (
+        b["x"].as_f64().expect("x") * 2.0,
+        b["y"].as_f64().expect("y") * 2.0,
+    );
+    let corner = picture
+        .get_pixel(324 + x.round() as u32, y.round() as u32 + 5)
+        .0;
+    assert_eq!(corner, [0, 255, 0], "box edge on the thermal panel");
+}

@@ -60,6 +60,8 @@ pub struct Summary {
     pub inference_failed: u64,
     pub seconds: f64,
     pub latency: LatencyLog,
+    /// Live streams' last state and why, "camera/spectrum" → "state: reason".
+    pub streams: BTreeMap<String, String>,
 }
 
 impl Summary {
@@ -82,8 +84,18 @@ impl Summary {
             .percentiles("total")
             .map(|(p50, p99)| format!(", latency p50 {p50:.1} ms p99 {p99:.1} ms"))
             .unwrap_or_default();
+        let streams: Vec<String> = self
+            .streams
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let streams = if streams.is_empty() {
+            String::new()
+        } else {
+            format!("; streams: {}", streams.join("; "))
+        };
         format!(
-            "summary: frames in {}, published {}, dropped {} [{}], unmatched {}, inference failed {}, {:.1} pairs/s over {:.2} s{}",
+            "summary: frames in {}, published {}, dropped {} [{}], unmatched {}, inference failed {}, {:.1} pairs/s over {:.2} s{}{}",
             self.frames_in,
             self.published,
             self.dropped.values().sum::<u64>(),
@@ -92,7 +104,8 @@ impl Summary {
             self.inference_failed,
             self.pairs_per_second(),
             self.seconds,
-            latency
+            latency,
+            streams
         )
     }
 }
@@ -294,6 +307,16 @@ impl Pipeline {
             inference_failed: events.total("inference_failed", None),
             seconds: self.started.elapsed().as_secs_f64(),
             latency,
+            streams: events
+                .stream_states()
+                .into_iter()
+                .map(|((camera, spectrum), status)| {
+                    (
+                        format!("{camera}/{spectrum}"),
+                        format!("{}: {}", status.state.as_str(), status.reason),
+                    )
+                })
+                .collect(),
         }
     }
 }

@@ -1,0 +1,173 @@
+//! Overlay pictures: the visible frame and the thermal frame (in a palette) side by side,
+//! with each spectrum's face box and 68 landmarks drawn on, for people to look at
+//! (`spectrald overlay`, and later the HTTP snapshot).
+
+use image::{Rgb, RgbImage, imageops};
+use imageproc::drawing::{draw_filled_circle_mut, draw_hollow_rect_mut};
+use imageproc::rect::Rect;
+
+use crate::frame::BoundingBox;
+use crate::thermal::palette::Palette;
+
+const BOX: Rgb<u8> = Rgb([0, 255, 0]);
+const POINT: Rgb<u8> = Rgb([255, 40, 40]);
+const CANTHUS: Rgb<u8> = Rgb([0, 200, 255]);
+
+/// What to draw on one spectrum's image (source pixel coordinates).
+#[derive(Debug, Default, Clone)]
+pub struct Marks {
+    pub face_box: Option<BoundingBox>,
+    pub landmarks: Option<Vec<[f32; 2]>>,
+}
+
+/// Raw thermal values shown through a palette, stretched between the 1st and 99th
+/// percentile of the frame.
+pub fn thermal_view(values: &[u16], width: u32, height: u32, palette: Palette) -> Option<RgbImage> {
+    let (low, high) = crate::thermal::agc::percentile_range(values, 1.0, 99.0);
+    let levels: Vec<f32> = values
+        .iter()
+        .map(|&v| (v as f32 - low) / (high - low))
+        .collect();
+    RgbImage::from_raw(width, height, palette.colorize(&levels))
+}
+
+fn draw(image: &mut RgbImage, marks: &Marks, scale: f32) {
+    if let Some(b) = marks.face_box {
+        let (x, y) = ((b.x * scale).round() as i32, (b.y * scale).round() as i32);
+        let (w, h) = (
+            (b.w * scale).round().max(1.0) as u32,
+            (b.h * scale).round().max(1.0) as u32,
+        );
+        draw_hollow_rect_mut(image, Rect::at(x, y).of_size(w, h), BOX);
+        draw_hollow_rect_mut(
+            image,
+            Rect::at(x + 1, y + 1).of_size(w.saturating_sub(2).max(1), h.saturating_sub(2).max(1)),
+            BOX,
+        );
+    }
+    if let Some(points) = &marks.landmarks {
+        let radius = (image.width().max(image.height()) / 200).max(2) as i32;
+        for (i, p) in points.iter().enumerate() {
+            let color = if crate::thermal::face::INNER_CANTHI.contains(&i) {
+                CANTHUS
+            } else {
+                POINT
+            };
+            let centre = (((p[0] + 0.5) * scale) as i32, ((p[1] + 0.5) * scale) as i32);
+            draw_filled_circle_mut(image, centre, radius, color);
+        }
+    }
+}
+
+/// Side by side at the visible image's height (the thermal view is scaled to it).
+pub fn side_by_side(
+    visible: Option<(RgbImage, Marks)>,
+    thermal: Option<(RgbImage, Marks)>,
+) -> Option<RgbImage> {
+    let height = visible
+        .as_ref()
+        .or(thermal.as_ref())
+        .map(|(img, _)| img.height())?;
+    let mut panels = Vec::new();
+    for (image, marks) in [visible, thermal].into_iter().flatten() {
+        let scale = height as f32 / image.height() as f32;
+        let mut panel = if image.height() == height {
+            image
+        } else {
+            let width = (image.width() as f32 * scale).round().max(1.0) as u32;
+            imageops::resize(&image, width, height, imageops::FilterType::Nearest)
+        };
+        draw(&mut panel, &marks, scale);
+        panels.push(panel);
+    }
+    let width = panels.iter().map(|p| p.width()).sum::<u32>() + 4 * (panels.len() as u32 - 1);
+    let mut out = RgbImage::new(width, height);
+    let mut x = 0i64;
+    for panel in panels {
+        imageops::replace(&mut out, &panel, x, 0);
+        x += panel.width() as i64 + 4;
+    }
+    Some(out)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Session(#[from] crate::source::SourceError),
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+fn marks_of(record: &serde_json::Value, spectrum: &str) -> Marks {
+    let s = &record["spectra"][spectrum];
+    let number = |v: &serde_json::Value| v.as_f64().map(|f| f as f32);
+    let face_box = (|| {
+        let b = &s["box"];
+        Some(BoundingBox {
+            x: number(&b["x"])?,
+            y: number(&b["y"])?,
+            w: number(&b["w"])?,
+            h: number(&b["h"])?,
+        })
+    })();
+    Marks {
+        face_box,
+        landmarks: crate::publish::record::landmarks_of(record, spectrum),
+    }
+}
+
+/// Draws every record of `records` (JSON lines from a replay of `session`) into
+/// `out/CAMERA-SEQUENCE.png`; returns how many pictures it wrote.
+pub fn render_session(
+    session: &std::path::Path,
+    records: &std::path::Path,
+    out: &std::path::Path,
+    palette: Palette,
+) -> Result<usize, RenderError> {
+    use crate::frame::{Pixels, Spectrum};
+    let io = |path: &std::path::Path, e: &dyn std::fmt::Display| RenderError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let entries = crate::source::replay::read_manifest(session)?;
+    let text = std::fs::read_to_string(records).map_err(|e| io(records, &e))?;
+    std::fs::create_dir_all(out).map_err(|e| io(out, &e))?;
+    let mut written = 0;
+    for (n, line) in text.lines().enumerate() {
+        let record: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| io(records, &format!("line {}: {e}", n + 1)))?;
+        let mut views = [None, None];
+        for spectrum in Spectrum::ALL {
+            let Some(t) = record["spectra"][spectrum.as_str()]["captured_us"].as_i64() else {
+                continue;
+            };
+            let Some(entry) = entries
+                .iter()
+                .find(|e| e.spectrum == spectrum && e.timestamp_us == t)
+            else {
+                continue;
+            };
+            let path = session.join(&entry.file);
+            let (w, h, pixels) =
+                crate::source::replay::decode(&path, spectrum).map_err(|e| io(&path, &e))?;
+            let image = match pixels {
+                Pixels::Rgb8(rgb) => RgbImage::from_raw(w, h, rgb),
+                Pixels::Gray16(values) => thermal_view(&values, w, h, palette),
+            };
+            views[spectrum as usize] = image.map(|img| (img, marks_of(&record, spectrum.as_str())));
+        }
+        let [visible, thermal] = views;
+        let Some(picture) = side_by_side(visible, thermal) else {
+            continue;
+        };
+        let name = format!(
+            "{}-{:06}.png",
+            record["camera"].as_str().unwrap_or("camera"),
+            record["sequence"].as_u64().unwrap_or(n as u64)
+        );
+        let path = out.join(name);
+        picture.save(&path).map_err(|e| io(&path, &e))?;
+        written += 1;
+    }
+    Ok(written)
+}
