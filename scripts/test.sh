@@ -7,4 +7,7 @@ scripts/setup.sh
 export SPECTRALD_TEST_PYTHON="$PWD/.cache/venv/bin/python"
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
+# The RTSP reconnect tests start this example server; `cargo test` alone does not put it
+# under target/release/examples/.
+cargo build --release --example rtsp_test_server
 cargo test --release --all-targets 2>&1

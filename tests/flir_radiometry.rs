@@ -40,6 +40,7 @@ fn close(a: f64, b: f64, tolerance: f64) -> bool {
 #[test]
 fn fff_counts_to_celsius_match_reference() {
     let reference = reference();
+    let mut worst = 0.0f64;
     for (name, expected) in reference.as_object().expect("object") {
         let frames = frames(name);
         let expected_frames = expected["frames"].as_array().expect("frames");
@@ -91,6 +92,7 @@ fn fff_counts_to_celsius_match_reference() {
                 let ours = frame.counts[row * frame.width as usize + col];
                 assert_eq!(ours, raw, "{name}: raw count at ({row}, {col})");
                 let t = converter.celsius(ours);
+                worst = worst.max((t - celsius).abs());
                 assert!(
                     (t - celsius).abs() < 0.02,
                     "{name}: ({row}, {col}) ours {t:.4} °C reference {celsius:.4} °C"
@@ -111,9 +113,11 @@ fn fff_counts_to_celsius_match_reference() {
                     (ours - theirs).abs() < 0.02,
                     "{name}: {key} ours {ours:.4} reference {theirs:.4}"
                 );
+                worst = worst.max((ours - theirs).abs());
             }
         }
     }
+    eprintln!("largest difference from the reference: {worst:.5} °C");
 }
 
 #[test]

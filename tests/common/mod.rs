@@ -76,6 +76,18 @@ pub struct MemorySink {
     pub delay: std::time::Duration,
 }
 
+impl MemorySink {
+    /// Every published line, parsed.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+            .collect()
+    }
+}
+
 impl Sink for MemorySink {
     fn name(&self) -> String {
         "memory".into()
@@ -107,16 +119,9 @@ pub fn run(config: &Config, sink: MemorySink) -> Run {
     )
     .expect("pipeline starts");
     let summary = pipeline.wait();
-    let records = sink
-        .lines
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
-        .collect();
     Run {
         summary,
-        records,
+        records: sink.records(),
         events,
     }
 }
@@ -210,17 +215,9 @@ impl Live {
     pub fn finish(self) -> Run {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let summary = self.pipeline.wait();
-        let records = self
-            .sink
-            .lines
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
-            .collect();
         Run {
             summary,
-            records,
+            records: self.sink.records(),
             events: self.events,
         }
     }
