@@ -322,6 +322,11 @@ pub struct RadiometryConfig {
 }
 
 impl RadiometryConfig {
+    /// True when [`RadiometryConfig::resolve`] returns the source's radiometry unchanged.
+    pub fn is_passthrough(&self) -> bool {
+        self.units == ThermalUnits::Auto && self.object == ObjectOverrides::default()
+    }
+
     /// What a frame's values mean, given what its source said.
     pub fn resolve(&self, from_source: Option<&Radiometry>) -> Option<Radiometry> {
         let base = match self.units {
@@ -389,12 +394,13 @@ impl CameraConfig {
             .any(StreamConfig::is_live)
     }
 
-    /// The policy of this camera's source → pair queue.
-    pub fn source_queue_policy(&self) -> WhenFull {
+    /// The policy of this camera's source → pair queue: the camera's own `when_full`, else
+    /// `drop_oldest` for live streams and `for_files` for recorded input.
+    pub fn source_queue_policy(&self, for_files: WhenFull) -> WhenFull {
         self.when_full.unwrap_or(if self.has_live_streams() {
             WhenFull::DropOldest
         } else {
-            WhenFull::Block
+            for_files
         })
     }
 }

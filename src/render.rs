@@ -6,6 +6,7 @@ use image::{Rgb, RgbImage, imageops};
 use imageproc::drawing::{draw_filled_circle_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;
 
+use crate::config::ThermalNormalization;
 use crate::frame::BoundingBox;
 use crate::thermal::palette::Palette;
 
@@ -23,11 +24,12 @@ pub struct Marks {
 /// Raw thermal values shown through a palette, stretched between the 1st and 99th
 /// percentile of the frame.
 pub fn thermal_view(values: &[u16], width: u32, height: u32, palette: Palette) -> Option<RgbImage> {
-    let (low, high) = crate::thermal::agc::percentile_range(values, 1.0, 99.0);
-    let levels: Vec<f32> = values
-        .iter()
-        .map(|&v| (v as f32 - low) / (high - low))
-        .collect();
+    let stretch = ThermalNormalization::Percentile {
+        low: 1.0,
+        high: 99.0,
+    };
+    // Percentile AGC needs no radiometry, so this cannot fail.
+    let levels = crate::thermal::agc::normalize(values, stretch, None).ok()?;
     RgbImage::from_raw(width, height, palette.colorize(&levels))
 }
 

@@ -20,7 +20,7 @@ pub use stages::LatencyLog;
 
 use std::collections::BTreeMap;
 
-use crate::config::{CameraConfig, Config, QueueConfig, WhenFull};
+use crate::config::{CameraConfig, Config, QueueConfig};
 use crate::infer::{Model, ModelError};
 use crate::publish::Sink;
 use crate::publish::record::ModelId;
@@ -208,11 +208,7 @@ impl Pipeline {
         let mut stages = Vec::new();
         for (camera, camera_sources) in opened {
             let pair_queue = QueueConfig {
-                when_full: camera.when_full.unwrap_or(if camera.has_live_streams() {
-                    WhenFull::DropOldest
-                } else {
-                    q("pair").when_full
-                }),
+                when_full: camera.source_queue_policy(q("pair").when_full),
                 ..q("pair")
             };
             let (to_pair, pair_rx) = queue(&pair_queue, events.clone());

@@ -12,9 +12,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fast_image_resize::Resizer;
 
 use super::queue::QueueSender;
-use crate::config::{
-    PairingConfig, RadiometryConfig, ThermalNormalization, ThermalUnits, Unmatched,
-};
+use crate::config::{PairingConfig, RadiometryConfig, ThermalNormalization, Unmatched};
 use crate::dmsl::{self, BLACKOUT_MARGIN, CANVAS, LANDMARK_COUNT};
 use crate::frame::{BoundingBox, Frame, Pixels, Spectrum, SpectrumFrame};
 use crate::infer::Model;
@@ -23,7 +21,6 @@ use crate::publish::{LandmarkRecord, Sink, SinkError, record::ModelId};
 use crate::registration::Homography;
 use crate::telemetry::{DropReason, Events};
 use crate::thermal::face::{BoxSource, ThermalImage};
-use crate::thermal::radiometry::ObjectOverrides;
 
 /// Joins one camera's visible and thermal frames; assigns gap-free sequence numbers.
 pub fn pair(
@@ -39,8 +36,6 @@ pub fn pair(
     let tick = max_wait.clamp(Duration::from_millis(1), Duration::from_millis(50));
     let mut sequence = 0u64;
     let mut order = StreamOrder::default();
-    let configured =
-        radiometry.units != ThermalUnits::Auto || radiometry.object != ObjectOverrides::default();
     loop {
         let (decided, ended) = match rx.recv_timeout(tick) {
             Ok(mut frame) => {
@@ -56,7 +51,8 @@ pub fn pair(
                     );
                     continue;
                 }
-                if frame.spectrum == Spectrum::Thermal && configured {
+                // The one place a camera's radiometry config applies (not in the sources).
+                if frame.spectrum == Spectrum::Thermal && !radiometry.is_passthrough() {
                     frame.radiometry = radiometry
                         .resolve(frame.radiometry.as_deref())
                         .map(Arc::new);

@@ -23,14 +23,14 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{Source, SourceError};
 use crate::frame::{Pixels, Spectrum, SpectrumFrame};
 use crate::pipeline::QueueSender;
 use crate::telemetry::{DropReason, Events};
 use crate::thermal::radiometry::{
-    AtmosphereConstants, ObjectOverrides, ObjectParameters, PlanckConstants, Radiometry,
+    AtmosphereConstants, ObjectParameters, PlanckConstants, Radiometry,
 };
 
 const HEADER_LEN: usize = 64;
@@ -344,9 +344,9 @@ pub struct FlirFileSource {
     files: Vec<PathBuf>,
     speed: f64,
     looped: bool,
-    /// Used when a frame has no camera info; object overrides apply either way.
+    /// Used when a frame has no camera info (the camera's configured constants). Object
+    /// overrides are applied downstream, by the pair stage, like for every source.
     fallback: Option<Radiometry>,
-    overrides: ObjectOverrides,
 }
 
 impl FlirFileSource {
@@ -356,7 +356,6 @@ impl FlirFileSource {
         speed: f64,
         looped: bool,
         fallback: Option<Radiometry>,
-        overrides: ObjectOverrides,
     ) -> Result<FlirFileSource, SourceError> {
         let fail = |message: String| SourceError::Open {
             what: format!("flir {}", path.display()),
@@ -384,7 +383,6 @@ impl FlirFileSource {
             speed,
             looped,
             fallback,
-            overrides,
         })
     }
 }
@@ -462,13 +460,7 @@ impl Source for FlirFileSource {
                     }
                     previous_us = Some(captured);
                     let first = *first_us.get_or_insert(captured);
-                    if self.speed > 0.0 {
-                        let due =
-                            Duration::from_secs_f64((captured - first) as f64 / 1e6 / self.speed);
-                        if let Some(wait) = due.checked_sub(started.elapsed()) {
-                            std::thread::sleep(wait);
-                        }
-                    }
+                    super::pace(started, captured - first, self.speed);
                     let frame = SpectrumFrame {
                         camera: self.camera.clone(),
                         spectrum: Spectrum::Thermal,
@@ -478,7 +470,7 @@ impl Source for FlirFileSource {
                         pixels: Arc::new(Pixels::Gray16(fff.counts)),
                         origin: origin.into(),
                         received: Instant::now(),
-                        radiometry: Some(Arc::new(radiometry.with_overrides(&self.overrides))),
+                        radiometry: Some(Arc::new(radiometry)),
                     };
                     if out.send(frame).is_err() {
                         return Ok(());

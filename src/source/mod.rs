@@ -52,6 +52,17 @@ pub trait Source: Send {
 /// A source with a name for its thread.
 pub type NamedSource = (String, Box<dyn Source>);
 
+/// Sleeps until a frame captured `since_first_us` after the first one is due, playing at
+/// `speed` × recorded pace from `started` (0 = as fast as possible: no wait).
+fn pace(started: std::time::Instant, since_first_us: i64, speed: f64) {
+    if speed > 0.0 {
+        let due = std::time::Duration::from_secs_f64(since_first_us as f64 / 1e6 / speed);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
 /// Opens every source of a camera.
 pub fn open_camera(camera: &CameraConfig) -> Result<Vec<NamedSource>, SourceError> {
     let mut sources: Vec<NamedSource> = Vec::new();
@@ -121,12 +132,7 @@ fn open_stream(
         } => {
             let fallback = camera.radiometry.resolve(None);
             Ok(Box::new(flir::FlirFileSource::open(
-                &camera.id,
-                path,
-                *speed,
-                *looped,
-                fallback,
-                camera.radiometry.object,
+                &camera.id, path, *speed, *looped, fallback,
             )?))
         }
         #[cfg(feature = "gstreamer")]

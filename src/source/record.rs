@@ -15,7 +15,7 @@ use crossbeam_channel::RecvTimeoutError;
 
 use super::replay::{MANIFEST, MANIFEST_HEADER, RADIOMETRY};
 use super::{SourceError, open_camera};
-use crate::config::{CameraConfig, QueueConfig};
+use crate::config::{CameraConfig, QueueConfig, WhenFull};
 use crate::frame::{Pixels, Spectrum, SpectrumFrame};
 use crate::pipeline::queue;
 use crate::telemetry::Events;
@@ -137,7 +137,8 @@ pub fn record(
     let (tx, rx) = queue::<SpectrumFrame>(
         &QueueConfig {
             capacity: 32,
-            when_full: camera.source_queue_policy(),
+            // Recording files stays lossless unless the camera says otherwise.
+            when_full: camera.source_queue_policy(WhenFull::Block),
         },
         events.clone(),
     );

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use image::DynamicImage;
 
@@ -242,13 +242,7 @@ impl Source for ReplaySource {
                     return Ok(());
                 }
                 let timestamp_us = entry.timestamp_us + lap * period;
-                if self.speed > 0.0 {
-                    let due =
-                        Duration::from_secs_f64((timestamp_us - first) as f64 / 1e6 / self.speed);
-                    if let Some(wait) = due.checked_sub(started.elapsed()) {
-                        std::thread::sleep(wait);
-                    }
-                }
+                super::pace(started, timestamp_us - first, self.speed);
                 events.frame_received(&self.camera, entry.spectrum.as_str());
                 let path = self.dir.join(&entry.file);
                 let (width, height, pixels) = match decode(&path, entry.spectrum) {
