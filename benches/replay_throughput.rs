@@ -20,7 +20,7 @@ use spectrald::dmsl::{self, BLACKOUT_MARGIN, CANVAS};
 use spectrald::frame::BoundingBox;
 use spectrald::infer::Model;
 use spectrald::pipeline::Pipeline;
-use spectrald::publish::{Sink, SinkError};
+use spectrald::publish::{Outgoing, Sink, SinkError};
 use spectrald::telemetry::Events;
 
 struct NullSink;
@@ -29,7 +29,7 @@ impl Sink for NullSink {
     fn name(&self) -> String {
         "null".into()
     }
-    fn publish(&mut self, _: &str) -> Result<(), SinkError> {
+    fn publish(&mut self, _: &Outgoing<'_>) -> Result<(), SinkError> {
         Ok(())
     }
     fn flush(&mut self) -> Result<(), SinkError> {
@@ -62,7 +62,7 @@ fn end_to_end(
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = Pipeline::start(
         &config,
-        vec![Box::new(NullSink)],
+        vec![("null".to_owned(), Box::new(NullSink))],
         Arc::new(Events::new()),
         stop.clone(),
     )?;

@@ -18,7 +18,7 @@ use crate::config::{CameraConfig, Config};
 use crate::dmsl::nme;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::publish::record::landmarks_of;
-use crate::publish::{Sink, SinkError};
+use crate::publish::{Outgoing, Sink, SinkError};
 use crate::telemetry::Events;
 
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +93,8 @@ impl Sink for Collect {
     fn name(&self) -> String {
         "evaluate".into()
     }
-    fn publish(&mut self, line: &str) -> Result<(), SinkError> {
+    fn publish(&mut self, message: &Outgoing<'_>) -> Result<(), SinkError> {
+        let line = message.line;
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -169,7 +170,7 @@ pub fn evaluate(
     let sink = Collect::default();
     let pipeline = Pipeline::start(
         &config,
-        vec![Box::new(sink.clone())],
+        vec![("evaluate".to_owned(), Box::new(sink.clone()))],
         Arc::new(Events::new()),
         Arc::new(AtomicBool::new(false)),
     )?;

@@ -10,6 +10,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::dmsl::Letterbox;
+use crate::publish::record::ModelId;
+use crate::registration::Homography;
 use crate::thermal::Radiometry;
 use crate::thermal::face::FaceTemperature;
 
@@ -125,6 +127,19 @@ pub struct Frame {
     /// When the earliest of its images was received, and when each stage finished it.
     pub started: Instant,
     pub stage_done: [Option<Instant>; STAGES.len()],
+    /// Thermal pixel → visible pixel for this camera's rig, when configured (set by the
+    /// pair stage, so a camera restarted by a reload brings its new registration along).
+    pub registration: Option<Arc<Homography>>,
+    /// The model versions that actually ran on this frame (a hot-swap can happen between
+    /// any two frames), set by the inference stages.
+    pub models: FrameModels,
+}
+
+/// Which boundary and landmark model versions a frame went through.
+#[derive(Debug, Clone, Default)]
+pub struct FrameModels {
+    pub boundary: Option<Arc<ModelId>>,
+    pub landmark: Option<Arc<ModelId>>,
 }
 
 impl Frame {
@@ -152,6 +167,8 @@ impl Frame {
             results,
             started,
             stage_done: [None; STAGES.len()],
+            registration: None,
+            models: FrameModels::default(),
         }
     }
 

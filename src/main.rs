@@ -10,8 +10,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use spectrald::config::{BackendKind, CameraConfig, Config, LogFormat};
 use spectrald::infer::list_manifests;
-use spectrald::pipeline::Pipeline;
-use spectrald::publish::{Sink, jsonl::JsonlSink};
 use spectrald::telemetry::{self, Events};
 
 #[derive(Parser)]
@@ -171,9 +169,9 @@ fn apply_log_format(config: &mut Config, arg: Option<LogFormatArg>) {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run { config } => {
-            let mut config = Config::load(&config)?;
-            apply_log_format(&mut config, cli.log_format);
-            run_pipeline(config)
+            let mut loaded = Config::load(&config)?;
+            apply_log_format(&mut loaded, cli.log_format);
+            run_pipeline(loaded, Some(config))
         }
         Command::Replay {
             dir,
@@ -200,7 +198,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             config.cameras = vec![CameraConfig::replay("replay", dir, speed, looped)];
             config.validate(Path::new("<command line>"))?;
-            run_pipeline(config)
+            run_pipeline(config, None)
         }
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
@@ -315,14 +313,20 @@ fn default_models_dir() -> PathBuf {
         .unwrap_or(local)
 }
 
-fn run_pipeline(config: Config) -> Result<ExitCode> {
+fn run_pipeline(config: Config, config_path: Option<PathBuf>) -> Result<ExitCode> {
     telemetry::init_logging(&config.log);
     let stop = stop_on_signals()?;
-    let sink = JsonlSink::open(&config.output.jsonl)?;
-    let sinks: Vec<Box<dyn Sink>> = vec![Box::new(sink)];
-    let events = Arc::new(Events::new());
-    let pipeline = Pipeline::start(&config, sinks, events, stop)?;
-    let summary = pipeline.wait();
+    let reload_signal = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_signal.clone())
+        .context("installing the SIGHUP handler")?;
+    let summary = spectrald::service::run(
+        config,
+        spectrald::service::Options {
+            config_path,
+            stop,
+            reload_signal,
+        },
+    )?;
     tracing::info!("{}", summary.line());
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use imageproc::drawing::{draw_filled_circle_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;
 
 use crate::config::ThermalNormalization;
-use crate::frame::BoundingBox;
+use crate::frame::{BoundingBox, Pixels, Spectrum};
 use crate::thermal::palette::Palette;
 
 const BOX: Rgb<u8> = Rgb([0, 255, 0]);
@@ -172,4 +172,42 @@ pub fn render_session(
         written += 1;
     }
     Ok(written)
+}
+
+/// One spectrum of a frame as an RGB picture: visible as captured, thermal in the iron
+/// palette.
+fn spectrum_image(frame: &crate::frame::Frame, spectrum: Spectrum) -> Option<RgbImage> {
+    let image = frame.image(spectrum)?;
+    match &*image.pixels {
+        Pixels::Rgb8(rgb) => RgbImage::from_raw(image.width, image.height, rgb.clone()),
+        Pixels::Gray16(values) => thermal_view(values, image.width, image.height, Palette::Iron),
+    }
+}
+
+fn encode_png(image: &RgbImage) -> Option<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, image::ImageFormat::Png).ok()?;
+    Some(out.into_inner())
+}
+
+/// The frame's image of one spectrum as PNG, without drawings (the live page draws).
+pub fn spectrum_png(frame: &crate::frame::Frame, spectrum: Spectrum) -> Option<Vec<u8>> {
+    encode_png(&spectrum_image(frame, spectrum)?)
+}
+
+/// Both spectra side by side with each one's box and landmarks drawn, as PNG.
+pub fn snapshot_png(frame: &crate::frame::Frame) -> Option<Vec<u8>> {
+    let panel = |spectrum| {
+        let image = spectrum_image(frame, spectrum)?;
+        let result = frame.result(spectrum);
+        let marks = Marks {
+            face_box: result.and_then(|r| r.source_box),
+            landmarks: result.and_then(|r| r.source_landmarks.clone()),
+        };
+        Some((image, marks))
+    };
+    encode_png(&side_by_side(
+        panel(Spectrum::Visible),
+        panel(Spectrum::Thermal),
+    )?)
 }

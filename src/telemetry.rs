@@ -8,7 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+
 use crate::config::{LogConfig, LogFormat};
+use crate::pipeline::Heartbeat;
+use crate::publish::record::ModelId;
 
 /// Why a frame left the pipeline without being published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,9 +46,27 @@ impl DropReason {
 }
 
 /// Counter key: event name, camera, and one label (reason, spectrum, model or stage).
+/// Every event and the name of its label, for the metrics endpoint.
+pub const EVENT_LABELS: &[(&str, &str)] = &[
+    ("frame_received", "spectrum"),
+    ("frame_dropped", "reason"),
+    ("pair_unmatched", "spectrum"),
+    ("pair_published", ""),
+    ("inference_failed", "model"),
+    ("sink_failed", "sink"),
+    ("source_failed", "spectrum"),
+    ("stream_state_changes", "state"),
+    ("stream_reconnects", "spectrum"),
+    ("http_unauthorized", ""),
+    ("config_reloads", "outcome"),
+    ("model_swaps", "outcome"),
+    ("mqtt_dropped", "reason"),
+    ("mqtt_delivered", ""),
+    ("mqtt_connections", "outcome"),
+];
+
 pub type CounterKey = (&'static str, String, String);
 
-/// The shared event sink. Cheap enough for per-frame use at camera rates (one mutex).
 /// Where one camera stream (visible or thermal) stands; see `source::live`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,10 +104,61 @@ pub struct StreamStatus {
     pub since: std::time::Instant,
 }
 
-#[derive(Debug, Default)]
+/// Prometheus label pairs.
+pub type Labels = Vec<(String, String)>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Reads how many items wait in one queue (for the queue-depth gauge).
+pub type DepthProbe = Box<dyn Fn() -> usize + Send + Sync>;
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms .. ~4 s: from a blackout pass to a stalled CPU inference.
+    Histogram::new(exponential_buckets(0.25, 2.0, 15))
+}
+
+fn batch_histogram() -> Histogram {
+    Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+}
+
+/// The shared event sink. Cheap enough for per-frame use at camera rates (one mutex).
 pub struct Events {
     counters: Mutex<BTreeMap<CounterKey, u64>>,
     streams: Mutex<BTreeMap<(String, String), StreamStatus>>,
+    /// Per-stage latency in milliseconds, labels {stage}.
+    latency: HistogramFamily,
+    /// Images per inference call, labels {model}.
+    batch: HistogramFamily,
+    queues: Mutex<BTreeMap<String, DepthProbe>>,
+    /// Model versions in use, by role ("boundary", "landmark").
+    models: Mutex<BTreeMap<&'static str, ModelId>>,
+    heartbeat: Heartbeat,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("counters", &self.counters)
+            .field("streams", &self.streams)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events {
+            counters: Mutex::default(),
+            streams: Mutex::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            batch: Family::new_with_constructor(batch_histogram),
+            queues: Mutex::default(),
+            models: Mutex::default(),
+            heartbeat: Heartbeat::default(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Events {
@@ -92,8 +166,64 @@ impl Events {
         Self::default()
     }
 
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
+    }
+
+    /// One published frame's per-stage latencies (ms), for the histograms.
+    pub fn observe_latency(&self, stages: &[(&'static str, f64)]) {
+        let mut total = 0.0;
+        for (stage, ms) in stages {
+            total += ms;
+            self.latency
+                .get_or_create(&vec![("stage".to_owned(), (*stage).to_owned())])
+                .observe(*ms);
+        }
+        self.latency
+            .get_or_create(&vec![("stage".to_owned(), "total".to_owned())])
+            .observe(total);
+    }
+
+    pub fn observe_batch(&self, model: &str, images: usize) {
+        self.batch
+            .get_or_create(&vec![("model".to_owned(), model.to_owned())])
+            .observe(images as f64);
+    }
+
+    pub fn latency_histograms(&self) -> HistogramFamily {
+        self.latency.clone()
+    }
+
+    pub fn batch_histograms(&self) -> HistogramFamily {
+        self.batch.clone()
+    }
+
+    /// Registers (or replaces) a queue's depth probe under `name` ("boundary", "pair:door").
+    pub fn register_queue(&self, name: String, probe: DepthProbe) {
+        lock(&self.queues).insert(name, probe);
+    }
+
+    pub fn unregister_queue(&self, name: &str) {
+        lock(&self.queues).remove(name);
+    }
+
+    pub fn queue_depths(&self) -> BTreeMap<String, usize> {
+        lock(&self.queues)
+            .iter()
+            .map(|(name, probe)| (name.clone(), probe()))
+            .collect()
+    }
+
+    pub fn set_model(&self, role: &'static str, id: ModelId) {
+        lock(&self.models).insert(role, id);
+    }
+
+    pub fn models(&self) -> BTreeMap<&'static str, ModelId> {
+        lock(&self.models).clone()
+    }
+
     fn counters(&self) -> std::sync::MutexGuard<'_, BTreeMap<CounterKey, u64>> {
-        self.counters.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.counters)
     }
 
     fn add(&self, name: &'static str, camera: &str, label: &str, amount: u64) {
@@ -152,7 +282,7 @@ impl Events {
 
     /// Records a stream state change (logged, and counted per target state).
     pub fn stream_state(&self, camera: &str, spectrum: &str, state: StreamState, reason: &str) {
-        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let mut streams = lock(&self.streams);
         let key = (camera.to_owned(), spectrum.to_owned());
         if streams.get(&key).is_some_and(|s| s.state == state) {
             return;
@@ -181,10 +311,39 @@ impl Events {
 
     /// Every stream's current status, keyed by (camera, spectrum).
     pub fn stream_states(&self) -> BTreeMap<(String, String), StreamStatus> {
-        self.streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.streams).clone()
+    }
+
+    /// An HTTP request without the right bearer token (logged at most every 100th).
+    pub fn http_unauthorized(&self) {
+        if self.total("http_unauthorized", None).is_multiple_of(100) {
+            tracing::warn!("HTTP request with a missing or wrong bearer token refused");
+        }
+        self.bump("http_unauthorized", "", "");
+    }
+
+    /// A reload was applied ("ok") or refused ("rejected").
+    pub fn reload(&self, outcome: &str) {
+        self.bump("config_reloads", "", outcome);
+    }
+
+    /// A model version was swapped in ("ok") or refused ("rejected"), by role.
+    pub fn model_swap(&self, role: &str, outcome: &str) {
+        self.bump("model_swaps", role, outcome);
+    }
+
+    /// MQTT: a message left the buffer without reaching the broker, by reason.
+    pub fn mqtt_dropped(&self, camera: &str, reason: &str) {
+        self.bump("mqtt_dropped", camera, reason);
+    }
+
+    /// MQTT: the broker took a message (acknowledged at QoS 1/2, written at QoS 0).
+    pub fn mqtt_delivered(&self, camera: &str) {
+        self.bump("mqtt_delivered", camera, "");
+    }
+
+    pub fn mqtt_connection(&self, outcome: &str) {
+        self.bump("mqtt_connections", "", outcome);
     }
 
     pub fn pair_published(&self, camera: &str) {

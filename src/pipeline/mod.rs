@@ -7,47 +7,49 @@
 //! input closes, the sink flushes last. [`Pipeline::wait`] joins every thread in order and
 //! returns the summary. Nothing in the hot path polls a flag except the sources.
 
+mod cameras;
+mod heartbeat;
+mod models;
 mod queue;
 mod stages;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+pub use heartbeat::Heartbeat;
+pub use models::{BoundaryModel, LandmarkModel, StageModelError};
 pub use queue::{Closed, QueueSender, Tracked, queue};
-pub use stages::LatencyLog;
+pub use stages::{KeyedSink, LatencyLog, SinkChange};
 
 use std::collections::BTreeMap;
 
-use crate::config::{CameraConfig, Config, QueueConfig};
-use crate::infer::{Model, ModelError};
-use crate::publish::Sink;
-use crate::publish::record::ModelId;
-use crate::registration::{Homography, RegistrationError};
-use crate::source::{NamedSource, SourceError};
+use crossbeam_channel::Sender;
+
+use crate::config::{CameraConfig, Config, PairingConfig};
+use crate::registration::RegistrationError;
+use crate::source::SourceError;
 use crate::telemetry::Events;
+use cameras::Cameras;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
-    Model(#[from] ModelError),
+    Model(#[from] StageModelError),
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error("camera homography: {0}")]
     Registration(#[from] RegistrationError),
-    #[error("model {model} ({path}) is not a DMSL {task} model: it needs an output named {output}")]
-    WrongTask {
-        model: String,
-        path: String,
-        task: &'static str,
-        output: &'static str,
-    },
     #[error("cannot start thread {name}: {source}")]
     Spawn {
         name: String,
         source: std::io::Error,
     },
+    #[error(
+        "the pipeline has ended (every camera's input ended); restart spectrald to add cameras"
+    )]
+    Ended,
 }
 
 /// What a run did, for the exit summary line and tests.
@@ -111,17 +113,78 @@ impl Summary {
 }
 
 pub struct Pipeline {
-    sources: Vec<JoinHandle<()>>,
+    supervisor: JoinHandle<()>,
     stages: Vec<JoinHandle<()>>,
     sink: JoinHandle<LatencyLog>,
     stop: Arc<AtomicBool>,
     events: Arc<Events>,
+    control: PipelineControl,
     started: Instant,
     pub boundary_backend: &'static str,
     pub landmark_backend: &'static str,
 }
 
-fn spawn<T: Send + 'static>(
+/// Changes a running pipeline (reload, hot-swap); cheap to clone, safe from any thread.
+#[derive(Clone)]
+pub struct PipelineControl {
+    cameras: Arc<Mutex<Cameras>>,
+    boundary: Sender<BoundaryModel>,
+    landmark: Sender<LandmarkModel>,
+    sinks: Sender<SinkChange>,
+    events: Arc<Events>,
+}
+
+impl PipelineControl {
+    /// See [`Cameras::apply`]: failures name the camera that could not start.
+    pub fn apply_cameras(
+        &self,
+        cameras: &[CameraConfig],
+        pairing: &PairingConfig,
+    ) -> Vec<(String, PipelineError)> {
+        self.cameras
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(cameras, pairing)
+    }
+
+    pub fn camera_ids(&self) -> Vec<String> {
+        self.cameras.lock().unwrap_or_else(|p| p.into_inner()).ids()
+    }
+
+    /// Hands a loaded, warmed-up boundary model to its stage; it takes over at the next frame.
+    pub fn swap_boundary(&self, model: BoundaryModel) -> Result<(), PipelineError> {
+        self.events.set_model("boundary", (*model.id).clone());
+        self.boundary.send(model).map_err(|_| PipelineError::Ended)
+    }
+
+    pub fn swap_landmark(&self, model: LandmarkModel) -> Result<(), PipelineError> {
+        self.events.set_model("landmark", (*model.id).clone());
+        self.landmark.send(model).map_err(|_| PipelineError::Ended)
+    }
+
+    pub fn change_sinks(&self, change: SinkChange) -> Result<(), PipelineError> {
+        self.sinks.send(change).map_err(|_| PipelineError::Ended)
+    }
+}
+
+/// Stops the cameras when asked to, and closes the shared queue once every camera ended.
+fn supervise(cameras: Arc<Mutex<Cameras>>, stop: Arc<AtomicBool>) {
+    loop {
+        let mut cameras = cameras.lock().unwrap_or_else(|p| p.into_inner());
+        let stopping = stop.load(Ordering::Relaxed);
+        if stopping {
+            cameras.stop_all();
+        }
+        if cameras.close_if_all_ended(stopping) {
+            cameras.join_all();
+            return;
+        }
+        drop(cameras);
+        std::thread::sleep(SUPERVISE_EVERY);
+    }
+}
+
+pub(crate) fn spawn<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<JoinHandle<T>, PipelineError> {
@@ -134,67 +197,31 @@ fn spawn<T: Send + 'static>(
         })
 }
 
-fn model_id(model: &Model) -> ModelId {
-    ModelId {
-        name: model.manifest.name.clone(),
-        sha256: model.manifest.sha256.clone(),
-    }
-}
-
-fn output_index(
-    model: &Model,
-    task: &'static str,
-    output: &'static str,
-) -> Result<usize, PipelineError> {
-    model
-        .manifest
-        .outputs
-        .iter()
-        .position(|o| o.name == output)
-        .ok_or_else(|| PipelineError::WrongTask {
-            model: model.manifest.name.clone(),
-            path: model.manifest.path.display().to_string(),
-            task,
-            output,
-        })
-}
+/// How often the supervisor looks at the stop flag and at the cameras.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(20);
 
 impl Pipeline {
     /// Loads the models, opens the sources and starts every thread. Everything that can be
     /// wrong with the setup fails here, before the first frame.
     pub fn start(
         config: &Config,
-        sinks: Vec<Box<dyn Sink>>,
+        sinks: Vec<KeyedSink>,
         events: Arc<Events>,
         stop: Arc<AtomicBool>,
     ) -> Result<Pipeline, PipelineError> {
-        let boundary_model =
-            Model::load(&config.models.dir, &config.models.boundary, &config.models)?;
-        let landmark_model =
-            Model::load(&config.models.dir, &config.models.landmark, &config.models)?;
-        let boundary_outputs = stages::BoundaryOutputs {
-            boxes: output_index(&boundary_model, "boundary", "box")?,
-            mask: output_index(&boundary_model, "boundary", "mask").ok(),
-        };
-        let landmark_output = output_index(&landmark_model, "landmark", "landmarks")?;
-        let mut opened: Vec<(&CameraConfig, Vec<NamedSource>)> = Vec::new();
-        let mut registration = BTreeMap::new();
-        for camera in &config.cameras {
-            opened.push((camera, crate::source::open_camera(camera)?));
-            if let Some(rows) = camera.homography {
-                registration.insert(camera.id.clone(), Homography::new(rows)?);
-            }
-        }
+        let boundary_model = BoundaryModel::load(&config.models.boundary, &config.models)?;
+        let landmark_model = LandmarkModel::load(&config.models.landmark, &config.models)?;
         tracing::info!(
-            boundary = %boundary_model.manifest.id(),
-            landmark = %landmark_model.manifest.id(),
-            backend = boundary_model.backend_name(),
-            cameras = opened.len(),
+            boundary = %boundary_model.model.manifest.id(),
+            landmark = %landmark_model.model.manifest.id(),
+            backend = boundary_model.model.backend_name(),
+            cameras = config.cameras.len(),
             "models loaded, starting pipeline"
         );
-        let boundary_backend = boundary_model.backend_name();
-        let landmark_backend = landmark_model.backend_name();
-        let models = (model_id(&boundary_model), model_id(&landmark_model));
+        let boundary_backend = boundary_model.model.backend_name();
+        let landmark_backend = landmark_model.model.backend_name();
+        events.set_model("boundary", (*boundary_model.id).clone());
+        events.set_model("landmark", (*landmark_model.id).clone());
 
         let q = |stage: &str| config.queues.for_stage(stage);
         let (to_pre, pre_rx) = queue(&q("preprocess"), events.clone());
@@ -203,69 +230,87 @@ impl Pipeline {
         let (to_landmark, landmark_rx) = queue(&q("landmark"), events.clone());
         let (to_post, post_rx) = queue(&q("postprocess"), events.clone());
         let (to_sink, sink_rx) = queue(&q("sink"), events.clone());
-
-        let mut sources = Vec::new();
-        let mut stages = Vec::new();
-        for (camera, camera_sources) in opened {
-            let pair_queue = QueueConfig {
-                when_full: camera.source_queue_policy(q("pair").when_full),
-                ..q("pair")
-            };
-            let (to_pair, pair_rx) = queue(&pair_queue, events.clone());
-            for (name, source) in camera_sources {
-                let (ev, st, tx) = (events.clone(), stop.clone(), to_pair.clone());
-                let shown = name.clone();
-                sources.push(spawn(&format!("source-{name}"), move || {
-                    if let Err(e) = source.run(tx, st, ev) {
-                        tracing::error!(source = %shown, "source stopped: {e}");
-                    }
-                })?);
-            }
-            drop(to_pair);
-            let (tx, ev, pairing) = (to_pre.clone(), events.clone(), config.pairing.clone());
-            let radiometry = camera.radiometry.clone();
-            let cam: Arc<str> = camera.id.as_str().into();
-            stages.push(spawn(&format!("pair-{}", camera.id), move || {
-                stages::pair(cam, pair_rx, tx, pairing, radiometry, ev)
-            })?);
+        // Depth probes hold receivers: a probe holding a sender would keep a queue open.
+        for (name, rx) in [
+            ("preprocess", pre_rx.clone()),
+            ("boundary", boundary_rx.clone()),
+            ("blackout", blackout_rx.clone()),
+            ("landmark", landmark_rx.clone()),
+            ("postprocess", post_rx.clone()),
+            ("sink", sink_rx.clone()),
+        ] {
+            events.register_queue(name.to_owned(), Box::new(move || rx.len()));
         }
-        drop(to_pre);
+
+        let mut cameras = Cameras::new(to_pre, config.queues.clone(), events.clone());
+        for camera in &config.cameras {
+            cameras.start(camera, &config.pairing)?;
+        }
+        let cameras = Arc::new(Mutex::new(cameras));
+
+        let mut stages = Vec::new();
         let thermal = config.thermal.normalization;
+        let ev = events.clone();
         stages.push(spawn("preprocess", move || {
-            stages::preprocess(pre_rx, to_boundary, thermal)
+            stages::preprocess(pre_rx, to_boundary, thermal, ev)
         })?);
+        let (boundary_swaps, boundary_swapped) = crossbeam_channel::unbounded();
         let ev = events.clone();
         stages.push(spawn("boundary", move || {
             stages::boundary(
                 boundary_rx,
                 to_blackout,
                 boundary_model,
-                boundary_outputs,
+                boundary_swapped,
                 ev,
             )
         })?);
+        let ev = events.clone();
         stages.push(spawn("blackout", move || {
-            stages::blackout(blackout_rx, to_landmark)
+            stages::blackout(blackout_rx, to_landmark, ev)
         })?);
+        let (landmark_swaps, landmark_swapped) = crossbeam_channel::unbounded();
         let ev = events.clone();
         stages.push(spawn("landmark", move || {
-            stages::landmark(landmark_rx, to_post, landmark_model, landmark_output, ev)
+            stages::landmark(landmark_rx, to_post, landmark_model, landmark_swapped, ev)
         })?);
+        let ev = events.clone();
         stages.push(spawn("postprocess", move || {
-            stages::postprocess(post_rx, to_sink, registration)
+            stages::postprocess(post_rx, to_sink, ev)
         })?);
+        let (sink_changes, sink_changed) = crossbeam_channel::unbounded();
         let (ev, st) = (events.clone(), stop.clone());
-        let sink = spawn("sink", move || stages::sink(sink_rx, sinks, models, ev, st))?;
+        let sink = spawn("sink", move || {
+            stages::sink(sink_rx, sinks, sink_changed, ev, st)
+        })?;
+        let (watched, st) = (cameras.clone(), stop.clone());
+        let supervisor = spawn("supervisor", move || supervise(watched, st))?;
         Ok(Pipeline {
-            sources,
+            supervisor,
             stages,
             sink,
             stop,
+            control: PipelineControl {
+                cameras,
+                boundary: boundary_swaps,
+                landmark: landmark_swaps,
+                sinks: sink_changes,
+                events: events.clone(),
+            },
             events,
             started: Instant::now(),
             boundary_backend,
             landmark_backend,
         })
+    }
+
+    pub fn control(&self) -> PipelineControl {
+        self.control.clone()
+    }
+
+    /// True once the sink has published its last frame.
+    pub fn is_finished(&self) -> bool {
+        self.sink.is_finished()
     }
 
     /// Asks the sources to stop; the rest drains and ends on its own.
@@ -279,7 +324,7 @@ impl Pipeline {
 
     /// Waits for every thread (sources first, sink last) and summarises the run.
     pub fn wait(self) -> Summary {
-        for handle in self.sources.into_iter().chain(self.stages) {
+        for handle in std::iter::once(self.supervisor).chain(self.stages) {
             if handle.join().is_err() {
                 tracing::error!("a pipeline thread panicked; see the log above");
             }

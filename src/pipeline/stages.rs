@@ -5,36 +5,52 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fast_image_resize::Resizer;
 
+use super::models::{BoundaryModel, LandmarkModel};
 use super::queue::QueueSender;
 use crate::config::{PairingConfig, RadiometryConfig, ThermalNormalization, Unmatched};
 use crate::dmsl::{self, BLACKOUT_MARGIN, CANVAS, LANDMARK_COUNT};
 use crate::frame::{BoundingBox, Frame, Pixels, Spectrum, SpectrumFrame};
 use crate::infer::Model;
 use crate::pair::{Paired, Pairer};
-use crate::publish::{LandmarkRecord, Sink, SinkError, record::ModelId};
+use crate::publish::{LandmarkRecord, Outgoing, Sink, SinkError, record::ModelId};
 use crate::registration::Homography;
 use crate::telemetry::{DropReason, Events};
 use crate::thermal::face::{BoxSource, ThermalImage};
 
+/// What the pair stage of one camera needs besides its queues.
+pub struct PairSetup {
+    pub camera: Arc<str>,
+    pub pairing: PairingConfig,
+    pub radiometry: RadiometryConfig,
+    pub registration: Option<Arc<Homography>>,
+    /// The camera's next sequence number; shared across restarts of the camera (reload), so
+    /// sequence numbers never repeat within one daemon run.
+    pub sequence: Arc<AtomicU64>,
+}
+
 /// Joins one camera's visible and thermal frames; assigns gap-free sequence numbers.
 pub fn pair(
-    camera: Arc<str>,
+    setup: PairSetup,
     rx: Receiver<SpectrumFrame>,
     tx: QueueSender<Frame>,
-    config: PairingConfig,
-    radiometry: RadiometryConfig,
     events: Arc<Events>,
 ) {
+    let PairSetup {
+        camera,
+        pairing: config,
+        radiometry,
+        registration,
+        sequence,
+    } = setup;
     let max_wait = Duration::from_millis(config.max_wait_ms);
     let mut pairer = Pairer::new(config.tolerance_ms, config.thermal_offset_ms, max_wait);
     let tick = max_wait.clamp(Duration::from_millis(1), Duration::from_millis(50));
-    let mut sequence = 0u64;
     let mut order = StreamOrder::default();
     loop {
         let (decided, ended) = match rx.recv_timeout(tick) {
@@ -63,10 +79,8 @@ pub fn pair(
             Err(RecvTimeoutError::Disconnected) => (pairer.finish(), true),
         };
         for paired in decided {
-            let frame = match paired {
-                Paired::Pair { visible, thermal } => {
-                    Frame::new(camera.clone(), sequence, Some(visible), Some(thermal))
-                }
+            let (visible, thermal) = match paired {
+                Paired::Pair { visible, thermal } => (Some(visible), Some(thermal)),
                 Paired::Alone(single) => {
                     events.pair_unmatched(&camera, single.spectrum.as_str());
                     if config.unmatched == Unmatched::Drop {
@@ -82,17 +96,14 @@ pub fn pair(
                         continue;
                     }
                     match single.spectrum {
-                        Spectrum::Visible => {
-                            Frame::new(camera.clone(), sequence, Some(single), None)
-                        }
-                        Spectrum::Thermal => {
-                            Frame::new(camera.clone(), sequence, None, Some(single))
-                        }
+                        Spectrum::Visible => (Some(single), None),
+                        Spectrum::Thermal => (None, Some(single)),
                     }
                 }
             };
-            sequence += 1;
-            let mut frame = frame;
+            let number = sequence.fetch_add(1, Ordering::Relaxed);
+            let mut frame = Frame::new(camera.clone(), number, visible, thermal);
+            frame.registration = registration.clone();
             frame.mark_stage_done("pair");
             if tx.send(frame).is_err() {
                 return;
@@ -126,9 +137,15 @@ impl StreamOrder {
 }
 
 /// Decode-independent preprocessing: grey [0, 1] image → 128x128 letterboxed canvas.
-pub fn preprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, thermal: ThermalNormalization) {
+pub fn preprocess(
+    rx: Receiver<Frame>,
+    tx: QueueSender<Frame>,
+    thermal: ThermalNormalization,
+    events: Arc<Events>,
+) {
     let mut resizer = Resizer::new();
     for mut frame in rx {
+        let busy = events.heartbeat().busy("preprocess");
         for spectrum in Spectrum::ALL {
             let Some(image) = frame.image(spectrum) else {
                 continue;
@@ -156,6 +173,7 @@ pub fn preprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, thermal: ThermalN
             }
         }
         frame.mark_stage_done("preprocess");
+        drop(busy);
         if tx.send(frame).is_err() {
             break;
         }
@@ -179,6 +197,7 @@ fn infer_spectra(
             input.extend_from_slice(&r.canvas);
         }
     }
+    events.observe_batch(&model.manifest.name, spectra.len());
     match model.infer(&input, spectra.len()) {
         Ok(outputs) => Some((spectra, outputs)),
         Err(e) => {
@@ -193,33 +212,39 @@ fn infer_spectra(
     }
 }
 
-/// Output positions the stages need, resolved once against the manifest at startup.
-#[derive(Debug, Clone, Copy)]
-pub struct BoundaryOutputs {
-    pub boxes: usize,
-    pub mask: Option<usize>,
+/// Takes the newest model handed over by a hot-swap, between two frames: the frame
+/// before ran wholly on the old model, the next runs wholly on the new one, and the old
+/// one is dropped here once its last frame is done.
+fn take_swap<M>(current: &mut M, swaps: &Receiver<M>, role: &str, id: impl Fn(&M) -> String) {
+    while let Ok(next) = swaps.try_recv() {
+        tracing::info!(role, from = %id(current), to = %id(&next), "model swapped in");
+        *current = next;
+    }
 }
 
 /// DMSL boundary model: canvas → face box (normalised x, y, w, h) and a face score.
 pub fn boundary(
     rx: Receiver<Frame>,
     tx: QueueSender<Frame>,
-    mut model: Model,
-    outputs: BoundaryOutputs,
+    mut model: BoundaryModel,
+    swaps: Receiver<BoundaryModel>,
     events: Arc<Events>,
 ) {
     let mask_len = CANVAS * CANVAS;
     for mut frame in rx {
-        if let Some((spectra, out)) = infer_spectra(&mut frame, &mut model, &events) {
+        take_swap(&mut model, &swaps, "boundary", |m| m.model.manifest.id());
+        let busy = events.heartbeat().busy("boundary");
+        frame.models.boundary = Some(model.id.clone());
+        if let Some((spectra, out)) = infer_spectra(&mut frame, &mut model.model, &events) {
             for (i, s) in spectra.iter().enumerate() {
-                let b = &out[outputs.boxes][i * 4..i * 4 + 4];
+                let b = &out[model.boxes][i * 4..i * 4 + 4];
                 let face_box = BoundingBox {
                     x: b[0],
                     y: b[1],
                     w: b[2],
                     h: b[3],
                 };
-                let score = outputs
+                let score = model
                     .mask
                     .map(|m| dmsl::box_score(&out[m][i * mask_len..(i + 1) * mask_len], face_box));
                 if let Some(r) = frame.result_mut(*s) {
@@ -229,6 +254,7 @@ pub fn boundary(
             }
         }
         frame.mark_stage_done("boundary");
+        drop(busy);
         if tx.send(frame).is_err() {
             break;
         }
@@ -236,8 +262,9 @@ pub fn boundary(
 }
 
 /// The paper's masking step: everything outside the (grown) face box becomes black.
-pub fn blackout(rx: Receiver<Frame>, tx: QueueSender<Frame>) {
+pub fn blackout(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Events>) {
     for mut frame in rx {
+        let busy = events.heartbeat().busy("blackout");
         for s in frame.healthy_spectra() {
             if let Some(r) = frame.result_mut(s)
                 && let Some(b) = r.canvas_box
@@ -246,6 +273,7 @@ pub fn blackout(rx: Receiver<Frame>, tx: QueueSender<Frame>) {
             }
         }
         frame.mark_stage_done("blackout");
+        drop(busy);
         if tx.send(frame).is_err() {
             break;
         }
@@ -256,15 +284,18 @@ pub fn blackout(rx: Receiver<Frame>, tx: QueueSender<Frame>) {
 pub fn landmark(
     rx: Receiver<Frame>,
     tx: QueueSender<Frame>,
-    mut model: Model,
-    output: usize,
+    mut model: LandmarkModel,
+    swaps: Receiver<LandmarkModel>,
     events: Arc<Events>,
 ) {
     let n = LANDMARK_COUNT * 2;
     for mut frame in rx {
-        if let Some((spectra, out)) = infer_spectra(&mut frame, &mut model, &events) {
+        take_swap(&mut model, &swaps, "landmark", |m| m.model.manifest.id());
+        let busy = events.heartbeat().busy("landmark");
+        frame.models.landmark = Some(model.id.clone());
+        if let Some((spectra, out)) = infer_spectra(&mut frame, &mut model.model, &events) {
             for (i, s) in spectra.iter().enumerate() {
-                let values = &out[output][i * n..(i + 1) * n];
+                let values = &out[model.landmarks][i * n..(i + 1) * n];
                 if let Some(r) = frame.result_mut(*s) {
                     r.canvas_landmarks =
                         Some(values.chunks_exact(2).map(|p| [p[0], p[1]]).collect());
@@ -272,6 +303,7 @@ pub fn landmark(
             }
         }
         frame.mark_stage_done("landmark");
+        drop(busy);
         if tx.send(frame).is_err() {
             break;
         }
@@ -280,12 +312,9 @@ pub fn landmark(
 
 /// Maps canvas results back to each spectrum's source pixels, then measures the face
 /// temperature on radiometric thermal frames.
-pub fn postprocess(
-    rx: Receiver<Frame>,
-    tx: QueueSender<Frame>,
-    registration: BTreeMap<String, Homography>,
-) {
+pub fn postprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Events>) {
     for mut frame in rx {
+        let busy = events.heartbeat().busy("postprocess");
         for s in frame.healthy_spectra() {
             let Some(r) = frame.result_mut(s) else {
                 continue;
@@ -297,11 +326,12 @@ pub fn postprocess(
                 .as_ref()
                 .map(|pts| pts.iter().map(|p| lb.to_source_pixel(p[0], p[1])).collect());
         }
-        let temperature = face_temperature(&frame, registration.get(&*frame.camera));
+        let temperature = face_temperature(&frame, frame.registration.as_deref());
         if let Some(r) = frame.result_mut(Spectrum::Thermal) {
             r.temperature = temperature;
         }
         frame.mark_stage_done("postprocess");
+        drop(busy);
         if tx.send(frame).is_err() {
             break;
         }
@@ -362,9 +392,9 @@ pub struct LatencyLog {
 }
 
 impl LatencyLog {
-    fn record(&mut self, frame: &Frame) {
+    fn record(&mut self, latencies: &[(&'static str, f64)]) {
         let mut total = 0.0;
-        for (stage, ms) in frame.stage_latencies_ms() {
+        for &(stage, ms) in latencies {
             self.per_stage.entry(stage).or_default().push(ms);
             total += ms;
         }
@@ -383,17 +413,63 @@ impl LatencyLog {
     }
 }
 
-/// Serializes each frame once and hands the line to every sink.
+/// A sink with the key it was configured under (unchanged keys survive a reload).
+pub type KeyedSink = (String, Box<dyn Sink>);
+
+/// Changes to the set of sinks, applied between two frames.
+pub struct SinkChange {
+    /// Keys of the current sinks to keep; the others are flushed and closed.
+    pub keep: Vec<String>,
+    pub add: Vec<KeyedSink>,
+}
+
+fn apply_sink_change(sinks: &mut Vec<KeyedSink>, change: SinkChange) {
+    for (key, sink) in sinks.iter_mut() {
+        if !change.keep.contains(key)
+            && let Err(e) = sink.flush()
+        {
+            tracing::error!(sink = sink.name(), "flush before closing failed: {e}");
+        }
+    }
+    sinks.retain(|(key, _)| change.keep.contains(key));
+    for (key, sink) in change.add {
+        tracing::info!(sink = sink.name(), "sink started");
+        sinks.push((key, sink));
+    }
+}
+
+/// Serializes each frame once and hands it to every sink.
 pub fn sink(
     rx: Receiver<Frame>,
-    mut sinks: Vec<Box<dyn Sink>>,
-    models: (ModelId, ModelId),
+    mut sinks: Vec<KeyedSink>,
+    changes: Receiver<SinkChange>,
     events: Arc<Events>,
     stop: Arc<AtomicBool>,
 ) -> LatencyLog {
     let mut log = LatencyLog::default();
     let mut drops_seen: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for frame in rx {
+    let unknown = ModelId {
+        name: "unknown".into(),
+        sha256: String::new(),
+    };
+    loop {
+        let frame = crossbeam_channel::select! {
+            recv(rx) -> frame => match frame {
+                Ok(frame) => frame,
+                Err(_) => break,
+            },
+            recv(changes) -> change => {
+                if let Ok(change) = change {
+                    apply_sink_change(&mut sinks, change);
+                }
+                continue;
+            }
+        };
+        // A change sent before this frame applies to it (reload ordering).
+        while let Ok(change) = changes.try_recv() {
+            apply_sink_change(&mut sinks, change);
+        }
+        let busy = events.heartbeat().busy("sink");
         let now_drops = events.drops_by_reason(&frame.camera);
         let previous = drops_seen.entry(frame.camera.to_string()).or_default();
         let delta: BTreeMap<String, u64> = now_drops
@@ -402,7 +478,9 @@ pub fn sink(
             .filter(|(_, v)| *v > 0)
             .collect();
         *previous = now_drops;
-        let record = LandmarkRecord::from_frame(&frame, &models.0, &models.1, delta);
+        let boundary = frame.models.boundary.as_deref().unwrap_or(&unknown);
+        let landmark = frame.models.landmark.as_deref().unwrap_or(&unknown);
+        let record = LandmarkRecord::from_frame(&frame, boundary, landmark, delta);
         let line = match serde_json::to_string(&record) {
             Ok(line) => line,
             Err(e) => {
@@ -410,8 +488,13 @@ pub fn sink(
                 continue;
             }
         };
-        for sink in &mut sinks {
-            match sink.publish(&line) {
+        drop(busy);
+        let message = Outgoing {
+            frame: &frame,
+            line: &line,
+        };
+        for (_, sink) in &mut sinks {
+            match sink.publish(&message) {
                 Ok(()) => {}
                 Err(SinkError::Closed(what)) => {
                     // Nobody reads the only output any more (`| head`): stop the sources
@@ -425,9 +508,11 @@ pub fn sink(
             }
         }
         events.pair_published(&frame.camera);
-        log.record(&frame);
+        let latencies = frame.stage_latencies_ms();
+        events.observe_latency(&latencies);
+        log.record(&latencies);
     }
-    for sink in &mut sinks {
+    for (_, sink) in &mut sinks {
         if let Err(e) = sink.flush() {
             tracing::error!(sink = sink.name(), "flush at shutdown failed: {e}");
         }

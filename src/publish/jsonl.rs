@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{Sink, SinkError};
+use super::{Outgoing, Sink, SinkError};
 
 pub enum JsonlSink {
     Stdout,
@@ -69,7 +69,17 @@ impl Sink for JsonlSink {
         }
     }
 
-    fn publish(&mut self, line: &str) -> Result<(), SinkError> {
+    fn publish(&mut self, message: &Outgoing<'_>) -> Result<(), SinkError> {
+        self.write_line(message.line)
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.flush_all()
+    }
+}
+
+impl JsonlSink {
+    fn write_line(&mut self, line: &str) -> Result<(), SinkError> {
         match self {
             JsonlSink::Stdout => {
                 let mut out = std::io::stdout().lock();
@@ -107,7 +117,7 @@ impl Sink for JsonlSink {
         }
     }
 
-    fn flush(&mut self) -> Result<(), SinkError> {
+    fn flush_all(&mut self) -> Result<(), SinkError> {
         match self {
             JsonlSink::Stdout => std::io::stdout().flush().map_err(|e| SinkError::Io {
                 path: "stdout".into(),
@@ -127,12 +137,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out/landmarks.jsonl");
         let mut sink = JsonlSink::open(&path.display().to_string()).expect("open");
-        sink.publish("{\"n\":1}").expect("publish");
+        sink.write_line("{\"n\":1}").expect("publish");
         // logrotate's default: move the file away, expect the writer to start a new one.
         std::fs::rename(&path, dir.path().join("rotated.jsonl")).expect("rotate");
         std::thread::sleep(ROTATION_CHECK + Duration::from_millis(50));
-        sink.publish("{\"n\":2}").expect("publish");
-        sink.flush().expect("flush");
+        sink.write_line("{\"n\":2}").expect("publish");
+        sink.flush_all().expect("flush");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("rotated.jsonl")).expect("old"),
             "{\"n\":1}\n"
@@ -140,7 +150,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).expect("new"), "{\"n\":2}\n");
         // Reopening appends rather than truncating.
         let mut again = JsonlSink::open(&path.display().to_string()).expect("open");
-        again.publish("{\"n\":3}").expect("publish");
+        again.write_line("{\"n\":3}").expect("publish");
         assert_eq!(
             std::fs::read_to_string(&path).expect("new").lines().count(),
             2

@@ -1,10 +1,14 @@
 //! Sinks: where the landmark records go. Every sink receives the same serialized
 //! `spectrald.landmarks/v1` line (see [`record`]); one file per sink kind.
 
+pub mod hub;
 pub mod jsonl;
+pub mod mqtt;
 pub mod record;
 
 pub use record::{LandmarkRecord, SCHEMA};
+
+use crate::frame::Frame;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -18,12 +22,19 @@ pub enum SinkError {
     Closed(String),
 }
 
+/// One published frame: the serialized record (no trailing newline) and the frame it
+/// describes (for sinks that show pictures, like the live page).
+pub struct Outgoing<'a> {
+    pub frame: &'a Frame,
+    pub line: &'a str,
+}
+
 /// A destination for landmark records.
 pub trait Sink: Send {
     /// Name for logs and counters ("jsonl:-", "jsonl:/var/log/x.jsonl").
     fn name(&self) -> String;
-    /// Publishes one serialized record (no trailing newline).
-    fn publish(&mut self, line: &str) -> Result<(), SinkError>;
+    /// Publishes one record.
+    fn publish(&mut self, message: &Outgoing<'_>) -> Result<(), SinkError>;
     /// Makes everything published so far durable/visible.
     fn flush(&mut self) -> Result<(), SinkError>;
 }

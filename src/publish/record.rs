@@ -13,7 +13,7 @@ use crate::thermal::face::FaceTemperature;
 
 pub const SCHEMA: &str = "spectrald.landmarks/v1";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModelId {
     pub name: String,
     pub sha256: String,

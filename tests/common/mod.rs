@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use spectrald::config::{BackendKind, CameraConfig, Config, ModelsConfig};
 use spectrald::pipeline::{Pipeline, Summary};
-use spectrald::publish::{Sink, SinkError};
+use spectrald::publish::{Outgoing, Sink, SinkError};
 use spectrald::telemetry::Events;
 
 pub fn repo() -> PathBuf {
@@ -92,7 +92,8 @@ impl Sink for MemorySink {
     fn name(&self) -> String {
         "memory".into()
     }
-    fn publish(&mut self, line: &str) -> Result<(), SinkError> {
+    fn publish(&mut self, message: &Outgoing<'_>) -> Result<(), SinkError> {
+        let line = message.line;
         std::thread::sleep(self.delay);
         self.lines.lock().expect("lock").push(line.to_owned());
         Ok(())
@@ -113,7 +114,7 @@ pub fn run(config: &Config, sink: MemorySink) -> Run {
     let events = Arc::new(Events::new());
     let pipeline = Pipeline::start(
         config,
-        vec![Box::new(sink.clone())],
+        vec![("memory".to_owned(), Box::new(sink.clone()))],
         events.clone(),
         Arc::new(AtomicBool::new(false)),
     )
@@ -177,7 +178,7 @@ pub fn start(config: &Config) -> Live {
     let sink = MemorySink::default();
     let pipeline = Pipeline::start(
         config,
-        vec![Box::new(sink.clone())],
+        vec![("memory".to_owned(), Box::new(sink.clone()))],
         events.clone(),
         stop.clone(),
     )

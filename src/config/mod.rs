@@ -3,6 +3,11 @@
 //!
 //! `spectrald check-config FILE` runs [`Config::load`] and prints what it found.
 
+mod service;
+
+pub use service::{
+    HTTP_TOKEN_ENV, HttpConfig, MQTT_PASSWORD_ENV, MqttConfig, MqttTls, MqttWhenFull, Qos,
+};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -57,7 +62,7 @@ impl Default for QueueConfig {
 }
 
 /// The input queue of each stage; `stage.<name>` overrides the default for one of them.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueuesConfig {
     /// Frames each queue holds, unless overridden.
@@ -101,7 +106,7 @@ pub enum Unmatched {
     Drop,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PairingConfig {
     /// Largest |visible - thermal| capture-time difference that still makes a pair.
@@ -148,7 +153,7 @@ impl Default for ThermalNormalization {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThermalConfig {
     pub normalization: ThermalNormalization,
@@ -165,7 +170,7 @@ pub enum BackendKind {
     Tract,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
     /// Folder with the `*.onnx` files and their `*.json` manifests.
@@ -194,7 +199,7 @@ impl Default for ModelsConfig {
 }
 
 /// A source of both spectra of a camera.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceConfig {
     /// A recorded session folder (see the README's "Replay format").
@@ -221,7 +226,7 @@ pub enum AtEos {
 }
 
 /// A source of one spectrum (`[cameras.visible]` / `[cameras.thermal]`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StreamConfig {
     /// A GStreamer pipeline (`pipeline`) or a URI (`uri`, e.g. rtsp://…); spectrald adds
@@ -310,7 +315,7 @@ pub enum ThermalUnits {
     None,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RadiometryConfig {
     pub units: ThermalUnits,
@@ -343,7 +348,7 @@ impl RadiometryConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     pub id: String,
@@ -405,7 +410,7 @@ impl CameraConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputConfig {
     /// JSON lines destination: "-" for stdout, else a file appended to (rotation-safe).
@@ -418,6 +423,27 @@ impl Default for OutputConfig {
     }
 }
 
+/// Running as a service (systemd).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// A stage that spends longer than this on one frame counts as wedged: the systemd
+    /// watchdog pings stop and systemd restarts the service.
+    pub stage_stuck_ms: u64,
+    /// Seconds between checks of `models/` for new model versions (hot-swap); 0 = only
+    /// on reload (SIGHUP, POST /api/v1/reload).
+    pub model_watch_s: u64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            stage_stuck_ms: 20_000,
+            model_watch_s: 5,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
@@ -426,7 +452,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub format: LogFormat,
@@ -443,7 +469,7 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub queues: QueuesConfig,
@@ -452,6 +478,9 @@ pub struct Config {
     pub models: ModelsConfig,
     pub cameras: Vec<CameraConfig>,
     pub output: OutputConfig,
+    pub http: HttpConfig,
+    pub mqtt: MqttConfig,
+    pub service: ServiceConfig,
     pub log: LogConfig,
 }
 
@@ -480,6 +509,15 @@ impl Config {
             }
         };
         fix(&mut self.models.dir);
+        if let Some(tls) = self.mqtt.tls.as_mut() {
+            fix(&mut tls.ca_file);
+            for file in [&mut tls.client_cert_file, &mut tls.client_key_file]
+                .into_iter()
+                .flatten()
+            {
+                fix(file);
+            }
+        }
         if let Some(lib) = self.models.ort_library.as_mut() {
             fix(lib);
         }
@@ -701,6 +739,12 @@ impl Config {
                     format!("must be >= 1, got {}", r.stall_intervals),
                 );
             }
+        }
+        if let Err((field, message)) = service::validate(&self.http, &self.mqtt) {
+            return invalid(&field, message);
+        }
+        if self.service.stage_stuck_ms == 0 {
+            return invalid("service.stage_stuck_ms", "must be at least 1".into());
         }
         Ok(())
     }

@@ -1,0 +1,543 @@
+//! MQTT sink (rumqttc): `PREFIX/CAMERA/landmarks` (the v1 JSON), `PREFIX/CAMERA/health`
+//! (retained), `PREFIX/available` (retained `online`; the last will says `offline`).
+//!
+//! ```text
+//! publish() ─► outage buffer (bounded, when_full) ─► forwarder ─► rumqttc ─► broker
+//!                                                 connection thread: reconnect, backoff, health
+//! ```
+//! While the broker is away nothing leaves the buffer, so it fills; `block` then holds up
+//! the pipeline (nothing lost), `drop_oldest`/`drop_newest` drop and count.
+//!
+//! rumqttc keeps unacknowledged messages across a reconnect only when the broker resumes
+//! the session; on a fresh session it discards them. The connection thread therefore takes
+//! them out after every connection error and puts them back, in order, after the next
+//! CONNACK, so a broker restart loses nothing. Exactly-once (no duplicate after a restart)
+//! additionally needs QoS 2 and a broker that keeps the session (persistence,
+//! `clean_session = false`): then the broker recognises a resent message by its packet id.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rumqttc::{
+    Client, Connection, ConnectionError, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS,
+    Request, TlsConfiguration, Transport,
+};
+
+use super::{Outgoing as Message, Sink, SinkError};
+use crate::config::{MqttConfig, MqttWhenFull, Qos};
+use crate::telemetry::Events;
+
+/// Requests rumqttc queues between the forwarder and its event loop; the real buffer is
+/// ours (it has the `when_full` policy and is counted).
+const CLIENT_CHANNEL: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error("mqtt.tls: {path}: {source}; check the file")]
+    TlsFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the MQTT thread: {0}")]
+    Thread(std::io::Error),
+}
+
+fn qos(q: Qos) -> QoS {
+    match q {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+        Qos::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+struct Pending {
+    camera: Arc<str>,
+    payload: Vec<u8>,
+}
+
+/// The bounded buffer between the pipeline and the broker.
+struct Buffer {
+    queue: Mutex<VecDeque<Pending>>,
+    changed: Condvar,
+    capacity: usize,
+    closed: AtomicBool,
+}
+
+impl Buffer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Counters shared by the sink, the forwarder and the connection thread.
+#[derive(Default)]
+struct Progress {
+    connected: AtomicBool,
+    /// Landmark messages handed to rumqttc, and those the broker confirmed.
+    forwarded: AtomicU64,
+    confirmed: AtomicU64,
+}
+
+pub struct MqttSink {
+    name: String,
+    prefix: String,
+    buffer: Arc<Buffer>,
+    progress: Arc<Progress>,
+    when_full: MqttWhenFull,
+    shutdown_timeout: Duration,
+    stop: Arc<AtomicBool>,
+    events: Arc<Events>,
+    client: Client,
+    threads: Vec<JoinHandle<()>>,
+    done: Arc<AtomicBool>,
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, MqttError> {
+    std::fs::read(path).map_err(|source| MqttError::TlsFile {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn options(config: &MqttConfig, host: &str) -> Result<MqttOptions, MqttError> {
+    let mut options = MqttOptions::new(&config.client_id, host, config.port);
+    options
+        .set_keep_alive(Duration::from_secs(config.keep_alive_s.max(5)))
+        .set_clean_session(config.clean_session)
+        .set_last_will(LastWill::new(
+            format!("{}/available", config.topic_prefix),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+    if let Some(user) = &config.username {
+        options.set_credentials(user, config.effective_password().unwrap_or_default());
+    }
+    if let Some(tls) = &config.tls {
+        // rustls is built without a default crypto provider (no aws-lc build): use ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client_auth = match (&tls.client_cert_file, &tls.client_key_file) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
+        options.set_transport(Transport::Tls(TlsConfiguration::Simple {
+            ca: read(&tls.ca_file)?,
+            alpn: None,
+            client_auth,
+        }));
+    }
+    Ok(options)
+}
+
+impl MqttSink {
+    /// Starts the connection; returns at once (the broker may come later).
+    pub fn start(
+        config: &MqttConfig,
+        events: Arc<Events>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Option<MqttSink>, MqttError> {
+        let Some(host) = config.host.clone() else {
+            return Ok(None);
+        };
+        let (client, connection) = Client::new(options(config, &host)?, CLIENT_CHANNEL);
+        let buffer = Arc::new(Buffer {
+            queue: Mutex::new(VecDeque::new()),
+            changed: Condvar::new(),
+            capacity: config.buffer,
+            closed: AtomicBool::new(false),
+        });
+        let progress = Arc::new(Progress::default());
+        let done = Arc::new(AtomicBool::new(false));
+        let name = format!("mqtt:{host}:{}", config.port);
+        let link = Link {
+            config: config.clone(),
+            client: client.clone(),
+            events: events.clone(),
+            progress: progress.clone(),
+            done: done.clone(),
+            name: name.clone(),
+        };
+        let connection_thread = std::thread::Builder::new()
+            .name("mqtt-connection".into())
+            .spawn(move || link.run(connection))
+            .map_err(MqttError::Thread)?;
+        let forwarder = {
+            let (buffer, client, progress) = (buffer.clone(), client.clone(), progress.clone());
+            let (topic_prefix, qos, retain) =
+                (config.topic_prefix.clone(), qos(config.qos), config.retain);
+            std::thread::Builder::new()
+                .name("mqtt-forward".into())
+                .spawn(move || forward(&buffer, &client, &progress, &topic_prefix, qos, retain))
+                .map_err(MqttError::Thread)?
+        };
+        tracing::info!(broker = %name, "MQTT sink started");
+        Ok(Some(MqttSink {
+            name,
+            prefix: config.topic_prefix.clone(),
+            buffer,
+            progress,
+            when_full: config.when_full,
+            shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
+            stop,
+            events,
+            client,
+            threads: vec![connection_thread, forwarder],
+            done,
+        }))
+    }
+
+    fn outstanding(&self) -> u64 {
+        self.progress
+            .forwarded
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.progress.confirmed.load(Ordering::Relaxed))
+    }
+}
+
+/// Moves messages from the buffer into rumqttc, in order; blocks while rumqttc's channel
+/// is full (the broker is away or slow).
+fn forward(
+    buffer: &Buffer,
+    client: &Client,
+    progress: &Progress,
+    prefix: &str,
+    qos: QoS,
+    retain: bool,
+) {
+    loop {
+        let next = {
+            let mut queue = buffer.lock();
+            loop {
+                if let Some(p) = queue.pop_front() {
+                    break Some(p);
+                }
+                if buffer.closed.load(Ordering::Relaxed) {
+                    break None;
+                }
+                queue = buffer
+                    .changed
+                    .wait_timeout(queue, Duration::from_millis(100))
+                    .map(|(q, _)| q)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+        };
+        buffer.changed.notify_all();
+        let Some(message) = next else { return };
+        let topic = format!("{prefix}/{}/landmarks", message.camera);
+        // Counted before the (possibly long) wait, so a flush never overlooks it.
+        progress.forwarded.fetch_add(1, Ordering::Relaxed);
+        if client.publish(topic, qos, retain, message.payload).is_err() {
+            // The event loop is gone (shutdown): nothing more can be sent.
+            return;
+        }
+    }
+}
+
+impl Sink for MqttSink {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn publish(&mut self, message: &Message<'_>) -> Result<(), SinkError> {
+        let pending = Pending {
+            camera: message.frame.camera.clone(),
+            payload: message.line.as_bytes().to_vec(),
+        };
+        let mut queue = self.buffer.lock();
+        let mut waited_since: Option<Instant> = None;
+        while queue.len() >= self.buffer.capacity {
+            match self.when_full {
+                MqttWhenFull::DropNewest => {
+                    self.events.mqtt_dropped(&pending.camera, "buffer_full");
+                    return Ok(());
+                }
+                MqttWhenFull::DropOldest => {
+                    if let Some(old) = queue.pop_front() {
+                        self.events.mqtt_dropped(&old.camera, "buffer_full");
+                    }
+                }
+                MqttWhenFull::Block => {
+                    // Back-pressure: the pipeline waits with us. Only a shutdown during an
+                    // outage ends the wait, after shutdown_timeout, and counts the loss.
+                    if self.stop.load(Ordering::Relaxed) {
+                        let since = *waited_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() > self.shutdown_timeout {
+                            self.events.mqtt_dropped(&pending.camera, "shutdown");
+                            return Ok(());
+                        }
+                    }
+                    queue = self
+                        .buffer
+                        .changed
+                        .wait_timeout(queue, Duration::from_millis(100))
+                        .map(|(q, _)| q)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+            }
+        }
+        queue.push_back(pending);
+        drop(queue);
+        self.buffer.changed.notify_all();
+        Ok(())
+    }
+
+    /// Waits (up to shutdown_timeout) until the broker confirmed everything published.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let started = Instant::now();
+        while (!self.buffer.lock().is_empty() || self.outstanding() > 0)
+            && started.elapsed() < self.shutdown_timeout
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MqttSink {
+    fn drop(&mut self) {
+        let _ = Sink::flush(self);
+        let lost = self.buffer.lock().drain(..).collect::<Vec<_>>();
+        for message in &lost {
+            self.events.mqtt_dropped(&message.camera, "shutdown");
+        }
+        let unconfirmed = self.outstanding();
+        if !lost.is_empty() || unconfirmed > 0 {
+            tracing::warn!(
+                sink = %self.name,
+                buffered = lost.len(),
+                unconfirmed,
+                "MQTT broker did not take everything before shutdown"
+            );
+        }
+        self.buffer.closed.store(true, Ordering::Relaxed);
+        self.buffer.changed.notify_all();
+        // Say goodbye properly: retained offline, then DISCONNECT (no last will needed).
+        let _ = self.client.try_publish(
+            format!("{}/available", self.prefix),
+            QoS::AtLeastOnce,
+            true,
+            "offline",
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = self.client.try_disconnect();
+        self.done.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        tracing::info!(sink = %self.name, "MQTT sink closed");
+    }
+}
+
+/// The connection thread's state.
+struct Link {
+    config: MqttConfig,
+    client: Client,
+    events: Arc<Events>,
+    progress: Arc<Progress>,
+    done: Arc<AtomicBool>,
+    name: String,
+}
+
+impl Link {
+    /// Health and `online` go out at a QoS the landmarks do not use, so the broker's
+    /// acknowledgements can be attributed without looking at topics.
+    fn control_qos(&self) -> QoS {
+        match self.config.qos {
+            Qos::AtMostOnce => QoS::AtLeastOnce,
+            _ => QoS::AtMostOnce,
+        }
+    }
+
+    fn run(self, mut connection: Connection) {
+        let initial = Duration::from_millis(self.config.initial_backoff_ms);
+        let max = Duration::from_millis(self.config.max_backoff_ms);
+        let mut backoff = initial;
+        let mut held: VecDeque<Request> = VecDeque::new();
+        let mut last_error = String::new();
+        let mut last_health = Instant::now();
+        let mut last_states = String::new();
+        let health_every = Duration::from_secs(self.config.health_interval_s.max(1));
+        while !self.done.load(Ordering::Relaxed) {
+            let event = match connection.recv_timeout(Duration::from_millis(200)) {
+                Err(_) => None,
+                Ok(result) => Some(result),
+            };
+            match event {
+                None => {}
+                Some(Ok(Event::Incoming(Incoming::ConnAck(ack)))) => {
+                    self.on_connected(&mut connection, &mut held, ack.session_present);
+                    backoff = initial;
+                    last_error.clear();
+                    self.publish_health();
+                    last_health = Instant::now();
+                }
+                Some(Ok(event)) => self.count_confirmation(&event),
+                Some(Err(e)) => {
+                    self.on_error(&mut connection, &mut held, &e, &mut last_error);
+                    if self.done.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let jittered = backoff.mul_f64(0.5 + 0.5 * fastrand::f64());
+                    let until = Instant::now() + jittered;
+                    while Instant::now() < until && !self.done.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    backoff = (backoff * 2).min(max);
+                }
+            }
+            if self.progress.connected.load(Ordering::Relaxed) {
+                let states = format!(
+                    "{:?}",
+                    self.events
+                        .stream_states()
+                        .values()
+                        .map(|s| s.state)
+                        .collect::<Vec<_>>()
+                );
+                if last_health.elapsed() >= health_every || states != last_states {
+                    self.publish_health();
+                    last_health = Instant::now();
+                    last_states = states;
+                }
+            }
+        }
+    }
+
+    fn count_confirmation(&self, event: &Event) {
+        let confirmed = match (self.config.qos, event) {
+            (Qos::AtMostOnce, Event::Outgoing(Outgoing::Publish(0))) => true,
+            (Qos::AtLeastOnce, Event::Incoming(Incoming::PubAck(_))) => true,
+            (Qos::ExactlyOnce, Event::Incoming(Incoming::PubComp(_))) => true,
+            _ => false,
+        };
+        if confirmed {
+            self.progress.confirmed.fetch_add(1, Ordering::Relaxed);
+            self.events.mqtt_delivered("");
+        }
+    }
+
+    fn on_connected(
+        &self,
+        connection: &mut Connection,
+        held: &mut VecDeque<Request>,
+        resumed: bool,
+    ) {
+        self.progress.connected.store(true, Ordering::Relaxed);
+        self.events.mqtt_connection("connected");
+        let mut lost = 0;
+        let mut requeue: Vec<Request> = Vec::new();
+        for request in held.drain(..) {
+            match request {
+                Request::Publish(mut p) if !resumed => {
+                    // A new session knows none of our packet ids: send as new messages.
+                    p.pkid = 0;
+                    p.dup = false;
+                    requeue.push(Request::Publish(p));
+                }
+                Request::PubRel(_) if !resumed => {
+                    // The broker forgot the message it had acknowledged receiving (it
+                    // restarted without persistence); it cannot be sent again from here.
+                    lost += 1;
+                }
+                other => requeue.push(other),
+            }
+        }
+        if lost > 0 {
+            self.progress.confirmed.fetch_add(lost, Ordering::Relaxed);
+            for _ in 0..lost {
+                self.events.mqtt_dropped("", "broker_lost_session");
+            }
+            tracing::warn!(broker = %self.name, lost, "the broker restarted without the session; QoS 2 messages it had half-received are lost (enable broker persistence and clean_session = false)");
+        }
+        let resent = requeue.len();
+        for request in requeue.into_iter().rev() {
+            connection.eventloop.pending.push_front(request);
+        }
+        tracing::info!(broker = %self.name, resumed_session = resumed, resent, "MQTT connected");
+        let _ = self.client.try_publish(
+            format!("{}/available", self.config.topic_prefix),
+            self.control_qos(),
+            true,
+            "online",
+        );
+    }
+
+    fn on_error(
+        &self,
+        connection: &mut Connection,
+        held: &mut VecDeque<Request>,
+        error: &ConnectionError,
+        last_error: &mut String,
+    ) {
+        // Everything rumqttc would resend only to a resumed session: keep it ourselves.
+        held.extend(
+            connection
+                .eventloop
+                .pending
+                .drain(..)
+                .filter(|r| matches!(r, Request::Publish(_) | Request::PubRel(_))),
+        );
+        if self.progress.connected.swap(false, Ordering::Relaxed) {
+            self.events.mqtt_connection("lost");
+        } else {
+            self.events.mqtt_connection("failed");
+        }
+        let message = error.to_string();
+        if *last_error != message {
+            tracing::warn!(broker = %self.name, held = held.len(), "MQTT broker unreachable: {message}; retrying with backoff");
+            *last_error = message;
+        }
+    }
+
+    /// Retained per-camera health: stream states and counters.
+    fn publish_health(&self) {
+        let states = self.events.stream_states();
+        let snapshot = self.events.snapshot();
+        let mut cameras: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        for ((name, camera, _), _) in &snapshot {
+            if *name == "frame_received" && !camera.is_empty() {
+                cameras.entry(camera.clone()).or_default();
+            }
+        }
+        for (camera, _) in states.keys() {
+            cameras.entry(camera.clone()).or_default();
+        }
+        for (camera, health) in cameras.iter_mut() {
+            let sum = |event: &str| -> u64 {
+                snapshot
+                    .iter()
+                    .filter(|((n, c, _), _)| *n == event && c == camera)
+                    .map(|(_, v)| v)
+                    .sum()
+            };
+            let streams: BTreeMap<&str, serde_json::Value> = states
+                .iter()
+                .filter(|((c, _), _)| c == camera)
+                .map(|((_, spectrum), s)| {
+                    (
+                        spectrum.as_str(),
+                        serde_json::json!({"state": s.state.as_str(), "reason": s.reason}),
+                    )
+                })
+                .collect();
+            *health = serde_json::json!({
+                "camera": camera,
+                "streams": streams,
+                "received": sum("frame_received"),
+                "published": sum("pair_published"),
+                "dropped": self.events.drops_by_reason(camera),
+            });
+        }
+        for (camera, health) in cameras {
+            let _ = self.client.try_publish(
+                format!("{}/{camera}/health", self.config.topic_prefix),
+                self.control_qos(),
+                true,
+                health.to_string(),
+            );
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The long-running daemon around the pipeline: builds the sinks, serves HTTP, talks to
+//! systemd, and applies reloads (SIGHUP, `POST /api/v1/reload`) and model hot-swaps while
+//! frames keep flowing.
+//!
+//! A reload re-reads the config file and changes only what changed: cameras and sinks
+//! whose settings differ restart, the rest keep running; a new model version is loaded,
+//! warmed up and swapped in between two frames. A config that fails to load or to build
+//! is refused as a whole, with one log line, and the old one stays in force.
+
+mod reload;
+mod sinks;
+mod status;
+pub mod systemd;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub use status::{CameraReadiness, Readiness, Status};
+
+use crate::config::Config;
+use crate::http::{HttpError, HttpServer};
+use crate::pipeline::{Pipeline, PipelineError, Summary};
+use crate::publish::hub::Hub;
+use crate::telemetry::Events;
+
+/// A reload asked for over HTTP; the reply says what changed or why it was refused.
+pub struct ReloadRequest {
+    pub reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error(transparent)]
+    Sink(#[from] sinks::SinkBuildError),
+}
+
+/// What the daemon runs with, besides the config.
+pub struct Options {
+    /// The config file, re-read on reload; `None` (command-line replay): no reload.
+    pub config_path: Option<PathBuf>,
+    pub stop: Arc<AtomicBool>,
+    /// Set by SIGHUP.
+    pub reload_signal: Arc<AtomicBool>,
+}
+
+/// Runs until the inputs end or `stop` is set; returns the run's summary.
+pub fn run(config: Config, options: Options) -> Result<Summary, ServiceError> {
+    let events = Arc::new(Events::new());
+    let hub = Hub::new();
+    let status = Arc::new(Status::default());
+    status.set_grace(Duration::from_millis(config.http.ready_grace_ms));
+    let built = sinks::build(
+        &config,
+        &hub,
+        &events,
+        &options.stop,
+        &sinks::Running::default(),
+    )?;
+    let pipeline = Pipeline::start(&config, built.added, events.clone(), options.stop.clone())?;
+    status.set_models_loaded(true);
+    let camera_ids: Vec<String> = config.cameras.iter().map(|c| c.id.clone()).collect();
+    status.set_cameras(&camera_ids, &[]);
+    let (reload_tx, reload_rx) = crossbeam_channel::unbounded::<ReloadRequest>();
+    let http = HttpServer::start(
+        &config.http,
+        hub.clone(),
+        events.clone(),
+        status.clone(),
+        options.config_path.as_ref().map(|_| reload_tx.clone()),
+    )?;
+    let watchdog = systemd::Watchdog::start(
+        events.clone(),
+        Duration::from_millis(config.service.stage_stuck_ms),
+    );
+    systemd::ready(&format!("{} camera(s), models loaded", camera_ids.len()));
+
+    let mut state = reload::Applied {
+        config,
+        sinks: built.running,
+    };
+    let control = pipeline.control();
+    let mut last_model_check = Instant::now();
+    let mut last_model_error = String::new();
+    while !pipeline.is_finished() {
+        let request = reload_rx.recv_timeout(Duration::from_millis(100)).ok();
+        let signalled = options.reload_signal.swap(false, Ordering::Relaxed);
+        if options.stop.load(Ordering::Relaxed) {
+            continue;
+        }
+        if (request.is_some() || signalled)
+            && let Some(path) = &options.config_path
+        {
+            systemd::reloading();
+            let outcome = reload::apply(
+                path,
+                &mut state,
+                &control,
+                &hub,
+                &events,
+                &status,
+                &options.stop,
+            );
+            match &outcome {
+                Ok(summary) => {
+                    events.reload("ok");
+                    tracing::info!("config reloaded: {summary}");
+                }
+                Err(why) => {
+                    events.reload("rejected");
+                    tracing::error!("{why}");
+                }
+            }
+            systemd::ready("reloaded");
+            if let Some(reply) = request.and_then(|r| r.reply) {
+                let _ = reply.send(outcome);
+            }
+            last_model_check = Instant::now();
+            continue;
+        }
+        let watch = state.config.service.model_watch_s;
+        if watch > 0 && last_model_check.elapsed() >= Duration::from_secs(watch) {
+            last_model_check = Instant::now();
+            match reload::swap_changed_models(&state.config, &control, &events) {
+                Ok(Some(summary)) => tracing::info!("models: {summary}"),
+                Ok(None) => {}
+                // Once per distinct problem, not every few seconds.
+                Err(why) if why != last_model_error => {
+                    tracing::error!("{why}");
+                    last_model_error = why;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    systemd::stopping();
+    drop(watchdog);
+    let summary = pipeline.wait();
+    if let Some(http) = http {
+        http.stop();
+    }
+    Ok(summary)
+}

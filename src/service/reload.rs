@@ -1,0 +1,197 @@
+//! Applying a re-read config to the running daemon, and model hot-swap.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use super::Status;
+use super::sinks::{self, Running};
+use crate::config::Config;
+use crate::pipeline::{BoundaryModel, LandmarkModel, PipelineControl, SinkChange};
+use crate::publish::hub::Hub;
+use crate::telemetry::Events;
+
+/// The config in force and the sinks it runs.
+pub struct Applied {
+    pub config: Config,
+    pub sinks: Running,
+}
+
+/// Re-reads `path` and applies what changed; `Err` (old config untouched) when the new
+/// one does not load, a changed camera's sources do not check out, or a sink or model
+/// cannot be built.
+pub fn apply(
+    path: &Path,
+    applied: &mut Applied,
+    control: &PipelineControl,
+    hub: &Arc<Hub>,
+    events: &Arc<Events>,
+    status: &Status,
+    stop: &Arc<AtomicBool>,
+) -> Result<String, String> {
+    let refuse = |why: String| format!("reload refused, the running config stays: {why}");
+    let new = Config::load(path).map_err(|e| refuse(e.to_string()))?;
+    let old = &applied.config;
+    let mut notes = Vec::new();
+
+    // Check everything before changing anything.
+    let pairing_changed = new.pairing != old.pairing;
+    let changed_cameras: Vec<&crate::config::CameraConfig> = new
+        .cameras
+        .iter()
+        .filter(|c| pairing_changed || !old.cameras.contains(c))
+        .collect();
+    for camera in &changed_cameras {
+        crate::source::check_camera(camera)
+            .map_err(|e| refuse(format!("camera {}: {e}", camera.id)))?;
+    }
+    let models = load_changed_models(old, &new, events).map_err(refuse)?;
+    let built =
+        sinks::build(&new, hub, events, stop, &applied.sinks).map_err(|e| refuse(e.to_string()))?;
+
+    // Apply: models, sinks, cameras.
+    let (boundary, landmark) = models;
+    if let Some(m) = boundary {
+        notes.push(format!("boundary model → {}", m.model.manifest.id()));
+        control.swap_boundary(m).map_err(|e| e.to_string())?;
+        events.model_swap("boundary", "ok");
+    }
+    if let Some(m) = landmark {
+        notes.push(format!("landmark model → {}", m.model.manifest.id()));
+        control.swap_landmark(m).map_err(|e| e.to_string())?;
+        events.model_swap("landmark", "ok");
+    }
+    let added_sinks: Vec<String> = built.added.iter().map(|(_, s)| s.name()).collect();
+    let removed_sinks = applied
+        .sinks
+        .keys
+        .iter()
+        .filter(|k| !built.keep.contains(k))
+        .count();
+    if !added_sinks.is_empty() || removed_sinks > 0 {
+        notes.push(format!(
+            "sinks: {removed_sinks} closed, started {}",
+            if added_sinks.is_empty() {
+                "none".to_owned()
+            } else {
+                added_sinks.join(", ")
+            }
+        ));
+    }
+    control
+        .change_sinks(SinkChange {
+            keep: built.keep,
+            add: built.added,
+        })
+        .map_err(|e| e.to_string())?;
+    let restarted: Vec<String> = changed_cameras.iter().map(|c| c.id.clone()).collect();
+    let removed: Vec<String> = old
+        .cameras
+        .iter()
+        .filter(|c| !new.cameras.iter().any(|n| n.id == c.id))
+        .map(|c| c.id.clone())
+        .collect();
+    let failures = control.apply_cameras(&new.cameras, &new.pairing);
+    if !restarted.is_empty() {
+        notes.push(format!("cameras (re)started: {}", restarted.join(", ")));
+    }
+    if !removed.is_empty() {
+        notes.push(format!("cameras removed: {}", removed.join(", ")));
+    }
+    for (id, e) in &failures {
+        notes.push(format!("camera {id} failed to start: {e}"));
+    }
+    status.set_cameras(&control.camera_ids(), &restarted);
+
+    for (section, changed) in [
+        ("queues", new.queues != old.queues),
+        ("thermal", new.thermal != old.thermal),
+        ("http", new.http != old.http),
+        ("service", new.service != old.service),
+        ("log", new.log != old.log),
+    ] {
+        if changed {
+            notes.push(format!(
+                "[{section}] changed: takes effect at the next restart"
+            ));
+        }
+    }
+    applied.config = new;
+    applied.sinks = built.running;
+    Ok(if notes.is_empty() {
+        "nothing changed".into()
+    } else {
+        notes.join("; ")
+    })
+}
+
+type NewModels = (Option<BoundaryModel>, Option<LandmarkModel>);
+
+/// Loads (and warms up) the models whose name, settings or manifest differ from the ones
+/// running.
+fn load_changed_models(old: &Config, new: &Config, events: &Events) -> Result<NewModels, String> {
+    let running = events.models();
+    let settings_changed = new.models != old.models;
+    let differs = |role: &str, name: &str| -> bool {
+        if settings_changed {
+            return true;
+        }
+        let manifest = crate::infer::Manifest::read(&new.models.dir.join(format!("{name}.json")));
+        match (manifest, running.get(role)) {
+            (Ok(m), Some(id)) => m.sha256 != id.sha256 || m.name != id.name,
+            _ => true,
+        }
+    };
+    let boundary = if differs("boundary", &new.models.boundary) {
+        Some(
+            BoundaryModel::load(&new.models.boundary, &new.models).map_err(|e| {
+                events.model_swap("boundary", "rejected");
+                format!("new boundary model: {e}")
+            })?,
+        )
+    } else {
+        None
+    };
+    let landmark = if differs("landmark", &new.models.landmark) {
+        Some(
+            LandmarkModel::load(&new.models.landmark, &new.models).map_err(|e| {
+                events.model_swap("landmark", "rejected");
+                format!("new landmark model: {e}")
+            })?,
+        )
+    } else {
+        None
+    };
+    Ok((boundary, landmark))
+}
+
+/// The periodic check of `models/`: swaps in any model whose manifest changed. `Err` when
+/// the new version does not load (retried next time: the files may still be copying).
+pub fn swap_changed_models(
+    config: &Config,
+    control: &PipelineControl,
+    events: &Events,
+) -> Result<Option<String>, String> {
+    match load_changed_models(config, config, events) {
+        Ok((None, None)) => Ok(None),
+        Ok((boundary, landmark)) => {
+            let mut notes = Vec::new();
+            if let Some(m) = boundary {
+                notes.push(format!("boundary → {}", m.model.manifest.id()));
+                if control.swap_boundary(m).is_ok() {
+                    events.model_swap("boundary", "ok");
+                }
+            }
+            if let Some(m) = landmark {
+                notes.push(format!("landmark → {}", m.model.manifest.id()));
+                if control.swap_landmark(m).is_ok() {
+                    events.model_swap("landmark", "ok");
+                }
+            }
+            Ok(Some(notes.join("; ")))
+        }
+        Err(why) => Err(format!(
+            "model update refused, the running models stay: {why}"
+        )),
+    }
+}
