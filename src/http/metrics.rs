@@ -32,22 +32,34 @@ pub fn render(events: &Events) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::with_prefix("spectrald");
     let snapshot = events.snapshot();
     for (event, label_name) in EVENT_LABELS {
-        let family = Family::<Labels, Counter>::default();
-        let mut any = false;
-        for ((name, camera, label), value) in &snapshot {
-            if name != event {
-                continue;
+        let samples: Vec<(Labels, u64)> = snapshot
+            .iter()
+            .filter(|((name, _, _), _)| name == event)
+            .map(|((_, camera, label), value)| {
+                let camera_label = if camera.is_empty() { "" } else { "camera" };
+                let pairs = [
+                    (camera_label, camera.as_str()),
+                    (*label_name, label.as_str()),
+                ];
+                (labels(&pairs), *value)
+            })
+            .collect();
+        let help = format!("Count of {event} events");
+        match samples.as_slice() {
+            [] => {}
+            // Without labels: a plain counter (no empty `{}` in the text).
+            [(l, value)] if l.is_empty() => {
+                let counter = Counter::<u64>::default();
+                counter.inc_by(*value);
+                registry.register(*event, help, counter);
             }
-            any = true;
-            let mut pairs = Vec::new();
-            if !camera.is_empty() {
-                pairs.push(("camera", camera.as_str()));
+            _ => {
+                let family = Family::<Labels, Counter>::default();
+                for (l, value) in &samples {
+                    family.get_or_create(l).inc_by(*value);
+                }
+                registry.register(*event, help, family);
             }
-            pairs.push((label_name, label.as_str()));
-            family.get_or_create(&labels(&pairs)).inc_by(*value);
-        }
-        if any {
-            registry.register(*event, format!("Count of {event} events"), family);
         }
     }
     registry.register(

@@ -1,6 +1,9 @@
 //! Shared helpers for the scenario tests: fixture sessions, configs, an in-memory sink.
 #![allow(dead_code)]
 
+pub mod chromium;
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
