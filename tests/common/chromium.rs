@@ -150,7 +150,7 @@ impl Browser {
     }
 
     /// A PNG screenshot of the viewport.
-    pub fn screenshot(&mut self) -> Vec<u8> {
+    pub fn shot_png(&mut self) -> Vec<u8> {
         let shot = self.call("Page.captureScreenshot", json!({ "format": "png" }), true);
         base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().expect("screenshot data"))
