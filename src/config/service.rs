@@ -105,6 +105,10 @@ pub struct MqttConfig {
     pub password: Option<String>,
     pub tls: Option<MqttTls>,
     pub keep_alive_s: u64,
+    /// Messages sent but not yet acknowledged at once. Keep it below the broker's limit
+    /// (mosquitto: max_inflight_messages, 20 by default): over it, a broker may refuse
+    /// QoS 2 messages with "quota exceeded", which MQTT 3.1.1 cannot report back.
+    pub max_inflight: u16,
     /// Messages held while the broker is unreachable.
     pub buffer: usize,
     /// Full buffer: "block" (back-pressure reaches the pipeline: nothing is lost),
@@ -153,6 +157,7 @@ impl Default for MqttConfig {
             password: None,
             tls: None,
             keep_alive_s: 30,
+            max_inflight: 10,
             buffer: 1000,
             when_full: MqttWhenFull::Block,
             initial_backoff_ms: 250,
@@ -202,6 +207,9 @@ pub fn validate(http: &HttpConfig, mqtt: &MqttConfig) -> Result<(), (String, Str
                     mqtt.topic_prefix
                 ),
             ));
+        }
+        if mqtt.max_inflight == 0 {
+            return Err(("mqtt.max_inflight".into(), "must be at least 1".into()));
         }
         if mqtt.buffer == 0 {
             return Err(("mqtt.buffer".into(), "must be at least 1".into()));

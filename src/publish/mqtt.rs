@@ -107,6 +107,7 @@ fn options(config: &MqttConfig, host: &str) -> Result<MqttOptions, MqttError> {
     options
         .set_keep_alive(Duration::from_secs(config.keep_alive_s.max(5)))
         .set_clean_session(config.clean_session)
+        .set_inflight(config.max_inflight)
         .set_last_will(LastWill::new(
             format!("{}/available", config.topic_prefix),
             "offline",
