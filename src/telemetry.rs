@@ -45,26 +45,27 @@ impl DropReason {
     }
 }
 
-/// Counter key: event name, camera, and one label (reason, spectrum, model or stage).
-/// Every event and the name of its label, for the metrics endpoint.
-pub const EVENT_LABELS: &[(&str, &str)] = &[
-    ("frame_received", "spectrum"),
-    ("frame_dropped", "reason"),
-    ("pair_unmatched", "spectrum"),
-    ("pair_published", ""),
-    ("inference_failed", "model"),
-    ("sink_failed", "sink"),
-    ("source_failed", "spectrum"),
-    ("stream_state_changes", "state"),
-    ("stream_reconnects", "spectrum"),
-    ("http_unauthorized", ""),
-    ("config_reloads", "outcome"),
-    ("model_swaps", "outcome"),
-    ("mqtt_dropped", "reason"),
-    ("mqtt_delivered", ""),
-    ("mqtt_connections", "outcome"),
+/// Every event and the names of its two fields, for the metrics endpoint.
+pub const EVENT_LABELS: &[(&str, &str, &str)] = &[
+    // (event, what the "camera" field holds, what the label holds)
+    ("frame_received", "camera", "spectrum"),
+    ("frame_dropped", "camera", "reason"),
+    ("pair_unmatched", "camera", "spectrum"),
+    ("pair_published", "camera", ""),
+    ("inference_failed", "camera", "model"),
+    ("sink_failed", "camera", "sink"),
+    ("source_failed", "camera", "spectrum"),
+    ("stream_state_changes", "camera", "state"),
+    ("stream_reconnects", "camera", "spectrum"),
+    ("http_unauthorized", "", ""),
+    ("config_reloads", "", "outcome"),
+    ("model_swaps", "role", "outcome"),
+    ("mqtt_dropped", "camera", "reason"),
+    ("mqtt_delivered", "", ""),
+    ("mqtt_connections", "", "outcome"),
 ];
 
+/// Counter key: event name, camera (or role), and one label (reason, spectrum, model…).
 pub type CounterKey = (&'static str, String, String);
 
 /// Where one camera stream (visible or thermal) stands; see `source::live`.

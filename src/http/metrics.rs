@@ -31,12 +31,12 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 pub fn render(events: &Events) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::with_prefix("spectrald");
     let snapshot = events.snapshot();
-    for (event, label_name) in EVENT_LABELS {
+    for (event, camera_name, label_name) in EVENT_LABELS {
         let samples: Vec<(Labels, u64)> = snapshot
             .iter()
             .filter(|((name, _, _), _)| name == event)
             .map(|((_, camera, label), value)| {
-                let camera_label = if camera.is_empty() { "" } else { "camera" };
+                let camera_label = if camera.is_empty() { "" } else { *camera_name };
                 let pairs = [
                     (camera_label, camera.as_str()),
                     (*label_name, label.as_str()),
