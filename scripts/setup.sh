@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what spectrald needs to build, run and test, into the checkout (idempotent).
 #   - Debian packages: GStreamer (development files + plugins, for the `gstreamer`
-#     feature and its tests), clang/libclang (nokhwa's V4L2 bindings, `camera` feature)
+#     feature and its tests), clang/libclang (nokhwa's V4L2 bindings, `camera` feature),
+#     and for the tests of the network side: mosquitto + mosquitto-clients (a real MQTT
+#     broker and subscriber), chromium (the live page in a real browser), systemd
+#     (`systemd-analyze verify/security` of the unit file)
 #   - a Python venv in .cache/venv with the PyPI onnxruntime wheel (+ numpy, pillow,
 #     jsonschema for the tests' cross-checks)
 #   - the ONNX Runtime shared library linked into .cache/onnxruntime/lib/, where the
@@ -29,7 +32,8 @@ fi
 APT_PACKAGES=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-libav gstreamer1.0-rtsp libgstrtspserver-1.0-dev gstreamer1.0-tools
-    clang libclang-dev)
+    clang libclang-dev
+    mosquitto mosquitto-clients chromium systemd)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -362,10 +362,7 @@ impl Link {
         let mut last_states = String::new();
         let health_every = Duration::from_secs(self.config.health_interval_s.max(1));
         while !self.done.load(Ordering::Relaxed) {
-            let event = match connection.recv_timeout(Duration::from_millis(200)) {
-                Err(_) => None,
-                Ok(result) => Some(result),
-            };
+            let event = connection.recv_timeout(Duration::from_millis(200)).ok();
             match event {
                 None => {}
                 Some(Ok(Event::Incoming(Incoming::ConnAck(ack)))) => {
@@ -408,12 +405,12 @@ impl Link {
     }
 
     fn count_confirmation(&self, event: &Event) {
-        let confirmed = match (self.config.qos, event) {
-            (Qos::AtMostOnce, Event::Outgoing(Outgoing::Publish(0))) => true,
-            (Qos::AtLeastOnce, Event::Incoming(Incoming::PubAck(_))) => true,
-            (Qos::ExactlyOnce, Event::Incoming(Incoming::PubComp(_))) => true,
-            _ => false,
-        };
+        let confirmed = matches!(
+            (self.config.qos, event),
+            (Qos::AtMostOnce, Event::Outgoing(Outgoing::Publish(0)))
+                | (Qos::AtLeastOnce, Event::Incoming(Incoming::PubAck(_)))
+                | (Qos::ExactlyOnce, Event::Incoming(Incoming::PubComp(_)))
+        );
         if confirmed {
             self.progress.confirmed.fetch_add(1, Ordering::Relaxed);
             self.events.mqtt_delivered("");
@@ -498,7 +495,7 @@ impl Link {
         let states = self.events.stream_states();
         let snapshot = self.events.snapshot();
         let mut cameras: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-        for ((name, camera, _), _) in &snapshot {
+        for (name, camera, _) in snapshot.keys() {
             if *name == "frame_received" && !camera.is_empty() {
                 cameras.entry(camera.clone()).or_default();
             }
