@@ -149,15 +149,20 @@ fn publish_new_version(models: &Path, name: &str) -> String {
     bytes.push(0x32);
     bytes.push(doc.len() as u8);
     bytes.extend_from_slice(doc);
-    let sha = hex(&Sha256::digest(&bytes));
+    install_model(models, name, &bytes, "1.0.1")
+}
+
+/// Writes a model's ONNX bytes, then its manifest with their sha256 and `version`.
+fn install_model(models: &Path, name: &str, bytes: &[u8], version: &str) -> String {
+    let sha = hex(&Sha256::digest(bytes));
     let manifest_path = models.join(format!("{name}.json"));
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("manifest"))
             .expect("manifest JSON");
     // Model first, manifest last: the manifest names what is complete.
-    std::fs::write(&onnx, &bytes).expect("write onnx");
+    std::fs::write(models.join(format!("{name}.onnx")), bytes).expect("write onnx");
     manifest["sha256"] = serde_json::json!(sha);
-    manifest["version"] = serde_json::json!("1.0.1");
+    manifest["version"] = serde_json::json!(version);
     std::fs::write(&manifest_path, manifest.to_string()).expect("write manifest");
     sha
 }
@@ -226,16 +231,13 @@ fn a_corrupt_model_is_refused_and_the_running_one_keeps_serving() {
     let daemon = Daemon::start_in(dir, &config, &[]);
     wait_published(&daemon, "kiosk-1", 3);
     // A truncated file whose manifest matches it: the checksum passes, the graph does not.
-    let onnx = models.join("dmsl-landmark-lite.onnx");
-    let bytes = std::fs::read(&onnx).expect("onnx");
-    let truncated = &bytes[..bytes.len() / 3];
-    std::fs::write(&onnx, truncated).expect("truncate");
-    let manifest_path = models.join("dmsl-landmark-lite.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("manifest"))
-            .expect("JSON");
-    manifest["sha256"] = serde_json::json!(hex(&Sha256::digest(truncated)));
-    std::fs::write(&manifest_path, manifest.to_string()).expect("manifest");
+    let bytes = std::fs::read(models.join("dmsl-landmark-lite.onnx")).expect("onnx");
+    install_model(
+        &models,
+        "dmsl-landmark-lite",
+        &bytes[..bytes.len() / 3],
+        "1.0.2",
+    );
     let (status, _, body) = http(port, "POST", "/api/v1/reload", None, "");
     assert_eq!(status, 422, "{body}");
     assert!(

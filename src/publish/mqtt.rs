@@ -84,6 +84,7 @@ struct Progress {
 pub struct MqttSink {
     name: String,
     prefix: String,
+    control_qos: QoS,
     buffer: Arc<Buffer>,
     progress: Arc<Progress>,
     when_full: MqttWhenFull,
@@ -178,6 +179,7 @@ impl MqttSink {
         Ok(Some(MqttSink {
             name,
             prefix: config.topic_prefix.clone(),
+            control_qos: control_qos(config.qos),
             buffer,
             progress,
             when_full: config.when_full,
@@ -315,7 +317,9 @@ impl Drop for MqttSink {
         }
         self.buffer.closed.store(true, Ordering::Relaxed);
         self.buffer.changed.notify_all();
-        // Say goodbye properly: retained offline, then DISCONNECT (no last will needed).
+        // Say goodbye properly: final health, retained offline, then DISCONNECT (no last
+        // will needed).
+        publish_health(&self.client, &self.events, &self.prefix, self.control_qos);
         let _ = self.client.try_publish(
             format!("{}/available", self.prefix),
             QoS::AtLeastOnce,
@@ -332,6 +336,15 @@ impl Drop for MqttSink {
     }
 }
 
+/// Health and `online` go out at a QoS the landmarks do not use, so the broker's
+/// acknowledgements can be attributed without looking at topics.
+fn control_qos(landmarks: Qos) -> QoS {
+    match landmarks {
+        Qos::AtMostOnce => QoS::AtLeastOnce,
+        _ => QoS::AtMostOnce,
+    }
+}
+
 /// The connection thread's state.
 struct Link {
     config: MqttConfig,
@@ -343,13 +356,8 @@ struct Link {
 }
 
 impl Link {
-    /// Health and `online` go out at a QoS the landmarks do not use, so the broker's
-    /// acknowledgements can be attributed without looking at topics.
     fn control_qos(&self) -> QoS {
-        match self.config.qos {
-            Qos::AtMostOnce => QoS::AtLeastOnce,
-            _ => QoS::AtMostOnce,
-        }
+        control_qos(self.config.qos)
     }
 
     fn run(self, mut connection: Connection) {
@@ -490,52 +498,61 @@ impl Link {
         }
     }
 
-    /// Retained per-camera health: stream states and counters.
     fn publish_health(&self) {
-        let states = self.events.stream_states();
-        let snapshot = self.events.snapshot();
-        let mut cameras: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-        for (name, camera, _) in snapshot.keys() {
-            if *name == "frame_received" && !camera.is_empty() {
-                cameras.entry(camera.clone()).or_default();
-            }
-        }
-        for (camera, _) in states.keys() {
+        publish_health(
+            &self.client,
+            &self.events,
+            &self.config.topic_prefix,
+            self.control_qos(),
+        );
+    }
+}
+
+/// Retained per-camera health: stream states and counters.
+fn publish_health(client: &Client, events: &Events, prefix: &str, qos: QoS) {
+    let states = events.stream_states();
+    let snapshot = events.snapshot();
+    let mut cameras: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for (name, camera, _) in snapshot.keys() {
+        if *name == "frame_received" && !camera.is_empty() {
             cameras.entry(camera.clone()).or_default();
         }
-        for (camera, health) in cameras.iter_mut() {
-            let sum = |event: &str| -> u64 {
-                snapshot
-                    .iter()
-                    .filter(|((n, c, _), _)| *n == event && c == camera)
-                    .map(|(_, v)| v)
-                    .sum()
-            };
-            let streams: BTreeMap<&str, serde_json::Value> = states
+    }
+    for (camera, _) in states.keys() {
+        cameras.entry(camera.clone()).or_default();
+    }
+    for (camera, health) in cameras.iter_mut() {
+        let sum = |event: &str| -> u64 {
+            snapshot
                 .iter()
-                .filter(|((c, _), _)| c == camera)
-                .map(|((_, spectrum), s)| {
-                    (
-                        spectrum.as_str(),
-                        serde_json::json!({"state": s.state.as_str(), "reason": s.reason}),
-                    )
-                })
-                .collect();
-            *health = serde_json::json!({
-                "camera": camera,
-                "streams": streams,
-                "received": sum("frame_received"),
-                "published": sum("pair_published"),
-                "dropped": self.events.drops_by_reason(camera),
-            });
-        }
-        for (camera, health) in cameras {
-            let _ = self.client.try_publish(
-                format!("{}/{camera}/health", self.config.topic_prefix),
-                self.control_qos(),
-                true,
-                health.to_string(),
-            );
-        }
+                .filter(|((n, c, _), _)| *n == event && c == camera)
+                .map(|(_, v)| v)
+                .sum()
+        };
+        let streams: BTreeMap<&str, serde_json::Value> = states
+            .iter()
+            .filter(|((c, _), _)| c == camera)
+            .map(|((_, spectrum), s)| {
+                (
+                    spectrum.as_str(),
+                    serde_json::json!({"state": s.state.as_str(), "reason": s.reason}),
+                )
+            })
+            .collect();
+        *health = serde_json::json!({
+            "camera": camera,
+            "streams": streams,
+            "received": sum("frame_received"),
+            "published": sum("pair_published"),
+            "dropped": events.drops_by_reason(camera),
+        });
+    }
+    for (camera, health) in cameras {
+        let _ = client.try_publish(
+            format!("{prefix}/{camera}/health"),
+            qos,
+            true,
+            health.to_string(),
+        );
     }
 }

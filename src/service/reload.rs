@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use super::Status;
 use super::sinks::{self, Running};
 use crate::config::Config;
-use crate::pipeline::{BoundaryModel, LandmarkModel, PipelineControl, SinkChange};
+use crate::pipeline::{BoundaryModel, LandmarkModel, PipelineControl, SinkChange, StageModelError};
 use crate::publish::hub::Hub;
 use crate::telemetry::Events;
 
@@ -50,17 +50,7 @@ pub fn apply(
         sinks::build(&new, hub, events, stop, &applied.sinks).map_err(|e| refuse(e.to_string()))?;
 
     // Apply: models, sinks, cameras.
-    let (boundary, landmark) = models;
-    if let Some(m) = boundary {
-        notes.push(format!("boundary model → {}", m.model.manifest.id()));
-        control.swap_boundary(m).map_err(|e| e.to_string())?;
-        events.model_swap("boundary", "ok");
-    }
-    if let Some(m) = landmark {
-        notes.push(format!("landmark model → {}", m.model.manifest.id()));
-        control.swap_landmark(m).map_err(|e| e.to_string())?;
-        events.model_swap("landmark", "ok");
-    }
+    notes.extend(swap_in(models, control, events));
     let added_sinks: Vec<String> = built.added.iter().map(|(_, s)| s.name()).collect();
     let removed_sinks = applied
         .sinks
@@ -142,27 +132,53 @@ fn load_changed_models(old: &Config, new: &Config, events: &Events) -> Result<Ne
             _ => true,
         }
     };
-    let boundary = if differs("boundary", &new.models.boundary) {
-        Some(
-            BoundaryModel::load(&new.models.boundary, &new.models).map_err(|e| {
-                events.model_swap("boundary", "rejected");
-                format!("new boundary model: {e}")
-            })?,
-        )
-    } else {
-        None
-    };
-    let landmark = if differs("landmark", &new.models.landmark) {
-        Some(
-            LandmarkModel::load(&new.models.landmark, &new.models).map_err(|e| {
-                events.model_swap("landmark", "rejected");
-                format!("new landmark model: {e}")
-            })?,
-        )
-    } else {
-        None
-    };
+    let boundary = load_if(
+        differs("boundary", &new.models.boundary),
+        "boundary",
+        events,
+        || BoundaryModel::load(&new.models.boundary, &new.models),
+    )?;
+    let landmark = load_if(
+        differs("landmark", &new.models.landmark),
+        "landmark",
+        events,
+        || LandmarkModel::load(&new.models.landmark, &new.models),
+    )?;
     Ok((boundary, landmark))
+}
+
+fn load_if<M>(
+    changed: bool,
+    role: &str,
+    events: &Events,
+    load: impl FnOnce() -> Result<M, StageModelError>,
+) -> Result<Option<M>, String> {
+    if !changed {
+        return Ok(None);
+    }
+    load().map(Some).map_err(|e| {
+        events.model_swap(role, "rejected");
+        format!("new {role} model: {e}")
+    })
+}
+
+/// Hands loaded models to their stages; one note per model swapped.
+fn swap_in(models: NewModels, control: &PipelineControl, events: &Events) -> Vec<String> {
+    let (boundary, landmark) = models;
+    let mut notes = Vec::new();
+    if let Some(m) = boundary {
+        notes.push(format!("boundary model → {}", m.model.manifest.id()));
+        if control.swap_boundary(m).is_ok() {
+            events.model_swap("boundary", "ok");
+        }
+    }
+    if let Some(m) = landmark {
+        notes.push(format!("landmark model → {}", m.model.manifest.id()));
+        if control.swap_landmark(m).is_ok() {
+            events.model_swap("landmark", "ok");
+        }
+    }
+    notes
 }
 
 /// The periodic check of `models/`: swaps in any model whose manifest changed. `Err` when
@@ -174,22 +190,7 @@ pub fn swap_changed_models(
 ) -> Result<Option<String>, String> {
     match load_changed_models(config, config, events) {
         Ok((None, None)) => Ok(None),
-        Ok((boundary, landmark)) => {
-            let mut notes = Vec::new();
-            if let Some(m) = boundary {
-                notes.push(format!("boundary → {}", m.model.manifest.id()));
-                if control.swap_boundary(m).is_ok() {
-                    events.model_swap("boundary", "ok");
-                }
-            }
-            if let Some(m) = landmark {
-                notes.push(format!("landmark → {}", m.model.manifest.id()));
-                if control.swap_landmark(m).is_ok() {
-                    events.model_swap("landmark", "ok");
-                }
-            }
-            Ok(Some(notes.join("; ")))
-        }
+        Ok(models) => Ok(Some(swap_in(models, control, events).join("; "))),
         Err(why) => Err(format!(
             "model update refused, the running models stay: {why}"
         )),
