@@ -345,6 +345,42 @@ fn control_qos(landmarks: Qos) -> QoS {
     }
 }
 
+/// The order in which packet ids went out. rumqttc returns unacknowledged messages in
+/// packet-id order, which is not sending order once ids wrap around (at max_inflight), and
+/// QoS 2 releases are listed after all publishes: resending in that order reorders
+/// messages. Sorting by when each id was last sent restores the original order.
+#[derive(Default)]
+struct SendOrder {
+    next: u64,
+    by_pkid: std::collections::HashMap<u16, u64>,
+}
+
+impl SendOrder {
+    fn record(&mut self, pkid: u16) {
+        if pkid != 0 {
+            self.by_pkid.insert(pkid, self.next);
+            self.next += 1;
+        }
+    }
+
+    /// Stable: requests never sent (still pkid 0) keep their order, after the sent ones.
+    fn sort(&self, held: &mut VecDeque<Request>) {
+        let key = |r: &Request| {
+            let pkid = match r {
+                Request::Publish(p) => p.pkid,
+                Request::PubRel(r) => r.pkid,
+                _ => 0,
+            };
+            self.by_pkid
+                .get(&pkid)
+                .copied()
+                .filter(|_| pkid != 0)
+                .unwrap_or(u64::MAX)
+        };
+        held.make_contiguous().sort_by_key(key);
+    }
+}
+
 /// The connection thread's state.
 struct Link {
     config: MqttConfig,
@@ -365,6 +401,8 @@ impl Link {
         let max = Duration::from_millis(self.config.max_backoff_ms);
         let mut backoff = initial;
         let mut held: VecDeque<Request> = VecDeque::new();
+        // Packet id → when it was last sent, to put held messages back in sending order.
+        let mut sent: SendOrder = SendOrder::default();
         let mut last_error = String::new();
         let mut last_health = Instant::now();
         let mut last_states = String::new();
@@ -380,9 +418,15 @@ impl Link {
                     self.publish_health();
                     last_health = Instant::now();
                 }
-                Some(Ok(event)) => self.count_confirmation(&event),
+                Some(Ok(event)) => {
+                    if let Event::Outgoing(Outgoing::Publish(pkid)) = event {
+                        sent.record(pkid);
+                    }
+                    self.count_confirmation(&event);
+                }
                 Some(Err(e)) => {
                     self.on_error(&mut connection, &mut held, &e, &mut last_error);
+                    sent.sort(&mut held);
                     if self.done.load(Ordering::Relaxed) {
                         break;
                     }
@@ -553,6 +597,57 @@ fn publish_health(client: &Client, events: &Events, prefix: &str, qos: QoS) {
             qos,
             true,
             health.to_string(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::{PubRel, Publish};
+
+    fn publish(pkid: u16, payload: &str) -> Request {
+        let mut p = Publish::new("t", QoS::ExactlyOnce, payload.as_bytes().to_vec());
+        p.pkid = pkid;
+        Request::Publish(p)
+    }
+
+    fn label(r: &Request) -> String {
+        match r {
+            Request::Publish(p) => String::from_utf8_lossy(&p.payload).into_owned(),
+            Request::PubRel(r) => format!("rel{}", r.pkid),
+            _ => "?".into(),
+        }
+    }
+
+    #[test]
+    fn held_messages_go_back_in_sending_order_across_packet_id_wraparound() {
+        let mut order = SendOrder::default();
+        // Ids wrap at max_inflight: message 20 went out as pkid 10, 21 as 1, 22 as 2.
+        for pkid in [9, 10, 1, 2] {
+            order.record(pkid);
+        }
+        // What rumqttc hands back: publishes by packet id, then the releases.
+        let mut held: VecDeque<Request> = VecDeque::from(vec![
+            publish(1, "m21"),
+            publish(2, "m22"),
+            publish(10, "m20"),
+            Request::PubRel(PubRel { pkid: 9 }),
+            publish(0, "m23-never-sent"),
+            publish(0, "m24-never-sent"),
+        ]);
+        order.sort(&mut held);
+        let labels: Vec<String> = held.iter().map(label).collect();
+        assert_eq!(
+            labels,
+            [
+                "rel9",
+                "m20",
+                "m21",
+                "m22",
+                "m23-never-sent",
+                "m24-never-sent"
+            ]
         );
     }
 }

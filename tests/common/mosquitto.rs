@@ -122,9 +122,28 @@ impl Subscriber {
                 sink.lock().expect("lines").push(line);
             }
         });
-        // mosquitto_sub gives no "subscribed" signal; a retained probe would do, but the
-        // tests publish their own first message long after this.
-        std::thread::sleep(Duration::from_millis(300));
+        // mosquitto_sub gives no "subscribed" signal: publish probes on the filtered topic
+        // until one comes back, then forget them.
+        let probe_topic = topic.replace(['#', '+'], "probe");
+        let started = Instant::now();
+        while !lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .any(|l| l.ends_with(" __probe__"))
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "mosquitto_sub did not subscribe to {topic}"
+            );
+            let _ = Command::new("mosquitto_pub")
+                .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1"])
+                .args(["-t", &probe_topic, "-m", "__probe__"])
+                .status();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        lines.lock().expect("lines").clear();
         Subscriber { child, lines }
     }
 
@@ -137,7 +156,7 @@ impl Subscriber {
         self.lines()
             .iter()
             .filter_map(|l| l.split_once(' '))
-            .filter(|(topic, _)| topic.ends_with(suffix))
+            .filter(|(topic, payload)| topic.ends_with(suffix) && *payload != "__probe__")
             .map(|(_, payload)| payload.to_owned())
             .collect()
     }
