@@ -167,18 +167,25 @@ fn install_model(models: &Path, name: &str, bytes: &[u8], version: &str) -> Stri
     sha
 }
 
+/// A daemon replaying the fixture with its own copy of the models (so a test can change
+/// them); returns it, its models folder and its HTTP port.
+fn with_own_models(model_watch_s: u64) -> (Daemon, std::path::PathBuf, u16) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let models = dir.path().join("models");
+    copy_models(&models);
+    let port = common::free_port();
+    let config =
+        replay_config(port, &models, "") + &format!("[service]\nmodel_watch_s = {model_watch_s}\n");
+    (Daemon::start_in(dir, &config, &[]), models, port)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
 fn a_new_model_version_is_swapped_in_between_frames_losing_and_repeating_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let models = dir.path().join("models");
-    copy_models(&models);
-    let port = common::free_port();
-    let config = replay_config(port, &models, "") + "[service]\nmodel_watch_s = 1\n";
-    let mut daemon = Daemon::start_in(dir, &config, &[]);
+    let (mut daemon, models, _) = with_own_models(1);
     wait_published(&daemon, "kiosk-1", 5);
     let old = daemon.records()[0]["models"]["boundary"]["sha256"]
         .as_str()
@@ -223,12 +230,7 @@ fn a_new_model_version_is_swapped_in_between_frames_losing_and_repeating_nothing
 
 #[test]
 fn a_corrupt_model_is_refused_and_the_running_one_keeps_serving() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let models = dir.path().join("models");
-    copy_models(&models);
-    let port = common::free_port();
-    let config = replay_config(port, &models, "") + "[service]\nmodel_watch_s = 0\n";
-    let daemon = Daemon::start_in(dir, &config, &[]);
+    let (daemon, models, port) = with_own_models(0);
     wait_published(&daemon, "kiosk-1", 3);
     // A truncated file whose manifest matches it: the checksum passes, the graph does not.
     let bytes = std::fs::read(models.join("dmsl-landmark-lite.onnx")).expect("onnx");
