@@ -264,13 +264,18 @@ fn broken_inputs_are_named_and_other_cameras_keep_running() {
                 && e.total("stream_reconnects", Some("visible")) >= 1
         },
     );
-    let state = |camera| common::stream_state(&live.events, camera, "visible").expect("state");
-    let missing = state("missing");
-    assert!(
-        missing.reason.contains("no-such-stream")
-            && missing.reason.to_lowercase().contains("not found"),
-        "{missing:?}"
+    // The 404 camera cycles reconnecting → starting → (404) …: wait for the moment its
+    // state carries the server's answer rather than reading one arbitrary instant.
+    live.wait_for(
+        "the missing stream's state to name the 404",
+        Duration::from_secs(30),
+        |e| {
+            common::stream_state(e, "missing", "visible").is_some_and(|s| {
+                s.reason.contains("no-such-stream") && s.reason.to_lowercase().contains("not found")
+            })
+        },
     );
+    let state = |camera| common::stream_state(&live.events, camera, "visible").expect("state");
     let typo = state("typo");
     assert_eq!(typo.state, StreamState::Failed);
     assert!(typo.reason.contains("does not parse"), "{typo:?}");
