@@ -365,6 +365,15 @@ impl Events {
             .sum()
     }
 
+    /// Sum of one event of one camera over all its labels.
+    pub fn camera_total(&self, name: &str, camera: &str) -> u64 {
+        self.counters()
+            .iter()
+            .filter(|((n, c, _), _)| *n == name && c == camera)
+            .map(|(_, v)| v)
+            .sum()
+    }
+
     /// Drops of one camera by reason (read by the sink for every record: no full copy).
     pub fn drops_by_reason(&self, camera: &str) -> BTreeMap<String, u64> {
         self.counters()

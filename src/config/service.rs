@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::WhenFull;
-
 /// Environment variable that supplies (or overrides) `http.token`, so the secret can stay
 /// out of the config file (systemd `EnvironmentFile=`).
 pub const HTTP_TOKEN_ENV: &str = "SPECTRALD_HTTP_TOKEN";
@@ -130,15 +128,6 @@ pub enum MqttWhenFull {
     Block,
     DropOldest,
     DropNewest,
-}
-
-impl From<WhenFull> for MqttWhenFull {
-    fn from(w: WhenFull) -> Self {
-        match w {
-            WhenFull::Block => MqttWhenFull::Block,
-            WhenFull::DropOldest => MqttWhenFull::DropOldest,
-        }
-    }
 }
 
 pub const MQTT_PASSWORD_ENV: &str = "SPECTRALD_MQTT_PASSWORD";

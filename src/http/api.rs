@@ -117,14 +117,6 @@ struct CameraView {
 pub async fn cameras(State(state): State<AppState>) -> Response {
     let readiness = state.status.readiness(&state.events, &state.hub);
     let streams = state.events.stream_states();
-    let snapshot = state.events.snapshot();
-    let count = |event: &str, camera: &str| -> u64 {
-        snapshot
-            .iter()
-            .filter(|((n, c, _), _)| *n == event && c == camera)
-            .map(|(_, v)| v)
-            .sum()
-    };
     let mut out = Vec::new();
     for (id, ready) in readiness.cameras {
         let latest: Option<Latest> = state.hub.latest(&id);
@@ -143,8 +135,8 @@ pub async fn cameras(State(state): State<AppState>) -> Response {
                     )
                 })
                 .collect(),
-            published: count("pair_published", &id),
-            received: count("frame_received", &id),
+            published: state.events.camera_total("pair_published", &id),
+            received: state.events.camera_total("frame_received", &id),
             dropped: state.events.drops_by_reason(&id),
             fps: latest
                 .as_ref()

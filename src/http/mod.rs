@@ -16,7 +16,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
 use tokio::sync::{Semaphore, watch};
@@ -81,7 +80,6 @@ fn router(state: AppState, config: &HttpConfig) -> Router {
         .route("/readyz", get(api::readyz))
         .merge(api)
         .fallback(api::not_found)
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             config.max_body_bytes,
         ))

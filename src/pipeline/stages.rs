@@ -315,6 +315,11 @@ pub fn landmark(
 pub fn postprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Events>) {
     for mut frame in rx {
         let busy = events.heartbeat().busy("postprocess");
+        // The model canvases have served their purpose; the sink and the live view (which
+        // keeps each camera's newest frame) need only the source images and results.
+        for r in frame.results.iter_mut().flatten() {
+            r.canvas = Vec::new();
+        }
         for s in frame.healthy_spectra() {
             let Some(r) = frame.result_mut(s) else {
                 continue;

@@ -28,7 +28,7 @@ use rumqttc::{
 
 use super::{Outgoing as Message, Sink, SinkError};
 use crate::config::{MqttConfig, MqttWhenFull, Qos};
-use crate::telemetry::Events;
+use crate::telemetry::{Events, StreamState};
 
 /// Requests rumqttc queues between the forwarder and its event loop; the real buffer is
 /// ours (it has the `when_full` policy and is counted).
@@ -405,7 +405,7 @@ impl Link {
         let mut sent: SendOrder = SendOrder::default();
         let mut last_error = String::new();
         let mut last_health = Instant::now();
-        let mut last_states = String::new();
+        let mut last_states: Vec<StreamState> = Vec::new();
         let health_every = Duration::from_secs(self.config.health_interval_s.max(1));
         while !self.done.load(Ordering::Relaxed) {
             let event = connection.recv_timeout(Duration::from_millis(200)).ok();
@@ -439,14 +439,12 @@ impl Link {
                 }
             }
             if self.progress.connected.load(Ordering::Relaxed) {
-                let states = format!(
-                    "{:?}",
-                    self.events
-                        .stream_states()
-                        .values()
-                        .map(|s| s.state)
-                        .collect::<Vec<_>>()
-                );
+                let states: Vec<StreamState> = self
+                    .events
+                    .stream_states()
+                    .values()
+                    .map(|s| s.state)
+                    .collect();
                 if last_health.elapsed() >= health_every || states != last_states {
                     self.publish_health();
                     last_health = Instant::now();
@@ -566,13 +564,6 @@ fn publish_health(client: &Client, events: &Events, prefix: &str, qos: QoS) {
         cameras.entry(camera.clone()).or_default();
     }
     for (camera, health) in cameras.iter_mut() {
-        let sum = |event: &str| -> u64 {
-            snapshot
-                .iter()
-                .filter(|((n, c, _), _)| *n == event && c == camera)
-                .map(|(_, v)| v)
-                .sum()
-        };
         let streams: BTreeMap<&str, serde_json::Value> = states
             .iter()
             .filter(|((c, _), _)| c == camera)
@@ -586,8 +577,8 @@ fn publish_health(client: &Client, events: &Events, prefix: &str, qos: QoS) {
         *health = serde_json::json!({
             "camera": camera,
             "streams": streams,
-            "received": sum("frame_received"),
-            "published": sum("pair_published"),
+            "received": events.camera_total("frame_received", camera),
+            "published": events.camera_total("pair_published", camera),
             "dropped": events.drops_by_reason(camera),
         });
     }
