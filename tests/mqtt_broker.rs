@@ -21,21 +21,6 @@ fn sequences(payloads: &[String]) -> Vec<u64> {
         .collect()
 }
 
-fn wait_exit(daemon: &mut Daemon, timeout: Duration) -> i32 {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = daemon.child.try_wait().expect("wait") {
-            return status.code().unwrap_or(-1);
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "daemon still running; log:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn landmarks_health_and_availability_reach_a_real_subscriber() {
     let broker = Broker::start("");
@@ -50,7 +35,7 @@ fn landmarks_health_and_availability_reach_a_real_subscriber() {
         );
     let mut daemon = Daemon::start(&config);
     assert_eq!(
-        wait_exit(&mut daemon, Duration::from_secs(120)),
+        daemon.wait_exit(Duration::from_secs(120)),
         0,
         "{}",
         daemon.log()
@@ -150,9 +135,7 @@ fn broker_refusing_auth_is_reported_and_other_outputs_go_on() {
         );
     let daemon = Daemon::start(&config);
     // 16 messages fit in rumqttc's request queue and 3 in the buffer; later ones drop.
-    daemon.wait_for("30 published pairs", Duration::from_secs(60), |c| {
-        c[0]["published"].as_u64().unwrap_or(0) >= 30
-    });
+    daemon.wait_published("kiosk-1", 30, Duration::from_secs(60));
     let (_, metrics) = daemon.get("/metrics", None);
     let value = |prefix: &str| -> f64 {
         metrics

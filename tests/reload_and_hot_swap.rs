@@ -38,30 +38,7 @@ fn assert_gap_free(records: &[serde_json::Value]) {
     }
 }
 
-fn published(daemon: &Daemon, camera: &str) -> u64 {
-    let (_, body) = daemon.get("/api/v1/cameras", None);
-    serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v.as_array()?
-                .iter()
-                .find(|c| c["id"] == camera)
-                .and_then(|c| c["published"].as_u64())
-        })
-        .unwrap_or(0)
-}
-
-fn wait_published(daemon: &Daemon, camera: &str, at_least: u64) {
-    let started = Instant::now();
-    while published(daemon, camera) < at_least {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{camera} did not reach {at_least} published; log:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn two_cameras(port: u16, models: &Path, second_speed: f64) -> String {
     replay_config(port, models, "")
@@ -76,7 +53,7 @@ fn sighup_restarts_the_changed_camera_and_leaves_the_other_running() {
     let port = common::free_port();
     let models = common::repo().join("models");
     let daemon = Daemon::start(&two_cameras(port, &models, 1.0));
-    wait_published(&daemon, "kiosk-2", 5);
+    daemon.wait_published("kiosk-2", 5, PUBLISH_TIMEOUT);
     std::fs::write(daemon.path("config.toml"), two_cameras(port, &models, 2.0))
         .expect("rewrite config");
     daemon.signal("HUP");
@@ -102,8 +79,8 @@ fn sighup_restarts_the_changed_camera_and_leaves_the_other_running() {
         stopped.iter().all(|l| l.contains("kiosk-2")) && !stopped.is_empty(),
         "only kiosk-2 stopped: {stopped:?}"
     );
-    let kiosk2 = published(&daemon, "kiosk-2");
-    wait_published(&daemon, "kiosk-2", kiosk2 + 5);
+    let kiosk2 = daemon.published("kiosk-2");
+    daemon.wait_published("kiosk-2", kiosk2 + 5, PUBLISH_TIMEOUT);
     let mut daemon = daemon;
     assert_eq!(daemon.stop(), 0);
     // Nothing lost or repeated on either camera: sequence numbers continue over the restart.
@@ -114,7 +91,7 @@ fn sighup_restarts_the_changed_camera_and_leaves_the_other_running() {
 fn a_broken_config_is_refused_and_the_old_one_keeps_running() {
     let port = common::free_port();
     let daemon = Daemon::start(&replay_config(port, &common::repo().join("models"), ""));
-    wait_published(&daemon, "kiosk-1", 3);
+    daemon.wait_published("kiosk-1", 3, PUBLISH_TIMEOUT);
     std::fs::write(
         daemon.path("config.toml"),
         replay_config(port, &common::repo().join("models"), "") + "\n[queues]\ncapacity = 0\n",
@@ -130,8 +107,8 @@ fn a_broken_config_is_refused_and_the_old_one_keeps_running() {
     let (status, _, body) = http(port, "POST", "/api/v1/reload", None, "");
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("config.toml"), "{body}");
-    let before = published(&daemon, "kiosk-1");
-    wait_published(&daemon, "kiosk-1", before + 5);
+    let before = daemon.published("kiosk-1");
+    daemon.wait_published("kiosk-1", before + 5, PUBLISH_TIMEOUT);
     let (_, metrics) = daemon.get("/metrics", None);
     assert!(
         metrics.contains("spectrald_config_reloads_total{outcome=\"rejected\"} 2"),
@@ -186,7 +163,7 @@ fn hex(bytes: &[u8]) -> String {
 #[test]
 fn a_new_model_version_is_swapped_in_between_frames_losing_and_repeating_nothing() {
     let (mut daemon, models, _) = with_own_models(1);
-    wait_published(&daemon, "kiosk-1", 5);
+    daemon.wait_published("kiosk-1", 5, PUBLISH_TIMEOUT);
     let old = daemon.records()[0]["models"]["boundary"]["sha256"]
         .as_str()
         .expect("sha")
@@ -207,8 +184,8 @@ fn a_new_model_version_is_swapped_in_between_frames_losing_and_repeating_nothing
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let at = published(&daemon, "kiosk-1");
-    wait_published(&daemon, "kiosk-1", at + 5);
+    let at = daemon.published("kiosk-1");
+    daemon.wait_published("kiosk-1", at + 5, PUBLISH_TIMEOUT);
     assert_eq!(daemon.stop(), 0);
     let records = daemon.records();
     assert_gap_free(&records);
@@ -231,7 +208,7 @@ fn a_new_model_version_is_swapped_in_between_frames_losing_and_repeating_nothing
 #[test]
 fn a_corrupt_model_is_refused_and_the_running_one_keeps_serving() {
     let (daemon, models, port) = with_own_models(0);
-    wait_published(&daemon, "kiosk-1", 3);
+    daemon.wait_published("kiosk-1", 3, PUBLISH_TIMEOUT);
     // A truncated file whose manifest matches it: the checksum passes, the graph does not.
     let bytes = std::fs::read(models.join("dmsl-landmark-lite.onnx")).expect("onnx");
     install_model(
@@ -246,8 +223,8 @@ fn a_corrupt_model_is_refused_and_the_running_one_keeps_serving() {
         body.contains("reload refused") && body.contains("landmark"),
         "{body}"
     );
-    let before = published(&daemon, "kiosk-1");
-    wait_published(&daemon, "kiosk-1", before + 5);
+    let before = daemon.published("kiosk-1");
+    daemon.wait_published("kiosk-1", before + 5, PUBLISH_TIMEOUT);
     let (_, metrics) = daemon.get("/metrics", None);
     assert!(
         metrics.contains("spectrald_model_swaps_total{role=\"landmark\",outcome=\"rejected\"} 1"),

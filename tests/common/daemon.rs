@@ -101,18 +101,38 @@ impl Daemon {
     /// SIGTERM, then waits for the exit; returns the exit code.
     pub fn stop(&mut self) -> i32 {
         self.signal("TERM");
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    /// Waits for the daemon to exit on its own; returns the exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status.code().unwrap_or(-1);
             }
             assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "daemon did not stop within 30 s; log:\n{}",
+                started.elapsed() < timeout,
+                "daemon did not exit within {timeout:?}; log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Pairs `camera` has published so far (0 before its first).
+    pub fn published(&self, camera: &str) -> u64 {
+        let (_, body) = self.get("/api/v1/cameras", None);
+        serde_json::from_str(&body).map_or(0, |c| published_in(&c, camera))
+    }
+
+    /// Waits until `camera` has published at least `at_least` pairs.
+    pub fn wait_published(&self, camera: &str, at_least: u64, timeout: Duration) {
+        self.wait_for(
+            &format!("{camera} to publish {at_least} pairs"),
+            timeout,
+            |c| published_in(c, camera) >= at_least,
+        );
     }
 
     /// The JSON lines written so far.
@@ -145,6 +165,15 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Pairs `camera` has published, from a parsed `/api/v1/cameras` answer.
+pub fn published_in(cameras: &serde_json::Value, camera: &str) -> u64 {
+    cameras
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["id"] == camera))
+        .and_then(|c| c["published"].as_u64())
+        .unwrap_or(0)
 }
 
 impl Drop for Daemon {
