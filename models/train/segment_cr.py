@@ -1,0 +1,259 @@
+"""FCN-style semantic segmentation trained with and without the contextual-regularization
+(CR) loss of indoor-segmentation-contextual-regularization.txt, on CamVid (11 classes).
+
+    python models/train/segment_cr.py --data ../shared/data/camvid-dev --out models --cr-lambda 0
+    python models/train/segment_cr.py --data ../shared/data/camvid-dev --out models --cr-lambda 100
+
+- Network: FCN-8s head (1x1 score convs at strides 8/16/32, summed after bilinear
+  upsampling) on an ImageNet EfficientNet-Lite0 encoder (PyPI wheel, Apache-2.0);
+  softmax at the input resolution 192x256 (CamVid's 4:3).
+- Loss: softmax cross-entropy over labelled pixels (void, id 11, ignored as in SegNet)
+  plus, with --cr-lambda > 0, the paper's constraint loss
+      l_c = lambda * sum_n sum_j || W_j o (D_j (x) f_n) ||_1,
+      W_j(i) = exp(-||I(i) - I(i + d_j)||^2 / (2 sigma^2)),
+  over the 8 neighbour offsets d_j with fixed difference kernels D_j (the paper's
+  starting kernels; its learnable-kernel variant and kernel loss l_k are not used),
+  I the RGB image in [0,1], sigma = 0.25, lambda = 100 as the paper. The paper sums over
+  pixels with no stated normalisation; here the sum is a mean over pixels, neighbours and
+  classes so lambda does not scale with the image size (written in the manifest).
+- Split: per video sequence, the last 25 % of its frames in time order are held out (the
+  frames are 1 fps and strongly correlated, so a random split would leak). The held-out
+  list is written next to the model so `spectrald offline evaluate` scores the same frames.
+- Metrics (held out, at the labels' 480x360, void ignored): pixel acc, mean acc, mean IU,
+  frequency-weighted IU exactly as FCN defines them, and per-class IU.
+"""
+
+import argparse
+import csv
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from offline_common import Lite0Stages, export_onnx, sha256, write_manifest
+
+H, W = 192, 256
+VOID = 11
+OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+
+
+class Fcn8(nn.Module):
+    def __init__(self, n_classes):
+        super().__init__()
+        self.encoder = Lite0Stages()
+        self.score8 = nn.Conv2d(40, n_classes, 1)
+        self.score16 = nn.Conv2d(112, n_classes, 1)
+        self.score32 = nn.Conv2d(1280, n_classes, 1)
+
+    def logits(self, image):
+        taps = self.encoder(image)
+        up = lambda x, ref: F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+        s16 = self.score16(taps[16]) + up(self.score32(taps[32]), taps[16])
+        s8 = self.score8(taps[8]) + up(s16, taps[8])
+        return F.interpolate(s8, size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+    def forward(self, image):
+        return torch.softmax(self.logits(image), 1)
+
+
+def shift(x, dy, dx):
+    """x moved so that out[i] = x[i + d]; the border rows/columns are cut from both."""
+    h, w = x.shape[-2:]
+    return x[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+
+
+def cr_loss(probs, image, sigma):
+    """Mean over pixels, 8 neighbours and classes of W_j(i) |f_n(i) - f_n(i + d_j)|."""
+    total = 0.0
+    for dy, dx in OFFSETS:
+        a_img, b_img = shift(image, -dy, -dx), shift(image, dy, dx)
+        weight = torch.exp(-((a_img - b_img) ** 2).sum(1, keepdim=True) / (2 * sigma**2))
+        a, b = shift(probs, -dy, -dx), shift(probs, dy, dx)
+        total = total + (weight * (a - b).abs()).mean()
+    return total / len(OFFSETS)
+
+
+def split(data: Path, held_share: float):
+    rows = list(csv.DictReader(open(data / "files.csv")))
+    by_seq = {}
+    for r in rows:
+        by_seq.setdefault(r["sequence"], []).append(r)
+    train, held = [], []
+    for seq in sorted(by_seq):
+        frames = sorted(by_seq[seq], key=lambda r: r["image"])
+        cut = len(frames) - round(len(frames) * held_share)
+        train += frames[:cut]
+        held += frames[cut:]
+    return train, held
+
+
+def load(data: Path, rows, size):
+    images, labels = [], []
+    for r in rows:
+        img = Image.open(data / r["image"]).convert("RGB")
+        lab = Image.open(data / r["label"])
+        if size:
+            img = img.resize((size[1], size[0]), Image.BILINEAR)
+            lab = lab.resize((size[1], size[0]), Image.NEAREST)
+        images.append(np.asarray(img))
+        labels.append(np.asarray(lab))
+    return np.stack(images), np.stack(labels)
+
+
+def confusion(truth, pred, n):
+    keep = truth < n
+    return np.bincount(n * truth[keep].astype(np.int64) + pred[keep], minlength=n * n).reshape(n, n)
+
+
+def scores(cm):
+    """FCN's definitions (n_ij: class i labelled, predicted j; t_i = sum_j n_ij)."""
+    n_ii = np.diag(cm).astype(np.float64)
+    t = cm.sum(1).astype(np.float64)
+    pred = cm.sum(0).astype(np.float64)
+    present = t > 0
+    iu = n_ii / np.maximum(t + pred - n_ii, 1)
+    return {
+        "pixel_accuracy": float(n_ii.sum() / t.sum()),
+        "mean_accuracy": float((n_ii[present] / t[present]).mean()),
+        "mean_iu": float(iu[present].mean()),
+        "frequency_weighted_iu": float((t * iu).sum() / t.sum()),
+        "per_class_iu": iu.tolist(),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/camvid-dev"))
+    ap.add_argument("--out", type=Path, default=Path("models"))
+    ap.add_argument("--cr-lambda", type=float, default=100.0)
+    ap.add_argument("--sigma", type=float, default=0.25)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=0, help="train on this many frames only (smoke test)")
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    torch.set_num_threads(args.threads)
+
+    classes = [r["name"] for r in csv.DictReader(open(args.data / "classes.csv"))][:VOID]
+    train_rows, held_rows = split(args.data, 0.25)
+    if args.limit:
+        train_rows = train_rows[: args.limit]
+    x, y = load(args.data, train_rows, (H, W))
+    x = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255
+    y = torch.from_numpy(y.astype(np.int64))
+    print(f"train {len(x)} frames, held out {len(held_rows)}", flush=True)
+
+    net = Fcn8(len(classes))
+    # Frozen BatchNorm statistics: batches of 8 correlated frames are too small to
+    # re-estimate them.
+    for m in net.encoder.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+            m.weight.requires_grad_(False)
+            m.bias.requires_grad_(False)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+    steps = args.epochs * ((len(x) + args.batch - 1) // args.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    log = []
+    t0 = time.time()
+    for epoch in range(args.epochs):
+        net.train()
+        for m in net.encoder.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        perm = torch.randperm(len(x))
+        sums = np.zeros(2)
+        for i in range(0, len(x), args.batch):
+            idx = perm[i : i + args.batch]
+            img, lab = x[idx], y[idx]
+            if random.random() < 0.5:
+                img, lab = img.flip(-1), lab.flip(-1)
+            logits = net.logits(img)
+            ce = F.cross_entropy(logits, lab, ignore_index=VOID)
+            cr = cr_loss(torch.softmax(logits, 1), img, args.sigma) if args.cr_lambda > 0 else torch.zeros(())
+            loss = ce + args.cr_lambda * cr
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            sums += [ce.item() * len(idx), cr.item() * len(idx)]
+        entry = {"epoch": epoch + 1, "ce": sums[0] / len(x), "cr": sums[1] / len(x), "s": round(time.time() - t0)}
+        log.append(entry)
+        print(json.dumps(entry), flush=True)
+
+    net.eval()
+    name = "segment-camvid-lite0" + ("-cr" if args.cr_lambda > 0 else "")
+    args.out.mkdir(parents=True, exist_ok=True)
+    onnx_path = args.out / f"{name}.onnx"
+    export_onnx(net, x[:1], onnx_path, "image", ["probabilities"])
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+    # Held-out metrics at the labels' resolution: probabilities resized bilinearly.
+    hx, hy = load(args.data, held_rows, None)
+    cm = np.zeros((VOID, VOID), dtype=np.int64)
+    for img, lab in zip(hx, hy):
+        small = np.asarray(Image.fromarray(img).resize((W, H), Image.BILINEAR), dtype=np.float32) / 255
+        probs = session.run(None, {"image": small.transpose(2, 0, 1)[None]})[0]
+        full = F.interpolate(torch.from_numpy(probs), size=lab.shape, mode="bilinear", align_corners=False)
+        cm += confusion(lab, full.argmax(1)[0].numpy(), VOID)
+    metrics = scores(cm)
+    metrics["per_class_iu"] = dict(zip(classes, metrics["per_class_iu"]))
+    metrics["held_out_frames"] = len(held_rows)
+    print(json.dumps(metrics, indent=1))
+
+    held_list = args.out / "segment-camvid-heldout.csv"
+    with open(held_list, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "label"])
+        for r in held_rows:
+            w.writerow([r["image"], r["label"]])
+    (args.out / f"{name}-train-log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
+    manifest = {
+        "name": name,
+        "task": "segment",
+        "version": "1.0.0",
+        "file": onnx_path.name,
+        "sha256": sha256(onnx_path),
+        "input": {"name": "image", "shape": [-1, 3, H, W]},
+        "outputs": [{"name": "probabilities", "shape": [-1, len(classes), H, W]}],
+        "classes": classes,
+        "colors": [[int(r["r"]), int(r["g"]), int(r["b"])] for r in csv.DictReader(open(args.data / "classes.csv"))][:VOID],
+        "bands": ["red", "green", "blue"],
+        "preprocessing": {
+            "input": "RGB / 255, bilinear resize of the whole image to 256x192 (W x H)",
+            "output": "class probabilities at 256x192; resize bilinearly to the image, then argmax",
+            "in_graph": "(x*255-127)/128 (EfficientNet-Lite)",
+        },
+        "training": {
+            "script": "models/train/segment_cr.py",
+            "data": "CamVid 11-class dev subset (../shared/data/camvid-dev), void (11) ignored",
+            "split": "per sequence, last 25 % of frames in time order held out (segment-camvid-heldout.csv)",
+            "train_frames": len(x),
+            "network": "FCN-8s head on EfficientNet-Lite0 (ImageNet, PyPI, Apache-2.0), BatchNorm frozen",
+            "loss": "softmax CE" + (" + lambda * CR" if args.cr_lambda > 0 else ""),
+            "cr": {"lambda": args.cr_lambda, "sigma": args.sigma, "neighbours": 8,
+                   "normalisation": "mean over pixels, neighbours and classes", "kernels": "fixed differences"},
+            "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "optimizer": "AdamW wd 1e-4, one-cycle",
+            "augment": "horizontal flip", "seed": args.seed, "seconds": round(time.time() - t0),
+        },
+        "metrics": metrics,
+        "card": "segment-camvid-lite0.md",
+        "licence": "research use only (trained on CamVid, no open licence); backbone Apache-2.0; see the model card",
+    }
+    write_manifest(args.out / f"{name}.json", manifest)
+
+
+if __name__ == "__main__":
+    main()
