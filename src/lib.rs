@@ -24,6 +24,7 @@ pub mod evaluate;
 pub mod frame;
 pub mod http;
 pub mod infer;
+pub mod offline;
 pub mod pair;
 pub mod pipeline;
 pub mod publish;

@@ -8,6 +8,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod offline_cli;
+
 use spectrald::config::{BackendKind, CameraConfig, Config, LogFormat};
 use spectrald::infer::list_manifests;
 use spectrald::telemetry::{self, Events};
@@ -138,6 +140,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "iron")]
         palette: PaletteArg,
     },
+    /// Offline models over stored imagery: classify, segment, evaluate (README "Offline stage").
+    #[command(subcommand)]
+    Offline(offline_cli::OfflineCommand),
+    /// Serve the offline models over HTTP (single images and folder jobs).
+    ServeOffline(offline_cli::ServeArgs),
     /// List installed models and verify their sha256 against the manifests.
     Models {
         #[arg(long, default_value = "models")]
@@ -214,6 +221,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Models { dir } => list_models(&dir),
+        Command::Offline(command) => offline_cli::run(command),
+        Command::ServeOffline(args) => offline_cli::serve(args),
         Command::Record {
             config,
             camera,

@@ -211,6 +211,11 @@ def main():
         "licence": "weights: Apache-2.0 backbone (EfficientNet-Lite0) + classifier trained on EuroSAT (MIT, Copernicus Sentinel-2 data); see the model card",
     }
     write_manifest(args.out / f"{NAME}.json", manifest)
+    # The held-out list, so `spectrald offline evaluate --split` scores the same patches.
+    with open(args.out / "satellite-eurosat-heldout.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "class"])
+        w.writerows((name, names[k]) for name, k in test)
     print(json.dumps({"accuracy": acc, "per_class": per_class}, indent=1))
 
 

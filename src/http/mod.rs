@@ -7,6 +7,7 @@
 
 mod api;
 mod auth;
+pub(crate) use auth::token_matches;
 mod listener;
 mod metrics;
 

@@ -54,6 +54,16 @@ pub struct Manifest {
     pub card: Option<String>,
     #[serde(default)]
     pub licence: Option<String>,
+    /// Offline models: one name per output class, in output order.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Offline segmentation models: an RGB colour per class for overlays.
+    #[serde(default)]
+    pub colors: Vec<[u8; 3]>,
+    /// Offline models: the input bands by name, in input channel order (e.g. red, green,
+    /// blue); the offline stage picks these from an input's bands by name.
+    #[serde(default)]
+    pub bands: Vec<String>,
     /// Where the manifest was read from (set on load).
     #[serde(skip)]
     pub path: PathBuf,

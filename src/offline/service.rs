@@ -1,0 +1,605 @@
+//! `spectrald serve-offline`: the offline models over HTTP.
+//!
+//! - `GET  /api/v1/offline/models` — the offline models in the models folder.
+//! - `POST /api/v1/offline/{model}` — body: one image (PNG/JPEG/TIFF); answer: the result
+//!   line (`spectrald.offline/v1`), also kept in the store. Query: `stride`, `refine`,
+//!   `bands` (comma-separated names), `range` (`lo:hi` for 16-bit).
+//! - `POST /api/v1/offline/{model}/jobs` — body `{"inputs": [...]}` (files, folders, globs
+//!   under `--jobs-root`); answer 202 with the job id. Jobs run one after another.
+//! - `GET  /api/v1/offline/jobs/{id}` — progress (total, done, skipped, failures).
+//! - `GET  /api/v1/offline/jobs/{id}/results` — the result lines so far (NDJSON).
+//! - `GET  /healthz` — no token needed.
+//!
+//! Same rules as the daemon's API: loopback unless a token is set, the bearer token
+//! compared in constant time, body and time limits.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use super::OfflineError;
+use super::model::OfflineModel;
+use super::raster::Scale16;
+use super::refine::RefineParams;
+use super::run::{self, Analyzer, Outcome, Progress, RunOptions};
+use super::store::Store;
+use crate::config::ModelsConfig;
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+    pub models_dir: PathBuf,
+    pub models: ModelsConfig,
+    pub store: PathBuf,
+    /// Folder jobs may read from (None: no folder jobs).
+    pub jobs_root: Option<PathBuf>,
+    /// Where folder jobs write their result files (one sub-folder per job).
+    pub jobs_out: PathBuf,
+    pub max_body_bytes: usize,
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("--listen {addr}: {source}; pick a free port or stop what is using it")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "--listen {0} is reachable from other machines: set SPECTRALD_HTTP_TOKEN (or --token-file), or listen on 127.0.0.1"
+    )]
+    NeedsToken(SocketAddr),
+    #[error("--jobs-root {path}: {source}")]
+    JobsRoot {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the HTTP runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+#[derive(Clone)]
+struct AppState {
+    options: Arc<ServeOptions>,
+    models: Arc<ModelPool>,
+    jobs: Arc<Mutex<Vec<Arc<Job>>>>,
+    job_queue: crossbeam_channel::Sender<Arc<Job>>,
+    unauthorized: Arc<AtomicU64>,
+}
+
+/// Loaded models by name; a request takes one (or loads another) and gives it back, so
+/// concurrent requests never share a session and idle ones are reused.
+#[derive(Default)]
+struct ModelPool {
+    idle: Mutex<HashMap<String, Vec<OfflineModel>>>,
+}
+
+impl ModelPool {
+    fn take(&self, options: &ServeOptions, name: &str) -> Result<OfflineModel, OfflineError> {
+        let pooled = self
+            .idle
+            .lock()
+            .ok()
+            .and_then(|mut idle| idle.get_mut(name).and_then(Vec::pop));
+        match pooled {
+            Some(model) => Ok(model),
+            None => OfflineModel::load(&options.models_dir, name, &options.models),
+        }
+    }
+
+    fn give_back(&self, name: &str, model: OfflineModel) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.entry(name.to_owned()).or_default().push(model);
+        }
+    }
+}
+
+#[derive(Serialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+#[derive(Serialize)]
+struct JobStatus {
+    id: u64,
+    model: String,
+    state: JobState,
+    total: usize,
+    done: usize,
+    skipped: usize,
+    failures: Vec<Value>,
+    /// A job-level error (model would not load, output folder not writable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    out_dir: String,
+}
+
+struct Job {
+    inputs: Vec<PathBuf>,
+    options: RunOptions,
+    status: Mutex<JobStatus>,
+    lines: Mutex<Vec<String>>,
+}
+
+impl Job {
+    fn update(&self, f: impl FnOnce(&mut JobStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+}
+
+impl Progress for Job {
+    fn start(&self, total: usize) {
+        self.update(|s| {
+            s.total = total;
+            s.state = JobState::Running;
+        });
+    }
+
+    fn advance(&self, input: &Path, outcome: &Result<Outcome, OfflineError>) {
+        self.update(|s| match outcome {
+            Ok(Outcome::Done(_)) => s.done += 1,
+            Ok(Outcome::Skipped(_)) => s.skipped += 1,
+            Err(e) => s
+                .failures
+                .push(json!({"input": input.display().to_string(), "error": e.to_string()})),
+        });
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// Starts the server and serves until `stop` becomes true.
+pub fn serve(options: ServeOptions, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
+    if !options.listen.ip().is_loopback() && options.token.is_none() {
+        return Err(ServeError::NeedsToken(options.listen));
+    }
+    let mut options = options;
+    if let Some(root) = &options.jobs_root {
+        options.jobs_root = Some(root.canonicalize().map_err(|source| ServeError::JobsRoot {
+            path: root.clone(),
+            source,
+        })?);
+    }
+    let listener =
+        std::net::TcpListener::bind(options.listen).map_err(|source| ServeError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(ServeError::Runtime)?;
+    let local = listener.local_addr().map_err(ServeError::Runtime)?;
+    let (job_tx, job_rx) = crossbeam_channel::unbounded::<Arc<Job>>();
+    let state = AppState {
+        options: Arc::new(options),
+        models: Arc::new(ModelPool::default()),
+        jobs: Arc::default(),
+        job_queue: job_tx,
+        unauthorized: Arc::default(),
+    };
+    let worker_state = state.clone();
+    let worker_stop = stop.clone();
+    let worker = std::thread::Builder::new()
+        .name("offline-jobs".into())
+        .spawn(move || run_jobs(worker_state, job_rx, worker_stop))
+        .map_err(ServeError::Runtime)?;
+    let app = router(state);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("offline-http")
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    tracing::info!(address = %local, "offline API listening");
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("offline API listener: {e}");
+                return;
+            }
+        };
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        if let Err(e) = served.await {
+            tracing::error!("offline API stopped: {e}");
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    // The job worker sees `stop` between inputs.
+    let _ = worker.join();
+    Ok(())
+}
+
+fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/offline/models", get(list_models))
+        .route("/api/v1/offline/{model}", post(analyse_upload))
+        .route("/api/v1/offline/{model}/jobs", post(submit_job))
+        .route("/api/v1/offline/jobs/{id}", get(job_status))
+        .route("/api/v1/offline/jobs/{id}/results", get(job_results))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    let max_body = state.options.max_body_bytes;
+    let timeout = Duration::from_millis(state.options.request_timeout_ms);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(api)
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such route; see /api/v1/offline/models",
+            )
+        })
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(state)
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(expected) = state.options.token.as_deref() else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if crate::http::token_matches(token.as_bytes(), expected.as_bytes()) => {
+            next.run(request).await
+        }
+        _ => {
+            state.unauthorized.fetch_add(1, Ordering::Relaxed);
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"spectrald\"")],
+                "missing or wrong bearer token: send Authorization: Bearer <token>\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn list_models(State(state): State<AppState>) -> Response {
+    let models: Vec<Value> = crate::infer::list_manifests(&state.options.models_dir)
+        .into_iter()
+        .filter_map(|(_, m)| m.ok())
+        .filter(|m| m.task == "classify" || m.task == "segment")
+        .map(|m| {
+            json!({"name": m.name, "id": m.id(), "task": m.task, "classes": m.classes,
+                   "bands": m.bands, "input": m.input.shape})
+        })
+        .collect();
+    axum::Json(json!({ "models": models })).into_response()
+}
+
+/// A model name from a URL: a plain file stem, never a path.
+fn valid_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.')
+}
+
+#[derive(Deserialize, Default)]
+struct AnalyseQuery {
+    stride: Option<usize>,
+    refine: Option<bool>,
+    bands: Option<String>,
+    range: Option<String>,
+    name: Option<String>,
+}
+
+fn run_options(q: &AnalyseQuery, out_dir: Option<PathBuf>) -> Result<RunOptions, String> {
+    let scale16 = match &q.range {
+        Some(r) => Some(parse_range(r)?),
+        None => None,
+    };
+    Ok(RunOptions {
+        stride: q.stride.filter(|s| *s > 0),
+        batch: 16,
+        refine: q.refine.unwrap_or(false).then(RefineParams::default),
+        bands: q
+            .bands
+            .as_ref()
+            .map(|b| b.split(',').map(|s| s.trim().to_owned()).collect()),
+        scale16,
+        out_dir,
+        force: false,
+    })
+}
+
+/// `lo:hi` → a fixed 16-bit range.
+pub fn parse_range(text: &str) -> Result<Scale16, String> {
+    let (lo, hi) = text
+        .split_once(':')
+        .ok_or_else(|| format!("range {text:?} is not lo:hi, e.g. 0:10000"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<f32>()
+            .map_err(|_| format!("range {text:?}: {v:?} is not a number"))
+    };
+    let (lo, hi) = (parse(lo)?, parse(hi)?);
+    if hi <= lo {
+        return Err(format!("range {text:?}: hi must be above lo"));
+    }
+    Ok(Scale16::Range(lo, hi))
+}
+
+fn status_for(e: &OfflineError) -> StatusCode {
+    match e {
+        OfflineError::Model(crate::infer::ModelError::Missing { .. }) => StatusCode::NOT_FOUND,
+        OfflineError::Model(_) | OfflineError::Store(_) | OfflineError::Output { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+async fn analyse_upload(
+    State(state): State<AppState>,
+    UrlPath(model): UrlPath<String>,
+    Query(query): Query<AnalyseQuery>,
+    body: Bytes,
+) -> Response {
+    if !valid_model_name(&model) {
+        return error(StatusCode::NOT_FOUND, format!("no model named {model:?}"));
+    }
+    if body.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "send the image as the request body",
+        );
+    }
+    let options = match run_options(&query, None) {
+        Ok(o) => o,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let upload_name = query.name.clone().unwrap_or_else(|| "upload".into());
+    let work = move || -> Result<Value, OfflineError> {
+        let loaded = state.models.take(&state.options, &model)?;
+        let store = Store::open(&state.options.store)?;
+        let mut analyzer = Analyzer::new(loaded, Some(store), options)?;
+        let input = format!("upload:{upload_name}");
+        let outcome = analyzer.analyse_bytes(&body, Path::new(&upload_name), &input, false);
+        state.models.give_back(&model, analyzer.model);
+        match outcome? {
+            Outcome::Done(line) => Ok(line),
+            Outcome::Skipped(mut line) => {
+                line["from_store"] = json!(true);
+                Ok(line)
+            }
+        }
+    };
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(line)) => axum::Json(line).into_response(),
+        Ok(Err(e)) => error(status_for(&e), e.to_string()),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("analysis panicked: {e}"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct JobRequest {
+    inputs: Vec<String>,
+    #[serde(default)]
+    stride: Option<usize>,
+    #[serde(default)]
+    refine: Option<bool>,
+    #[serde(default)]
+    bands: Option<String>,
+    #[serde(default)]
+    range: Option<String>,
+}
+
+static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
+
+async fn submit_job(
+    State(state): State<AppState>,
+    UrlPath(model): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let Some(root) = state.options.jobs_root.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "folder jobs are off; start serve-offline with --jobs-root DIR",
+        );
+    };
+    if !valid_model_name(&model) {
+        return error(StatusCode::NOT_FOUND, format!("no model named {model:?}"));
+    }
+    let request: JobRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("body is not {{\"inputs\": [...]}}: {e}"),
+            );
+        }
+    };
+    // Inputs are relative to the jobs root and must stay inside it (no `..`, no links out).
+    let mut resolved = Vec::new();
+    for input in &request.inputs {
+        if Path::new(input).is_absolute() || input.split(['/', '\\']).any(|part| part == "..") {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("{input}: give paths relative to the jobs root, without .."),
+            );
+        }
+        resolved.push(root.join(input).display().to_string());
+    }
+    let inputs = match run::expand_inputs(&resolved) {
+        Ok(list) => list,
+        Err(e) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.to_string().replace(&root.display().to_string(), ""),
+            );
+        }
+    };
+    if let Some(outside) = inputs.iter().find(|p| {
+        p.canonicalize()
+            .map(|c| !c.starts_with(&root))
+            .unwrap_or(true)
+    }) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("{} leads outside the jobs root", outside.display()),
+        );
+    }
+    let id = NEXT_JOB.fetch_add(1, Ordering::Relaxed);
+    let out_dir = state.options.jobs_out.join(format!("job-{id}"));
+    let query = AnalyseQuery {
+        stride: request.stride,
+        refine: request.refine,
+        bands: request.bands,
+        range: request.range,
+        name: None,
+    };
+    let options = match run_options(&query, Some(out_dir.clone())) {
+        Ok(o) => o,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let job = Arc::new(Job {
+        inputs,
+        options,
+        status: Mutex::new(JobStatus {
+            id,
+            model,
+            state: JobState::Queued,
+            total: 0,
+            done: 0,
+            skipped: 0,
+            failures: vec![],
+            error: None,
+            out_dir: out_dir.display().to_string(),
+        }),
+        lines: Mutex::default(),
+    });
+    if let Ok(mut jobs) = state.jobs.lock() {
+        jobs.push(job.clone());
+    }
+    let _ = state.job_queue.send(job);
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"job": id, "status": format!("/api/v1/offline/jobs/{id}")})),
+    )
+        .into_response()
+}
+
+fn find_job(state: &AppState, id: u64) -> Option<Arc<Job>> {
+    let jobs = state.jobs.lock().ok()?;
+    jobs.iter()
+        .find(|j| j.status.lock().map(|s| s.id == id).unwrap_or(false))
+        .cloned()
+}
+
+async fn job_status(State(state): State<AppState>, UrlPath(id): UrlPath<u64>) -> Response {
+    match find_job(&state, id) {
+        Some(job) => match job.status.lock() {
+            Ok(status) => axum::Json(&*status).into_response(),
+            Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "job status unavailable"),
+        },
+        None => error(StatusCode::NOT_FOUND, format!("no job {id}")),
+    }
+}
+
+async fn job_results(State(state): State<AppState>, UrlPath(id): UrlPath<u64>) -> Response {
+    match find_job(&state, id) {
+        Some(job) => {
+            let body = job
+                .lines
+                .lock()
+                .map(|l| l.join("\n") + "\n")
+                .unwrap_or_default();
+            ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, format!("no job {id}")),
+    }
+}
+
+fn run_jobs(state: AppState, queue: crossbeam_channel::Receiver<Arc<Job>>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(job) = queue.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let model_name = job
+            .status
+            .lock()
+            .map(|s| s.model.clone())
+            .unwrap_or_default();
+        let prepared = state
+            .models
+            .take(&state.options, &model_name)
+            .and_then(|model| {
+                let store = Store::open(&state.options.store)?;
+                Analyzer::new(model, Some(store), job.options.clone())
+            });
+        let mut analyzer = match prepared {
+            Ok(a) => a,
+            Err(e) => {
+                job.update(|s| {
+                    s.state = JobState::Failed;
+                    s.error = Some(e.to_string());
+                });
+                continue;
+            }
+        };
+        let stop_flag = || stop.load(Ordering::Relaxed);
+        run::run_all(
+            &mut analyzer,
+            &job.inputs,
+            job.as_ref(),
+            &stop_flag,
+            |line, _| {
+                if let Ok(mut lines) = job.lines.lock() {
+                    lines.push(line.to_string());
+                }
+            },
+        );
+        state.models.give_back(&model_name, analyzer.model);
+        job.update(|s| s.state = JobState::Done);
+    }
+}

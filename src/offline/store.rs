@@ -1,0 +1,148 @@
+//! The offline stage's embedded store (SQLite via rusqlite, built in): every result with
+//! the model id that produced it, so runs resume where they stopped and later steps
+//! (retrieval) can query what was analysed.
+//!
+//! A result is identified by (model id, input sha256, options): the same bytes under
+//! another name are not analysed twice, and a new model version or other options
+//! (stride, refinement) make a new result.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::infer::Manifest;
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "result store {path}: {source}; check the path is writable (--store) or delete a corrupt file"
+)]
+pub struct StoreError {
+    pub path: PathBuf,
+    pub source: rusqlite::Error,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY,          -- name@sha256-prefix, as in every output
+    name TEXT NOT NULL,
+    task TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    classes TEXT NOT NULL,        -- JSON array, output order
+    manifest TEXT NOT NULL        -- the whole manifest JSON
+);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    model_id TEXT NOT NULL REFERENCES models(id),
+    task TEXT NOT NULL,
+    input TEXT NOT NULL,          -- path as given, or upload:NAME
+    input_sha256 TEXT NOT NULL,
+    options TEXT NOT NULL,        -- JSON of the options that change the result
+    result TEXT NOT NULL,         -- the JSON line that was printed
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (model_id, input_sha256, options)
+);
+CREATE INDEX IF NOT EXISTS results_by_input ON results (input);
+";
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let err = |source| StoreError {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        // Several processes (CLI runs, the HTTP service) may share one store.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn register_model(&self, manifest: &Manifest) -> Result<(), StoreError> {
+        let classes = serde_json::to_string(&manifest.classes).unwrap_or_default();
+        let whole = std::fs::read_to_string(&manifest.path).unwrap_or_default();
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO models (id, name, task, sha256, classes, manifest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    manifest.id(),
+                    manifest.name,
+                    manifest.task,
+                    manifest.sha256,
+                    classes,
+                    whole
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The stored result line, if this input was already analysed this way.
+    pub fn find(
+        &self,
+        model_id: &str,
+        input_sha256: &str,
+        options: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT result FROM results WHERE model_id = ?1 AND input_sha256 = ?2 AND options = ?3",
+                params![model_id, input_sha256, options],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn insert(
+        &self,
+        model_id: &str,
+        task: &str,
+        input: &str,
+        input_sha256: &str,
+        options: &str,
+        result: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO results (model_id, task, input, input_sha256, options, result)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![model_id, task, input, input_sha256, options, result],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// How many results a model has (tests and the summary line).
+    pub fn count(&self, model_id: &str) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM results WHERE model_id = ?1",
+                params![model_id],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.err(e))
+    }
+}
