@@ -184,6 +184,7 @@ def main():
         "outputs": [{"name": "probabilities", "shape": [-1, len(names)]}],
         "classes": names,
         "bands": ["red", "green", "blue"],
+        "ground_sample_distance_m": 10.0,
         "preprocessing": {
             "input": "RGB, each band scaled to [0,1]: 8-bit / 255; 16-bit by the CLI's --range (default: per-image 2-98 % stretch)",
             "in_graph": f"bilinear resize to {args.size}x{args.size}, (x*255-127)/128 (EfficientNet-Lite)",

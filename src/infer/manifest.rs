@@ -64,6 +64,9 @@ pub struct Manifest {
     /// blue); the offline stage picks these from an input's bands by name.
     #[serde(default)]
     pub bands: Vec<String>,
+    /// Offline imagery models: the ground pixel size (metres) they were trained at.
+    #[serde(default)]
+    pub ground_sample_distance_m: Option<f64>,
     /// Where the manifest was read from (set on load).
     #[serde(skip)]
     pub path: PathBuf,

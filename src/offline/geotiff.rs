@@ -94,6 +94,27 @@ impl GeoRef {
         out
     }
 
+    /// The pixel width in metres, when the scene is in a projected CRS measured in metres
+    /// (GTModelTypeGeoKey 1 and ProjLinearUnitsGeoKey absent or 9001).
+    pub fn pixel_size_m(&self) -> Option<f64> {
+        let keys = self.geo_keys.as_ref()?;
+        // Header (4 shorts), then (key, location, count, value) per key.
+        let key = |id: u16| {
+            keys.get(4..)?
+                .chunks_exact(4)
+                .find(|k| k[0] == id && k[1] == 0)
+                .map(|k| k[3])
+        };
+        if key(1024) != Some(1) || key(3076).is_some_and(|unit| unit != 9001) {
+            return None;
+        }
+        match (&self.pixel_scale, &self.transformation) {
+            (Some(scale), _) => scale.first().copied(),
+            (None, Some(t)) if t.len() == 16 => Some(t[0].hypot(t[4])),
+            _ => None,
+        }
+    }
+
     /// Model coordinates of a pixel corner (for the summary line).
     pub fn model_xy(&self, col: f64, row: f64) -> Option<(f64, f64)> {
         if let Some(t) = self.transformation.as_ref().filter(|t| t.len() == 16) {

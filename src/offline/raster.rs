@@ -175,58 +175,75 @@ fn decode_tiff(bytes: &[u8], path: &Path) -> Result<Decoded, RasterError> {
         message: e.to_string(),
     };
     let mut decoder = Decoder::new(std::io::Cursor::new(bytes)).map_err(decode_err)?;
-    let (w, h) = decoder.dimensions().map_err(decode_err)?;
     let color = decoder.colortype().map_err(decode_err)?;
-    let count = match color {
-        tiff::ColorType::Gray(_) => 1,
-        tiff::ColorType::GrayA(_) => 2,
-        tiff::ColorType::RGB(_) => 3,
-        tiff::ColorType::RGBA(_) => 4,
-        tiff::ColorType::Multiband { num_samples, .. } => num_samples as usize,
-        other => {
-            return Err(RasterError::Decode {
-                path: path.to_owned(),
-                message: format!(
-                    "colour type {other:?} (palette, CMYK, YCbCr or Lab) is not a band image"
-                ),
-            });
+    let samples_per_pixel = decoder
+        .find_tag_unsigned::<u16>(tiff::tags::Tag::SamplesPerPixel)
+        .ok()
+        .flatten()
+        .unwrap_or(1);
+    // `tiff` decodes RGB images with extra samples as 3 or 4 channels and drops the rest
+    // (a 4-band RGB+NIR scene would lose NIR). Marked as grey-with-extra-bands instead,
+    // every sample is decoded; band names come from --bands or the defaults.
+    let mut patches = Vec::new();
+    if matches!(color, tiff::ColorType::RGB(_) | tiff::ColorType::RGBA(_)) && samples_per_pixel >= 4
+    {
+        patches.push((262, 1)); // PhotometricInterpretation = BlackIsZero
+    }
+    // `tiff` fails on multi-band tiles cut by the right edge ("no lzw end code"): a width
+    // and height padded to whole tiles read every tile whole; the padding is cut below.
+    let (w, h) = decoder.dimensions().map_err(decode_err)?;
+    let (mut padded_w, mut padded_h) = (w, h);
+    if decoder.get_chunk_type() == tiff::decoder::ChunkType::Tile {
+        let (tw, th) = decoder.chunk_dimensions();
+        (padded_w, padded_h) = (w.div_ceil(tw.max(1)) * tw, h.div_ceil(th.max(1)) * th);
+        if (padded_w, padded_h) != (w, h) {
+            patches.push((256, u64::from(padded_w)));
+            patches.push((257, u64::from(padded_h)));
         }
-    };
+    }
     let georef = GeoRef::read(&mut decoder);
-    let samples = match decoder.read_image().map_err(decode_err)? {
-        DecodingResult::U8(v) => Samples::U8(v),
-        DecodingResult::U16(v) => Samples::U16(v),
-        DecodingResult::F32(_) | DecodingResult::F64(_) | DecodingResult::F16(_) => {
-            return Err(RasterError::BitDepth {
+    let patched;
+    if !patches.is_empty() {
+        patched = patch_tags(bytes, &patches).ok_or_else(|| RasterError::Decode {
+            path: path.to_owned(),
+            message: "cannot read the TIFF directory".into(),
+        })?;
+        decoder = Decoder::new(std::io::Cursor::new(patched.as_slice())).map_err(decode_err)?;
+    }
+    let color = decoder.colortype().map_err(decode_err)?;
+    if matches!(
+        color,
+        tiff::ColorType::Palette(_)
+            | tiff::ColorType::CMYK(_)
+            | tiff::ColorType::CMYKA(_)
+            | tiff::ColorType::YCbCr(_)
+            | tiff::ColorType::Lab(_)
+    ) {
+        return Err(RasterError::Decode {
+            path: path.to_owned(),
+            message: format!(
+                "colour type {color:?} (palette, CMYK, YCbCr or Lab) is not a band image"
+            ),
+        });
+    }
+    let count = usize::from(samples_per_pixel);
+    let (w, h) = (w as usize, h as usize);
+    let padded = read_chunks(&mut decoder, padded_w as usize, padded_h as usize, count);
+    let samples = padded
+        .map(|s| crop(s, padded_w as usize, w, h, count))
+        .map_err(|e| match e {
+            ChunkError::Tiff(e) => decode_err(e),
+            ChunkError::Kind(kind) => RasterError::BitDepth {
                 path: path.to_owned(),
                 bits: color.bit_depth(),
-                kind: "floating-point",
-            });
-        }
-        DecodingResult::I8(_)
-        | DecodingResult::I16(_)
-        | DecodingResult::I32(_)
-        | DecodingResult::I64(_) => {
-            return Err(RasterError::BitDepth {
-                path: path.to_owned(),
-                bits: color.bit_depth(),
-                kind: "signed integer",
-            });
-        }
-        DecodingResult::U32(_) | DecodingResult::U64(_) => {
-            return Err(RasterError::BitDepth {
-                path: path.to_owned(),
-                bits: color.bit_depth(),
-                kind: "unsigned integer",
-            });
-        }
-    };
+                kind,
+            },
+        })?;
     let bits = if matches!(samples, Samples::U8(_)) {
         8
     } else {
         16
     };
-    let (w, h) = (w as usize, h as usize);
     let len = match &samples {
         Samples::U8(v) => v.len(),
         Samples::U16(v) => v.len(),
@@ -240,6 +257,133 @@ fn decode_tiff(bytes: &[u8], path: &Path) -> Result<Decoded, RasterError> {
         });
     }
     Ok((w, h, count, bits, samples, georef))
+}
+
+/// The top-left width×height of an image `stride` pixels wide.
+fn crop(samples: Samples, stride: usize, width: usize, height: usize, count: usize) -> Samples {
+    if stride == width {
+        return samples;
+    }
+    fn rows<T: Copy>(v: &[T], stride: usize, width: usize, height: usize, count: usize) -> Vec<T> {
+        v.chunks_exact(stride * count)
+            .take(height)
+            .flat_map(|row| row[..width * count].iter().copied())
+            .collect()
+    }
+    match samples {
+        Samples::U8(v) => Samples::U8(rows(&v, stride, width, height, count)),
+        Samples::U16(v) => Samples::U16(rows(&v, stride, width, height, count)),
+    }
+}
+
+enum ChunkError {
+    Tiff(tiff::TiffError),
+    Kind(&'static str),
+}
+
+/// The whole image, assembled chunk by chunk (tiles or strips). `Decoder::read_image`
+/// fails on tiled multi-band images whose edge tiles are cropped; `read_chunk` does not.
+fn read_chunks<R: std::io::Read + std::io::Seek>(
+    decoder: &mut Decoder<R>,
+    width: usize,
+    height: usize,
+    count: usize,
+) -> Result<Samples, ChunkError> {
+    let (chunk_w, chunk_h) = decoder.chunk_dimensions();
+    let (chunk_w, chunk_h) = (chunk_w as usize, chunk_h as usize);
+    let across = width.div_ceil(chunk_w.max(1));
+    let chunks = match decoder.get_chunk_type() {
+        tiff::decoder::ChunkType::Tile => decoder.tile_count(),
+        tiff::decoder::ChunkType::Strip => decoder.strip_count(),
+    }
+    .map_err(ChunkError::Tiff)?;
+    let mut out: Option<Samples> = None;
+    for index in 0..chunks {
+        let (data_w, data_h) = decoder.chunk_data_dimensions(index);
+        let (data_w, data_h) = (data_w as usize, data_h as usize);
+        let (x0, y0) = (
+            (index as usize % across) * chunk_w,
+            (index as usize / across) * chunk_h,
+        );
+        let chunk = decoder.read_chunk(index).map_err(ChunkError::Tiff)?;
+        macro_rules! place {
+            ($variant:ident, $data:expr) => {{
+                let target =
+                    out.get_or_insert_with(|| Samples::$variant(vec![0; width * height * count]));
+                let Samples::$variant(target) = target else {
+                    return Err(ChunkError::Kind("mixed-depth"));
+                };
+                let row = data_w * count;
+                for (r, source) in $data.chunks_exact(row).take(data_h).enumerate() {
+                    let y = y0 + r;
+                    if y >= height || x0 >= width {
+                        break;
+                    }
+                    let start = (y * width + x0) * count;
+                    let len = row.min((width - x0) * count);
+                    target[start..start + len].copy_from_slice(&source[..len]);
+                }
+            }};
+        }
+        match chunk {
+            DecodingResult::U8(v) => place!(U8, v),
+            DecodingResult::U16(v) => place!(U16, v),
+            DecodingResult::F32(_) | DecodingResult::F64(_) | DecodingResult::F16(_) => {
+                return Err(ChunkError::Kind("floating-point"));
+            }
+            DecodingResult::I8(_)
+            | DecodingResult::I16(_)
+            | DecodingResult::I32(_)
+            | DecodingResult::I64(_) => return Err(ChunkError::Kind("signed integer")),
+            DecodingResult::U32(_) | DecodingResult::U64(_) => {
+                return Err(ChunkError::Kind("32/64-bit unsigned integer"));
+            }
+        }
+    }
+    out.ok_or(ChunkError::Kind("empty"))
+}
+
+/// A copy of a TIFF with some tags of its first image directory set to new values
+/// (SHORT/LONG/LONG8 values stored in the entry itself). Classic and BigTIFF, either byte
+/// order; None if the header, the directory or a tag is not where it should be.
+fn patch_tags(bytes: &[u8], patches: &[(u16, u64)]) -> Option<Vec<u8>> {
+    let little = bytes.get(..2)? == b"II";
+    let read = |at: usize, len: usize| -> Option<u64> {
+        let b = bytes.get(at..at + len)?;
+        let fold = |acc: u64, x: &u8| (acc << 8) | u64::from(*x);
+        Some(if little {
+            b.iter().rev().fold(0, fold)
+        } else {
+            b.iter().fold(0, fold)
+        })
+    };
+    let big = read(2, 2)? == 43;
+    let (count, entries, entry_size, value_offset) = if big {
+        let ifd = usize::try_from(read(8, 8)?).ok()?;
+        (usize::try_from(read(ifd, 8)?).ok()?, ifd + 8, 20, 12)
+    } else {
+        let ifd = usize::try_from(read(4, 4)?).ok()?;
+        (usize::try_from(read(ifd, 2)?).ok()?, ifd + 2, 12, 8)
+    };
+    let mut out = bytes.to_vec();
+    for (tag, value) in patches {
+        let entry = (0..count)
+            .map(|i| entries + i * entry_size)
+            .find(|e| read(*e, 2) == Some(u64::from(*tag)))?;
+        let width = match read(entry + 2, 2)? {
+            3 => 2,  // SHORT
+            4 => 4,  // LONG
+            16 => 8, // LONG8
+            _ => return None,
+        };
+        let at = entry + value_offset;
+        let mut encoded: Vec<u8> = (0..width).map(|k| (value >> (8 * k)) as u8).collect();
+        if !little {
+            encoded.reverse();
+        }
+        out.get_mut(at..at + width)?.copy_from_slice(&encoded);
+    }
+    Some(out)
 }
 
 fn decode_other(bytes: &[u8], path: &Path) -> Result<Decoded, RasterError> {

@@ -227,8 +227,25 @@ impl Analyzer {
         }
         if raster.is_tiff {
             line["georeferenced"] = json!(raster.georef.is_some());
+            if raster.georef.is_none() {
+                line["note"] =
+                    json!("no georeference tags: the class map is written as a plain TIFF");
+            }
             if let Some((x, y)) = raster.georef.as_ref().and_then(|g| g.model_xy(0.0, 0.0)) {
                 line["origin"] = json!([x, y]);
+            }
+            let pixel = raster.georef.as_ref().and_then(|g| g.pixel_size_m());
+            if let (Some(pixel), Some(trained)) =
+                (pixel, self.model.manifest().ground_sample_distance_m)
+            {
+                line["pixel_size_m"] = json!(pixel);
+                // Scene classes depend on scale: a 5 m scene in 64-pixel tiles shows a
+                // quarter of the ground a 10 m training patch did.
+                if !(0.67..=1.5).contains(&(pixel / trained)) {
+                    line["warnings"] = json!([format!(
+                        "pixels are {pixel} m, the model was trained on {trained} m: resample the scene (e.g. gdalwarp -tr {trained} {trained}) for reliable classes"
+                    )]);
+                }
             }
         }
     }
