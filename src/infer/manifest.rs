@@ -158,8 +158,14 @@ impl Manifest {
                 ));
             }
             for (g, w) in got.iter().zip(&want) {
+                // A dynamic graph dim (-1) agrees with any manifest dim: the graph leaves it
+                // to run time, where `Model::infer` checks every output's size.
+                let agrees = |shape: &Vec<i64>| {
+                    shape.len() == w.shape.len()
+                        && shape.iter().zip(&w.shape).all(|(g, m)| g == m || *g == -1)
+                };
                 if let Some(shape) = &g.1
-                    && *shape != w.shape
+                    && !agrees(shape)
                 {
                     return Err(mismatch(
                         format!("{kind} {} shape", g.0),
