@@ -1,0 +1,75 @@
+"""The Python script a user would write instead of `spectrald offline`: Pillow + numpy +
+onnxruntime, same models, same inputs, same threads. Called by
+`cargo bench --bench offline_throughput`, which runs the Rust side in the same run.
+
+    python bench/offline_reference.py --models models --scene tests/fixtures/geotiff/rgbn.tif --seconds 10
+
+Prints one JSON object: tiles/s (classification, scene tiled at stride 16, batches of 16)
+and megapixels/s (segmentation of the scene's RGB), decode included in both.
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+
+def session(path, threads):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def classify_scene(sess, path, stride, batch):
+    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+    h, w, _ = rgb.shape
+    tiles = [
+        rgb[y : y + 64, x : x + 64].transpose(2, 0, 1)
+        for y in range(0, h - 64 + 1, stride)
+        for x in range(0, w - 64 + 1, stride)
+    ]
+    classes = []
+    for i in range(0, len(tiles), batch):
+        probs = sess.run(None, {"image": np.stack(tiles[i : i + batch])})[0]
+        classes.append(probs.argmax(1))
+    return len(tiles)
+
+
+def segment_image(sess, path):
+    image = Image.open(path).convert("RGB")
+    w, h = image.size
+    small = np.asarray(image.resize((256, 192), Image.BILINEAR), dtype=np.float32) / 255.0
+    probs = sess.run(None, {"image": small.transpose(2, 0, 1)[None]})[0][0]
+    full = np.stack([np.asarray(Image.fromarray(p).resize((w, h), Image.BILINEAR)) for p in probs])
+    labels = full.argmax(0).astype(np.uint8)
+    return w * h / 1e6, labels
+
+
+def timed(fn, seconds):
+    done, start = 0.0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        done += fn()
+    return done / (time.perf_counter() - start)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="models")
+    ap.add_argument("--scene", default="tests/fixtures/geotiff/rgbn.tif")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    sat = session(f"{args.models}/satellite-eurosat-lite0.onnx", args.threads)
+    seg = session(f"{args.models}/segment-camvid-lite0.onnx", args.threads)
+    tiles = timed(lambda: classify_scene(sat, args.scene, 16, 16), args.seconds)
+    mps = timed(lambda: segment_image(seg, args.scene)[0], args.seconds)
+    print(json.dumps({"tiles_per_s": tiles, "megapixels_per_s": mps, "onnxruntime": ort.__version__}))
+
+
+if __name__ == "__main__":
+    main()
