@@ -32,7 +32,10 @@ fn load(name: &str) -> Result<OfflineModel, Box<dyn std::error::Error>> {
 }
 
 /// Runs `work` (returning units done) for `seconds`; units per second.
-fn timed(seconds: f64, mut work: impl FnMut() -> Result<f64, Box<dyn std::error::Error>>) -> Result<f64, Box<dyn std::error::Error>> {
+fn timed(
+    seconds: f64,
+    mut work: impl FnMut() -> Result<f64, Box<dyn std::error::Error>>,
+) -> Result<f64, Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut done = 0.0;
     while started.elapsed().as_secs_f64() < seconds {
@@ -42,10 +45,13 @@ fn timed(seconds: f64, mut work: impl FnMut() -> Result<f64, Box<dyn std::error:
 }
 
 fn python_reference(scene: &Path, seconds: f64) -> Result<serde_json::Value, String> {
-    let python = [repo().join(".cache/venv/bin/python"), PathBuf::from("python3")]
-        .into_iter()
-        .find(|p| p.is_file() || p.to_str() == Some("python3"))
-        .ok_or("no python")?;
+    let python = [
+        repo().join(".cache/venv/bin/python"),
+        PathBuf::from("python3"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file() || p.to_str() == Some("python3"))
+    .ok_or("no python")?;
     let out = std::process::Command::new(python)
         .arg(repo().join("bench/offline_reference.py"))
         .args(["--models", &repo().join("models").display().to_string()])
@@ -93,8 +99,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|r| r[key].as_f64())
             .map(|theirs| ours / theirs)
     };
-    println!("offline stage, ORT 2 threads, {seconds} s per figure, scene {}", scene.display());
-    println!("{:<34} {:>12} {:>12} {:>8}", "", "spectrald", "python", "ratio");
+    println!(
+        "offline stage, ORT 2 threads, {seconds} s per figure, scene {}",
+        scene.display()
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>8}",
+        "", "spectrald", "python", "ratio"
+    );
     let show = |label: &str, ours: f64, key: &str| {
         let theirs = reference.as_ref().ok().and_then(|r| r[key].as_f64());
         println!(
@@ -120,6 +132,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let out = repo().join("target/bench");
     std::fs::create_dir_all(&out)?;
-    std::fs::write(out.join("offline_throughput.json"), serde_json::to_string_pretty(&json)? + "\n")?;
+    std::fs::write(
+        out.join("offline_throughput.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
     Ok(())
 }

@@ -46,6 +46,7 @@ pub enum OfflineCommand {
         common: Common,
         #[command(flatten)]
         refine: RefineArgs,
+        /// Files, folders (searched recursively) or glob patterns.
         #[arg(required = true)]
         inputs: Vec<String>,
     },
@@ -60,11 +61,13 @@ pub enum OfflineCommand {
         /// Only the items this CSV lists (column `file` or `image`), e.g. a model's held-out split.
         #[arg(long)]
         split: Option<PathBuf>,
+        /// Also score the contextual-regularization refinement of the same network outputs.
         #[command(flatten)]
         refine: RefineArgs,
         /// Folder for confusion.csv, confusion.png and metrics.json.
         #[arg(long, default_value = "offline-out/evaluate")]
         out: PathBuf,
+        /// The labelled folder (README "Offline stage" for the layouts).
         dataset: PathBuf,
     },
 }
@@ -142,6 +145,7 @@ pub struct RefineArgs {
     /// σ of the colour affinity (RGB in [0,1]).
     #[arg(long, default_value_t = RefineParams::default().sigma)]
     refine_sigma: f32,
+    /// Reweighted least-squares iterations of the refinement.
     #[arg(long, default_value_t = RefineParams::default().iterations)]
     refine_iterations: usize,
 }

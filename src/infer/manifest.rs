@@ -192,7 +192,15 @@ pub fn list_manifests(dir: &Path) -> Vec<(PathBuf, Result<Manifest, ModelError>)
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.extension().is_some_and(|e| e == "json") {
+            // Other JSON beside the models (metrics files) is not a manifest: a manifest
+            // names its ONNX file.
+            let names_a_model = || {
+                std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                    .is_none_or(|v| v.get("file").is_some())
+            };
+            if path.extension().is_some_and(|e| e == "json") && names_a_model() {
                 let result = Manifest::read(&path);
                 out.push((path, result));
             }

@@ -77,11 +77,12 @@ pub fn refine(
     let n = width * height;
     let prior = probs.to_vec();
     let mut next = vec![0f32; probs.len()];
-    let neighbour = |i: usize, k: usize| -> usize {
-        let (dy, dx) = OFFSETS[k];
-        let (y, x) = ((i / width) as isize + dy, (i % width) as isize + dx);
-        y as usize * width + x as usize
-    };
+    // Neighbour k of pixel i is i + delta[k]; affinities are 0 where it would leave the
+    // image, so those terms are skipped without bounds arithmetic per pixel.
+    let delta: Vec<isize> = OFFSETS
+        .iter()
+        .map(|(dy, dx)| dy * width as isize + dx)
+        .collect();
     for _ in 0..params.iterations {
         for c in 0..classes {
             let plane = &probs[c * n..(c + 1) * n];
@@ -89,22 +90,23 @@ pub fn refine(
             let out = &mut next[c * n..(c + 1) * n];
             for i in 0..n {
                 let (mut num, mut den) = (prior[i], 1.0f32);
-                for (k, w) in weights[i].iter().enumerate() {
-                    if *w == 0.0 {
-                        continue;
+                let fi = plane[i];
+                for (w, d) in weights[i].iter().zip(&delta) {
+                    if *w > 0.0 {
+                        let fj = plane[(i as isize + d) as usize];
+                        let a = params.lambda * w / (fi - fj).abs().max(params.epsilon);
+                        num += a * fj;
+                        den += a;
                     }
-                    let fj = plane[neighbour(i, k)];
-                    let a = params.lambda * w / (plane[i] - fj).abs().max(params.epsilon);
-                    num += a * fj;
-                    den += a;
                 }
                 out[i] = num / den;
             }
         }
         for i in 0..n {
             let sum: f32 = (0..classes).map(|c| next[c * n + i].max(0.0)).sum();
+            let scale = 1.0 / sum.max(f32::MIN_POSITIVE);
             for c in 0..classes {
-                probs[c * n + i] = next[c * n + i].max(0.0) / sum.max(f32::MIN_POSITIVE);
+                probs[c * n + i] = next[c * n + i].max(0.0) * scale;
             }
         }
     }
