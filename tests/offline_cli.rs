@@ -4,8 +4,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::run_offline as offline;
 use serde_json::Value;
 use tiff::decoder::Decoder;
 use tiff::tags::Tag;
@@ -14,27 +14,6 @@ const SAT: &str = "satellite-eurosat-lite0";
 
 fn scene() -> PathBuf {
     common::repo().join("tests/fixtures/geotiff/rgbn.tif")
-}
-
-/// Runs `spectrald offline ARGS…` in the repo; (exit code, stdout JSON lines, stderr).
-fn offline(args: &[&str]) -> (i32, Vec<Value>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_spectrald"))
-        .arg("offline")
-        .args(args)
-        .current_dir(common::repo())
-        .output()
-        .expect("run spectrald");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines = stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
-    (
-        out.status.code().unwrap_or(-1),
-        lines,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn s(p: &Path) -> String {
@@ -198,6 +177,13 @@ fn mixed_folder(dir: &Path) {
     let png = std::fs::read(dir.join("good-0.png")).expect("read");
     std::fs::write(dir.join("truncated.png"), &png[..png.len() / 2]).expect("write");
     std::fs::write(dir.join("notes.jpg"), b"not an image at all").expect("write");
+    // A JPEG cut short (the JPEG decoder alone would fill the rest with grey).
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    crop(200, 200, 64)
+        .write_to(&mut jpeg, image::ImageFormat::Jpeg)
+        .expect("jpeg");
+    let jpeg = jpeg.into_inner();
+    std::fs::write(dir.join("cut.jpg"), &jpeg[..jpeg.len() * 2 / 3]).expect("write");
     crop(0, 0, 32).save(dir.join("tiny.png")).expect("write");
 }
 
@@ -212,10 +198,11 @@ fn bad_files_in_a_folder_are_skipped_listed_and_the_run_resumes() {
     assert_eq!(code, 3, "partial: {stderr}");
     assert_eq!(lines.len(), 3);
     assert!(
-        stderr.contains("3 analysed, 0 already") && stderr.contains("3 failed"),
+        stderr.contains("3 analysed, 0 already") && stderr.contains("4 failed"),
         "{stderr}"
     );
     for (name, why) in [
+        ("cut.jpg", "truncated"),
         ("truncated.png", "not a readable image"),
         ("notes.jpg", "not a readable image"),
         ("tiny.png", "32x32 is smaller than the model input 64x64"),
@@ -341,7 +328,7 @@ fn evaluate_scores_a_labelled_folder_and_writes_the_confusion_matrix() {
     let patches = dir.path().join("patches");
     std::fs::create_dir(&patches).expect("mkdir");
     mixed_folder(&patches);
-    for bad in ["truncated.png", "notes.jpg", "tiny.png"] {
+    for bad in ["truncated.png", "notes.jpg", "tiny.png", "cut.jpg"] {
         std::fs::remove_file(patches.join(bad)).expect("rm");
     }
     let (_, lines, _) = offline(&[

@@ -4,30 +4,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::run_offline as offline;
 use serde_json::Value;
 
 const SEG: &str = "segment-camvid-lite0";
-
-fn offline(args: &[&str]) -> (i32, Vec<Value>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_spectrald"))
-        .arg("offline")
-        .args(args)
-        .current_dir(common::repo())
-        .output()
-        .expect("run spectrald");
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
-    (
-        out.status.code().unwrap_or(-1),
-        lines,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn s(p: &Path) -> String {
     p.display().to_string()

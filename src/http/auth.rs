@@ -9,9 +9,32 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 
-pub(crate) fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
+fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
     // Lengths are compared in the open: the token's length is not the secret.
     presented.len() == expected.len() && bool::from(presented.ct_eq(expected))
+}
+
+/// Whether `request` may pass: no token configured, or the right one presented.
+pub(crate) fn bearer_ok(request: &Request, expected: Option<&str>) -> bool {
+    let Some(expected) = expected else {
+        return true;
+    };
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|token| token_matches(token.as_bytes(), expected.as_bytes()))
+}
+
+/// The answer for a request without the right token: 401 saying how to authenticate.
+pub(crate) fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"spectrald\"")],
+        "missing or wrong bearer token: send Authorization: Bearer <token>\n",
+    )
+        .into_response()
 }
 
 pub async fn require_token(
@@ -19,27 +42,11 @@ pub async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(expected) = state.token.as_deref() else {
-        return next.run(request).await;
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if token_matches(token.as_bytes(), expected.as_bytes()) => {
-            next.run(request).await
-        }
-        _ => {
-            state.events.http_unauthorized();
-            (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer realm=\"spectrald\"")],
-                "missing or wrong bearer token: send Authorization: Bearer <http.token>\n",
-            )
-                .into_response()
-        }
+    if bearer_ok(&request, state.token.as_deref()) {
+        next.run(request).await
+    } else {
+        state.events.http_unauthorized();
+        unauthorized()
     }
 }
 

@@ -7,7 +7,7 @@
 
 mod api;
 mod auth;
-pub(crate) use auth::token_matches;
+pub(crate) use auth::{bearer_ok, unauthorized};
 mod listener;
 mod metrics;
 

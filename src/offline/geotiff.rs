@@ -146,6 +146,21 @@ pub fn write_class_map(
     classes: &[u8],
     georef: Option<&GeoRef>,
 ) -> Result<(), WriteError> {
+    write_image::<colortype::Gray8>(path, width, height, classes, georef)
+}
+
+/// One image of colour type `C` with `georef`'s tags if given.
+fn write_image<C>(
+    path: &Path,
+    width: usize,
+    height: usize,
+    data: &[C::Inner],
+    georef: Option<&GeoRef>,
+) -> Result<(), WriteError>
+where
+    C: colortype::ColorType,
+    [C::Inner]: tiff::encoder::TiffValue,
+{
     let err = |message: String| WriteError {
         path: path.to_owned(),
         message,
@@ -154,12 +169,12 @@ pub fn write_class_map(
     let mut encoder =
         TiffEncoder::new(std::io::BufWriter::new(file)).map_err(|e| err(e.to_string()))?;
     let mut image = encoder
-        .new_image::<colortype::Gray8>(width as u32, height as u32)
+        .new_image::<C>(width as u32, height as u32)
         .map_err(|e| err(e.to_string()))?;
     if let Some(g) = georef {
         write_tags(image.encoder(), g).map_err(|e| err(e.to_string()))?;
     }
-    image.write_data(classes).map_err(|e| err(e.to_string()))
+    image.write_data(data).map_err(|e| err(e.to_string()))
 }
 
 fn write_tags<W: std::io::Write + Seek, K: tiff::encoder::TiffKind>(
@@ -187,8 +202,8 @@ fn write_tags<W: std::io::Write + Seek, K: tiff::encoder::TiffKind>(
     Ok(())
 }
 
-/// Writes a multi-band 8- or 16-bit GeoTIFF (tests and `offline` fixtures build scenes
-/// with it; operators get real ones from their imagery).
+/// Writes a 1-, 3- or 4-band 16-bit (Geo)TIFF (tests build scenes with it; operators
+/// bring real ones).
 pub fn write_bands_u16(
     path: &Path,
     width: usize,
@@ -197,30 +212,13 @@ pub fn write_bands_u16(
     interleaved: &[u16],
     georef: Option<&GeoRef>,
 ) -> Result<(), WriteError> {
-    let err = |message: String| WriteError {
-        path: path.to_owned(),
-        message,
-    };
-    let file = std::fs::File::create(path).map_err(|e| err(e.to_string()))?;
-    let mut encoder =
-        TiffEncoder::new(std::io::BufWriter::new(file)).map_err(|e| err(e.to_string()))?;
-    macro_rules! write_as {
-        ($ct:ty) => {{
-            let mut image = encoder
-                .new_image::<$ct>(width as u32, height as u32)
-                .map_err(|e| err(e.to_string()))?;
-            if let Some(g) = georef {
-                write_tags(image.encoder(), g).map_err(|e| err(e.to_string()))?;
-            }
-            image
-                .write_data(interleaved)
-                .map_err(|e| err(e.to_string()))
-        }};
-    }
     match bands {
-        1 => write_as!(colortype::Gray16),
-        3 => write_as!(colortype::RGB16),
-        4 => write_as!(colortype::RGBA16),
-        n => Err(err(format!("{n} bands: only 1, 3 or 4 can be written"))),
+        1 => write_image::<colortype::Gray16>(path, width, height, interleaved, georef),
+        3 => write_image::<colortype::RGB16>(path, width, height, interleaved, georef),
+        4 => write_image::<colortype::RGBA16>(path, width, height, interleaved, georef),
+        n => Err(WriteError {
+            path: path.to_owned(),
+            message: format!("{n} bands: only 1, 3 or 4 can be written"),
+        }),
     }
 }

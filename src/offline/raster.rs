@@ -387,6 +387,16 @@ fn patch_tags(bytes: &[u8], patches: &[(u16, u64)]) -> Option<Vec<u8>> {
 }
 
 fn decode_other(bytes: &[u8], path: &Path) -> Result<Decoded, RasterError> {
+    // The JPEG decoder fills a truncated file's missing rows with grey and says nothing;
+    // a JPEG without its end-of-image marker is refused instead of analysed.
+    if bytes.starts_with(&[0xFF, 0xD8])
+        && !bytes.windows(2).rev().take(4096).any(|w| w == [0xFF, 0xD9])
+    {
+        return Err(RasterError::Decode {
+            path: path.to_owned(),
+            message: "JPEG without its end-of-image marker (truncated)".into(),
+        });
+    }
     let image = image::load_from_memory(bytes).map_err(|e| RasterError::Decode {
         path: path.to_owned(),
         message: e.to_string(),

@@ -8,6 +8,7 @@
 //!   under `--jobs-root`); answer 202 with the job id. Jobs run one after another.
 //! - `GET  /api/v1/offline/jobs/{id}` — progress (total, done, skipped, failures).
 //! - `GET  /api/v1/offline/jobs/{id}/results` — the result lines so far (NDJSON).
+//! - `GET  /api/v1/offline/stats` — refused (401) requests, jobs by state.
 //! - `GET  /healthz` — no token needed.
 //!
 //! Same rules as the daemon's API: loopback unless a token is set, the bearer token
@@ -242,6 +243,7 @@ pub fn serve(options: ServeOptions, stop: Arc<AtomicBool>) -> Result<(), ServeEr
 fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/offline/models", get(list_models))
+        .route("/api/v1/offline/stats", get(stats))
         .route("/api/v1/offline/{model}", post(analyse_upload))
         .route("/api/v1/offline/{model}/jobs", post(submit_job))
         .route("/api/v1/offline/jobs/{id}", get(job_status))
@@ -274,28 +276,35 @@ fn router(state: AppState) -> Router {
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = state.options.token.as_deref() else {
-        return next.run(request).await;
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if crate::http::token_matches(token.as_bytes(), expected.as_bytes()) => {
-            next.run(request).await
-        }
-        _ => {
-            state.unauthorized.fetch_add(1, Ordering::Relaxed);
-            (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer realm=\"spectrald\"")],
-                "missing or wrong bearer token: send Authorization: Bearer <token>\n",
-            )
-                .into_response()
+    if crate::http::bearer_ok(&request, state.options.token.as_deref()) {
+        next.run(request).await
+    } else {
+        state.unauthorized.fetch_add(1, Ordering::Relaxed);
+        crate::http::unauthorized()
+    }
+}
+
+/// Counters an operator watches: refused requests and jobs by state.
+async fn stats(State(state): State<AppState>) -> Response {
+    let mut by_state: HashMap<&'static str, usize> = HashMap::new();
+    if let Ok(jobs) = state.jobs.lock() {
+        for job in jobs.iter() {
+            if let Ok(s) = job.status.lock() {
+                let name = match s.state {
+                    JobState::Queued => "queued",
+                    JobState::Running => "running",
+                    JobState::Done => "done",
+                    JobState::Failed => "failed",
+                };
+                *by_state.entry(name).or_default() += 1;
+            }
         }
     }
+    axum::Json(json!({
+        "unauthorized_requests": state.unauthorized.load(Ordering::Relaxed),
+        "jobs": by_state,
+    }))
+    .into_response()
 }
 
 async fn list_models(State(state): State<AppState>) -> Response {

@@ -247,3 +247,23 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// Runs `spectrald offline ARGS…` in the repo: (exit code, stdout JSON lines, stderr).
+pub fn run_offline(args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spectrald"))
+        .arg("offline")
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("run spectrald");
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    (
+        out.status.code().unwrap_or(-1),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
