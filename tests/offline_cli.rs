@@ -361,16 +361,19 @@ fn evaluate_scores_a_labelled_folder_and_writes_the_confusion_matrix() {
         .expect("copy");
     }
     let out = dir.path().join("eval");
-    let (code, _, stderr) = offline(&[
-        "evaluate",
-        "--task",
-        "classify",
-        "--model",
-        SAT,
-        "--out",
-        &s(&out),
-        &s(&data),
-    ]);
+    let evaluate = || {
+        offline(&[
+            "evaluate",
+            "--task",
+            "classify",
+            "--model",
+            SAT,
+            "--out",
+            &s(&out),
+            &s(&data),
+        ])
+    };
+    let (code, _, stderr) = evaluate();
     assert_eq!(code, 0, "{stderr}");
     let metrics: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).expect("metrics"))
@@ -404,16 +407,7 @@ fn evaluate_scores_a_labelled_folder_and_writes_the_confusion_matrix() {
     // A folder whose class name the model does not know is refused, naming it.
     std::fs::create_dir_all(data.join("Glacier")).expect("mkdir");
     std::fs::copy(patches.join("good-0.png"), data.join("Glacier/x.png")).expect("copy");
-    let (code, _, stderr) = offline(&[
-        "evaluate",
-        "--task",
-        "classify",
-        "--model",
-        SAT,
-        "--out",
-        &s(&out),
-        &s(&data),
-    ]);
+    let (code, _, stderr) = evaluate();
     assert_eq!(code, 2);
     assert!(
         stderr.contains("\"Glacier\" is not one of the model's classes"),

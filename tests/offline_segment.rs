@@ -125,16 +125,19 @@ fn evaluate_gives_exact_scores_on_known_labels_and_ignores_void() {
             .expect("save");
     }
     let report = dir.path().join("report");
-    let (code, stdout, stderr) = offline(&[
-        "evaluate",
-        "--task",
-        "segment",
-        "--model",
-        SEG,
-        "--out",
-        &s(&report),
-        &s(&data),
-    ]);
+    let evaluate = || {
+        offline(&[
+            "evaluate",
+            "--task",
+            "segment",
+            "--model",
+            SEG,
+            "--out",
+            &s(&report),
+            &s(&data),
+        ])
+    };
+    let (code, stdout, stderr) = evaluate();
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.is_empty(), "the table is plain text, not JSON lines");
     let metrics: Value = serde_json::from_str(
@@ -156,16 +159,7 @@ fn evaluate_gives_exact_scores_on_known_labels_and_ignores_void() {
     image::GrayImage::new(100, 100)
         .save(data.join("labels/000010.png"))
         .expect("save");
-    let (code, _, stderr) = offline(&[
-        "evaluate",
-        "--task",
-        "segment",
-        "--model",
-        SEG,
-        "--out",
-        &s(&report),
-        &s(&data),
-    ]);
+    let (code, _, stderr) = evaluate();
     assert_eq!(code, 3, "{stderr}");
     let metrics = std::fs::read_to_string(report.join("metrics.json")).expect("metrics");
     assert!(
