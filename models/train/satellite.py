@@ -32,6 +32,12 @@ from torch import nn
 from offline_common import Lite0Stages, export_onnx, sha256, write_manifest
 
 NAME = "satellite-eurosat-lite0"
+COLORS = {
+    "AnnualCrop": [230, 200, 60], "Forest": [20, 110, 40], "HerbaceousVegetation": [150, 190, 80],
+    "Highway": [90, 90, 90], "Industrial": [170, 120, 200], "Pasture": [120, 230, 120],
+    "PermanentCrop": [240, 140, 40], "Residential": [220, 40, 40], "River": [80, 170, 240],
+    "SeaLake": [20, 60, 170],
+}
 
 
 class Features(nn.Module):
@@ -183,6 +189,8 @@ def main():
         "input": {"name": "image", "shape": [-1, 3, 64, 64]},
         "outputs": [{"name": "probabilities", "shape": [-1, len(names)]}],
         "classes": names,
+        # Map colours by meaning (water blue, forest green, built-up red) for class maps.
+        "colors": [COLORS[n] for n in names],
         "bands": ["red", "green", "blue"],
         "ground_sample_distance_m": 10.0,
         "preprocessing": {
