@@ -65,6 +65,15 @@ impl Classification {
     pub fn top_class(&self) -> usize {
         argmax(&self.mean_probabilities)
     }
+
+    /// Tiles per class, in class order.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.mean_probabilities.len()];
+        for t in &self.tiles {
+            counts[*t as usize] += 1;
+        }
+        counts
+    }
 }
 
 pub fn argmax(values: &[f32]) -> usize {

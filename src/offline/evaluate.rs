@@ -60,6 +60,16 @@ fn column(rows: &[csv::StringRecord], names: &[&str], path: &Path) -> Result<usi
         .ok_or_else(|| dataset_err(path, format!("needs a column named {}", names.join(" or "))))
 }
 
+/// The values of columns `a` and `b` in every row of a CSV with a header.
+fn csv_pairs(path: &Path, a: &str, b: &str) -> Result<Vec<(String, String)>, OfflineError> {
+    let rows = read_csv(path)?;
+    let (a, b) = (column(&rows, &[a], path)?, column(&rows, &[b], path)?);
+    Ok(rows[1..]
+        .iter()
+        .map(|r| (r[a].to_string(), r[b].to_string()))
+        .collect())
+}
+
 /// The items of a dataset folder for `task`, restricted to `split` if given.
 pub fn load_items(dir: &Path, task: Task, split: Option<&Path>) -> Result<Vec<Item>, OfflineError> {
     if !dir.is_dir() {
@@ -95,16 +105,11 @@ pub fn load_items(dir: &Path, task: Task, split: Option<&Path>) -> Result<Vec<It
 fn classification_items(dir: &Path) -> Result<Vec<Item>, OfflineError> {
     let labels = dir.join("labels.csv");
     if labels.is_file() {
-        let rows = read_csv(&labels)?;
-        let (file, class) = (
-            column(&rows, &["file"], &labels)?,
-            column(&rows, &["class"], &labels)?,
-        );
-        return Ok(rows[1..]
-            .iter()
-            .map(|r| Item {
-                image: dir.join(&r[file]),
-                truth: Truth::Class(r[class].to_string()),
+        return Ok(csv_pairs(&labels, "file", "class")?
+            .into_iter()
+            .map(|(file, class)| Item {
+                image: dir.join(file),
+                truth: Truth::Class(class),
             })
             .collect());
     }
@@ -134,16 +139,11 @@ fn classification_items(dir: &Path) -> Result<Vec<Item>, OfflineError> {
 fn segmentation_items(dir: &Path) -> Result<Vec<Item>, OfflineError> {
     let files = dir.join("files.csv");
     if files.is_file() {
-        let rows = read_csv(&files)?;
-        let (image, label) = (
-            column(&rows, &["image"], &files)?,
-            column(&rows, &["label"], &files)?,
-        );
-        return Ok(rows[1..]
-            .iter()
-            .map(|r| Item {
-                image: dir.join(&r[image]),
-                truth: Truth::LabelMap(dir.join(&r[label])),
+        return Ok(csv_pairs(&files, "image", "label")?
+            .into_iter()
+            .map(|(image, label)| Item {
+                image: dir.join(image),
+                truth: Truth::LabelMap(dir.join(label)),
             })
             .collect());
     }

@@ -134,7 +134,7 @@ pub fn read_bytes(
     scale16: Scale16,
 ) -> Result<Raster, RasterError> {
     let tiff = tiff_hint || bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*");
-    let (width, height, count, bits, samples, georef) = if tiff {
+    let (width, height, count, samples, georef) = if tiff {
         decode_tiff(bytes, path)?
     } else {
         decode_other(bytes, path)?
@@ -150,7 +150,8 @@ pub fn read_bytes(
         Some(names) => names.to_vec(),
         None => default_band_names(count, tiff),
     };
-    let planes = deinterleave(&samples, count, width * height, bits, scale16);
+    let bits = samples.bits();
+    let planes = deinterleave(&samples, count, width * height, scale16);
     Ok(Raster {
         width,
         height,
@@ -167,7 +168,16 @@ enum Samples {
     U16(Vec<u16>),
 }
 
-type Decoded = (usize, usize, usize, u8, Samples, Option<GeoRef>);
+impl Samples {
+    fn bits(&self) -> u8 {
+        match self {
+            Samples::U8(_) => 8,
+            Samples::U16(_) => 16,
+        }
+    }
+}
+
+type Decoded = (usize, usize, usize, Samples, Option<GeoRef>);
 
 fn decode_tiff(bytes: &[u8], path: &Path) -> Result<Decoded, RasterError> {
     let decode_err = |e: tiff::TiffError| RasterError::Decode {
@@ -184,6 +194,19 @@ fn decode_tiff(bytes: &[u8], path: &Path) -> Result<Decoded, RasterError> {
     // `tiff` decodes RGB images with extra samples as 3 or 4 channels and drops the rest
     // (a 4-band RGB+NIR scene would lose NIR). Marked as grey-with-extra-bands instead,
     // every sample is decoded; band names come from --bands or the defaults.
+    // Chunks are assembled as pixel-interleaved below; band-sequential files would come
+    // out scrambled, so they are refused by their PlanarConfiguration tag.
+    if decoder
+        .find_tag_unsigned::<u16>(tiff::tags::Tag::PlanarConfiguration)
+        .ok()
+        .flatten()
+        == Some(2)
+    {
+        return Err(RasterError::Decode {
+            path: path.to_owned(),
+            message: "planar (band-sequential) TIFFs are not supported, rewrite as pixel-interleaved (gdal_translate -co INTERLEAVE=PIXEL)".into(),
+        });
+    }
     let mut patches = Vec::new();
     if matches!(color, tiff::ColorType::RGB(_) | tiff::ColorType::RGBA(_)) && samples_per_pixel >= 4
     {
@@ -239,24 +262,7 @@ fn decode_tiff(bytes: &[u8], path: &Path) -> Result<Decoded, RasterError> {
                 kind,
             },
         })?;
-    let bits = if matches!(samples, Samples::U8(_)) {
-        8
-    } else {
-        16
-    };
-    let len = match &samples {
-        Samples::U8(v) => v.len(),
-        Samples::U16(v) => v.len(),
-    };
-    if len != w * h * count {
-        return Err(RasterError::Decode {
-            path: path.to_owned(),
-            message: format!(
-                "{len} samples for {w}x{h}x{count}; planar (band-sequential) TIFFs are not supported, rewrite as pixel-interleaved (gdal_translate -co INTERLEAVE=PIXEL)"
-            ),
-        });
-    }
-    Ok((w, h, count, bits, samples, georef))
+    Ok((w, h, count, samples, georef))
 }
 
 /// The top-left width×height of an image `stride` pixels wide.
@@ -420,21 +426,10 @@ fn decode_other(bytes: &[u8], path: &Path) -> Result<Decoded, RasterError> {
             });
         }
     };
-    let bits = if matches!(samples, Samples::U8(_)) {
-        8
-    } else {
-        16
-    };
-    Ok((w, h, count, bits, samples, None))
+    Ok((w, h, count, samples, None))
 }
 
-fn deinterleave(
-    samples: &Samples,
-    count: usize,
-    pixels: usize,
-    bits: u8,
-    scale16: Scale16,
-) -> Vec<Vec<f32>> {
+fn deinterleave(samples: &Samples, count: usize, pixels: usize, scale16: Scale16) -> Vec<Vec<f32>> {
     let mut planes = vec![Vec::with_capacity(pixels); count];
     match samples {
         Samples::U8(v) => {
@@ -453,7 +448,6 @@ fn deinterleave(
             }
         }
     }
-    debug_assert!(bits == 8 || bits == 16);
     planes
 }
 

@@ -210,10 +210,7 @@ impl Analyzer {
             .collect::<serde_json::Map<_, _>>()
             .into();
         if result.grid.len() > 1 {
-            let mut counts = vec![0usize; classes.len()];
-            for t in &result.tiles {
-                counts[*t as usize] += 1;
-            }
+            let counts = result.class_counts();
             line["tiles"] = json!({
                 "cols": result.grid.cols,
                 "rows": result.grid.rows,
@@ -281,17 +278,13 @@ impl Analyzer {
         let png = with_suffix(stem, "classes.png");
         save_png(&big, &png)?;
         let legend = with_suffix(stem, "legend.svg");
-        let mut counts = vec![0usize; manifest.classes.len()];
-        for t in &result.tiles {
-            counts[*t as usize] += 1;
-        }
         write_legend(
             &legend,
             &png,
             big.dimensions(),
             &manifest.classes,
             &palette,
-            &counts,
+            &result.class_counts(),
         )?;
         Ok([tif, png, legend]
             .iter()
