@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod lesion_cli;
 mod offline_cli;
 
 use spectrald::config::{BackendKind, CameraConfig, Config, LogFormat};

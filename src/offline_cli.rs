@@ -70,6 +70,11 @@ pub enum OfflineCommand {
         /// The labelled folder (README "Offline stage" for the layouts).
         dataset: PathBuf,
     },
+    /// Dermoscopic lesion segmentation: DullRazor hair removal, Otsu or colour clustering.
+    Lesion {
+        #[command(subcommand)]
+        command: crate::lesion_cli::LesionCommand,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -183,7 +188,7 @@ pub struct ServeArgs {
     token_file: Option<PathBuf>,
 }
 
-fn stop_flag() -> Result<Arc<AtomicBool>> {
+pub fn stop_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
@@ -204,7 +209,7 @@ fn load_model(backend: &BackendArgs, name: &str, want: Task) -> Result<OfflineMo
     Ok(model)
 }
 
-fn bar(total: usize, what: &str) -> ProgressBar {
+pub fn bar(total: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template(&format!(
@@ -233,6 +238,7 @@ impl Progress for BarProgress {
 
 pub fn run(command: OfflineCommand) -> Result<ExitCode> {
     match command {
+        OfflineCommand::Lesion { command } => crate::lesion_cli::run(command),
         OfflineCommand::Classify {
             common,
             stride,

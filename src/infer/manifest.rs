@@ -182,7 +182,7 @@ impl Manifest {
 /// A graph input or output as a backend reports it: name and, if known, shape.
 pub type GraphTensor = (String, Option<Vec<i64>>);
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

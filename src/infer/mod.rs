@@ -12,7 +12,7 @@ mod tract_backend;
 
 use std::path::{Path, PathBuf};
 
-pub(crate) use manifest::hex;
+pub use manifest::hex;
 pub use manifest::{Manifest, TensorSpec, list_manifests};
 
 use crate::config::{BackendKind, ModelsConfig};

@@ -17,6 +17,7 @@
 pub mod classify;
 pub mod evaluate;
 pub mod geotiff;
+pub mod lesion;
 pub mod metrics;
 pub mod model;
 pub mod raster;
