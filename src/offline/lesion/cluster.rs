@@ -69,6 +69,14 @@ pub fn tolerance_image(otsu: &GrayImage, m0: &GrayImage, params: &LesionParams) 
 }
 
 /// M1 and M2 from the dark components of the tolerance image.
+///
+/// M1 is the frame grown: M0 plus every dark component that touches the image border
+/// without reaching the image's central third (frame, vignette corners, the halo between
+/// skin and frame). M2 is the largest remaining component, the central lesion. On the
+/// paper's images (a black frame around a centred lesion) this is its rule — largest
+/// component M1, second M2 — and it also holds where the frame is only dark corners
+/// (split into several components) or missing, and where a large lesion touches the
+/// border (it reaches the centre, so it stays a lesion).
 pub fn split_m1_m2(tolerance: &GrayImage, m0: &GrayImage) -> (GrayImage, GrayImage) {
     let (w, h) = tolerance.dimensions();
     let dark = GrayImage::from_fn(w, h, |x, y| {
@@ -81,27 +89,34 @@ pub fn split_m1_m2(tolerance: &GrayImage, m0: &GrayImage) -> (GrayImage, GrayIma
     let labels = connected_components(&dark, Connectivity::Eight, Luma([0u8]));
     let n = labels.as_raw().iter().copied().max().unwrap_or(0) as usize;
     let mut size = vec![0usize; n + 1];
-    let mut touches_frame = vec![false; n + 1];
-    for (i, &l) in labels.as_raw().iter().enumerate() {
-        if l > 0 {
-            size[l as usize] += 1;
-            touches_frame[l as usize] |= m0.as_raw()[i] > 0;
+    let mut on_border = vec![false; n + 1];
+    let mut in_centre = vec![false; n + 1];
+    let centre_x = w / 3..(2 * w).div_ceil(3);
+    let centre_y = h / 3..(2 * h).div_ceil(3);
+    for (x, y, l) in labels.enumerate_pixels() {
+        let l = l[0] as usize;
+        if l == 0 {
+            continue;
+        }
+        size[l] += 1;
+        on_border[l] |= x == 0 || y == 0 || x + 1 == w || y + 1 == h;
+        in_centre[l] |= centre_x.contains(&x) && centre_y.contains(&y);
+    }
+    let frame = |l: usize| l > 0 && on_border[l] && !in_centre[l];
+    let m2_label = (1..=n)
+        .filter(|&l| !frame(l))
+        .max_by_key(|&l| (size[l], std::cmp::Reverse(l)));
+    let mut m1 = m0.clone();
+    let mut m2 = GrayImage::new(w, h);
+    for (i, l) in labels.as_raw().iter().enumerate() {
+        let l = *l as usize;
+        if frame(l) {
+            m1.as_mut()[i] = 255;
+        } else if Some(l) == m2_label {
+            m2.as_mut()[i] = 255;
         }
     }
-    let mut by_size: Vec<usize> = (1..=n).collect();
-    by_size.sort_by_key(|&l| std::cmp::Reverse(size[l]));
-    let (m1_label, m2_label) = match by_size.as_slice() {
-        [] => (None, None),
-        [first, rest @ ..] if touches_frame[*first] => (Some(*first), rest.first().copied()),
-        [first, ..] => (None, Some(*first)),
-    };
-    let pick = |label: Option<usize>| {
-        GrayImage::from_fn(w, h, |x, y| {
-            let l = labels.get_pixel(x, y)[0] as usize;
-            Luma([if Some(l) == label && l > 0 { 255 } else { 0 }])
-        })
-    };
-    (pick(m1_label), pick(m2_label))
+    (m1, m2)
 }
 
 /// A fixed, readable palette for the cluster picture (one colour per cluster).
@@ -231,31 +246,31 @@ mod tests {
 
     #[test]
     fn the_frame_is_m1_and_the_lesion_m2() {
-        // 100×80: a dark frame 5 px wide on the left and top, a dark 20×20 lesion inside,
-        // a small dark speck (larger than nothing, smaller than the lesion).
+        let count = super::super::count;
+        // 100×80: a dark frame 5 px wide on the left and top, a dark 20×20 lesion in the
+        // middle, a small dark speck, and a dark corner at the bottom right.
         let (w, h) = (100u32, 80u32);
         let m0 = GrayImage::from_fn(w, h, |x, y| Luma([if x < 5 || y < 5 { 255 } else { 0 }]));
+        let lesion = |x: u32, y: u32| (40..60).contains(&x) && (30..50).contains(&y);
+        let corner = |x: u32, y: u32| x >= 95 && y >= 75;
         let tolerance = GrayImage::from_fn(w, h, |x, y| {
-            let dark = x < 5
-                || y < 5
-                || (40..60).contains(&x) && (30..50).contains(&y)
-                || (x, y) == (90, 70);
+            let dark = x < 5 || y < 5 || lesion(x, y) || corner(x, y) || (x, y) == (80, 60);
             Luma([if dark { 0 } else { 255 }])
         });
         let (m1, m2) = split_m1_m2(&tolerance, &m0);
-        assert_eq!(super::super::count(&m1), 100 * 5 + 75 * 5);
-        assert_eq!(super::super::count(&m2), 400);
+        assert_eq!(count(&m1), 100 * 5 + 75 * 5 + 25);
+        assert_eq!(count(&m2), 400);
         // No frame at all: the largest dark region is the lesion.
         let none = GrayImage::new(w, h);
-        let tolerance = GrayImage::from_fn(w, h, |x, y| {
-            Luma([if (40..60).contains(&x) && (30..50).contains(&y) {
-                0
-            } else {
-                255
-            }])
-        });
+        let tolerance = GrayImage::from_fn(w, h, |x, y| Luma([if lesion(x, y) { 0 } else { 255 }]));
         let (m1, m2) = split_m1_m2(&tolerance, &none);
-        assert_eq!(super::super::count(&m1), 0);
-        assert_eq!(super::super::count(&m2), 400);
+        assert_eq!(count(&m1), 0);
+        assert_eq!(count(&m2), 400);
+        // A large lesion that reaches the border and the centre stays the lesion.
+        let tolerance =
+            GrayImage::from_fn(w, h, |x, y| Luma([if y < 50 && x > 30 { 0 } else { 255 }]));
+        let (m1, m2) = split_m1_m2(&tolerance, &none);
+        assert_eq!(count(&m1), 0);
+        assert_eq!(count(&m2), 50 * 69);
     }
 }
