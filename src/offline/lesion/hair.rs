@@ -5,20 +5,21 @@
 //!    thinner than an element is filled by at least one closing; a lesion, wider than all
 //!    of them, is not. `closing − value > threshold` marks hair; the three channel masks
 //!    are united.
-//! 2. **Verification** — a hair pixel must lie on a long thin structure: its longest run
-//!    of hair pixels along the four directions is at least `hair_min_length` and the run
-//!    across it at most `hair_max_width`.
+//! 2. **Verification** — a hair pixel must lie on a long thin structure: a connected
+//!    structure at least `hair_min_length` long and on average at most `hair_max_width`
+//!    thick (see [`verify`] for why per structure rather than per straight run).
 //! 3. **Replacement** — across the longest run (perpendicular to the hair) walk to the hair
 //!    border on both sides, go `hair_interpolation_distance` further, and interpolate
 //!    linearly between the two pixels found there.
 //! 4. **Smoothing** — a median filter over the replaced pixels only.
 //!
-//! Morphology, median filter and dilation come from imageproc; the run lengths and the
-//! perpendicular interpolation are DullRazor's own and exist in no crate.
+//! Morphology, connected components, median filter and dilation come from imageproc; the
+//! run lengths and the perpendicular interpolation are DullRazor's own and exist in no crate.
 
 use image::{GrayImage, Luma, RgbImage};
 use imageproc::distance_transform::Norm;
 use imageproc::morphology::{Mask, dilate, grayscale_close};
+use imageproc::region_labelling::{Connectivity, connected_components};
 
 use super::params::LesionParams;
 
@@ -121,28 +122,49 @@ fn step_length(direction: (i32, i32)) -> f32 {
 
 /// Verification: the candidate pixels on long, thin structures, and for each of them the
 /// direction of its longest run (index into [`DIRECTIONS`]; 255 elsewhere).
+///
+/// "Long and thin" is judged per connected structure: its extent (bounding-box diagonal)
+/// at least `hair_min_length`, its mean thickness (area / extent) at most
+/// `hair_max_width`. DullRazor measures straight runs through each pixel instead; those
+/// are only long for hairs along one of the four directions, and real hairs lie at every
+/// angle and curve. The runs still give the direction to interpolate across.
 pub fn verify(candidates: &GrayImage, params: &LesionParams) -> (GrayImage, Vec<u8>) {
+    let labels = connected_components(candidates, Connectivity::Eight, Luma([0u8]));
+    let n = labels.as_raw().iter().copied().max().unwrap_or(0) as usize;
+    // Per structure: area, min x, min y, max x, max y.
+    let mut shape = vec![(0usize, u32::MAX, u32::MAX, 0u32, 0u32); n + 1];
+    for (x, y, l) in labels.enumerate_pixels() {
+        let s = &mut shape[l[0] as usize];
+        *s = (s.0 + 1, s.1.min(x), s.2.min(y), s.3.max(x), s.4.max(y));
+    }
+    let hair: Vec<bool> = shape
+        .iter()
+        .enumerate()
+        .map(|(l, &(area, x0, y0, x1, y1))| {
+            if l == 0 || area == 0 {
+                return false;
+            }
+            let extent = f64::from(x1 - x0 + 1).hypot(f64::from(y1 - y0 + 1));
+            extent >= f64::from(params.hair_min_length)
+                && area as f64 / extent <= f64::from(params.hair_max_width)
+        })
+        .collect();
     let runs: Vec<Vec<u32>> = DIRECTIONS
         .iter()
         .map(|&d| run_lengths(candidates, d))
         .collect();
     let mut valid = GrayImage::new(candidates.width(), candidates.height());
     let mut along = vec![255u8; runs[0].len()];
-    for i in 0..along.len() {
-        if candidates.as_raw()[i] == 0 {
+    for (i, l) in labels.as_raw().iter().enumerate() {
+        if !hair[*l as usize] {
             continue;
         }
         let length = |k: usize| runs[k][i] as f32 * step_length(DIRECTIONS[k]);
         let longest = (0..4)
             .max_by(|&a, &b| length(a).total_cmp(&length(b)))
             .unwrap_or(0);
-        let across = length(PERPENDICULAR[longest]);
-        if length(longest) >= params.hair_min_length as f32
-            && across <= params.hair_max_width as f32
-        {
-            valid.as_mut()[i] = 255;
-            along[i] = longest as u8;
-        }
+        valid.as_mut()[i] = 255;
+        along[i] = longest as u8;
     }
     (valid, along)
 }
