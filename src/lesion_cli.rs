@@ -10,11 +10,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use spectrald::offline::lesion::dataset::{self, Item, Variant};
 use spectrald::offline::lesion::{self, LesionParams, Method, Segmentation};
-use spectrald::offline::run::{self, SCHEMA};
+use spectrald::offline::run;
 
 use crate::offline_cli::{EXIT_PARTIAL, bar, stop_flag};
 
@@ -251,29 +250,10 @@ fn segment_one(
     if let Some(dir) = debug_dir {
         write_steps(dir, &stem, &seg, "")?;
     }
-    let (w, h) = input.rgb.dimensions();
-    let mut warnings = input.warnings;
-    warnings.extend(seg.warnings.iter().cloned());
-    Ok(json!({
-        "schema": SCHEMA,
-        "task": "lesion",
-        "method": method.as_str(),
-        "hair_removal": params.hair_removal,
-        "input": name,
-        "input_sha256": spectrald::infer::hex(&Sha256::digest(&bytes)),
-        "width": w,
-        "height": h,
-        "bit_depth": input.bit_depth,
-        "lesion_pixels": seg.lesion_pixels(),
-        "lesion_fraction": ((seg.lesion_pixels() as f64 / f64::from(w * h)) * 1e4).round() / 1e4,
-        "otsu_level": seg.otsu_level,
-        "hair_pixels": seg.hair_pixels,
-        "frame_pixels": seg.frame_pixels,
-        "clusters": seg.clusters,
-        "warnings": warnings,
-        "outputs": [mask, overlay],
-        "ms": (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
-    }))
+    let mut line = lesion::result_line(&name, &bytes, &input, &seg, method, params);
+    line["outputs"] = json!([mask, overlay]);
+    line["ms"] = json!((started.elapsed().as_secs_f64() * 1e4).round() / 10.0);
+    Ok(line)
 }
 
 fn evaluate_command(

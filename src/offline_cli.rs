@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use spectrald::config::{BackendKind, ModelsConfig};
 use spectrald::offline::evaluate::{self, Report};
+use spectrald::offline::lesion::LesionParams;
 use spectrald::offline::refine::RefineParams;
 use spectrald::offline::run::{self, Analyzer, Outcome, Progress, RunOptions};
 use spectrald::offline::segment;
@@ -186,6 +187,9 @@ pub struct ServeArgs {
     /// A file holding the bearer token (else SPECTRALD_HTTP_TOKEN; required off loopback).
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// A config file whose [offline.lesion] section sets the lesion parameters.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 pub fn stop_flag() -> Result<Arc<AtomicBool>> {
@@ -428,6 +432,10 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         jobs_out: args.jobs_out,
         max_body_bytes: args.max_upload_mb.max(1) * 1024 * 1024,
         request_timeout_ms: 120_000,
+        lesion: match &args.config {
+            Some(path) => LesionParams::from_config_file(path)?,
+            None => LesionParams::default(),
+        },
     };
     let stop = stop_flag()?;
     service::serve(options, stop)?;

@@ -262,3 +262,96 @@ fn a_folder_job_reports_progress_and_failures_and_stays_inside_its_root() {
     assert_eq!(status, 403, "a link out of the root: {text}");
     assert!(!Path::new(&text).exists());
 }
+
+/// A brown 80×50 ellipse on textured skin, 240×180, as PNG bytes.
+fn lesion_png() -> Vec<u8> {
+    let image = image::RgbImage::from_fn(240, 180, |x, y| {
+        let (dx, dy) = ((x as f32 - 120.0) / 40.0, (y as f32 - 90.0) / 25.0);
+        let t = ((x * 7 + y * 13) % 11) as u8;
+        if dx * dx + dy * dy <= 1.0 {
+            image::Rgb([115 + t, 72 + t, 50 + t])
+        } else {
+            image::Rgb([220 + t, 168 + t, 148 + t])
+        }
+    });
+    let mut bytes = Vec::new();
+    image
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .expect("encode");
+    bytes
+}
+
+#[test]
+fn a_dermoscopic_upload_gets_its_lesion_line_or_mask() {
+    let (server, _) = start(None);
+    let port = server.port;
+    let body = lesion_png();
+    let (status, line) = post_image(
+        port,
+        "/api/v1/offline/lesion?method=otsu&name=a.png",
+        None,
+        &body,
+    );
+    assert_eq!(status, 200, "{line}");
+    assert_eq!(line["task"], "lesion");
+    assert_eq!(line["method"], "otsu");
+    assert_eq!(line["input"], "upload:a.png");
+    // π·40·25 ≈ 3142 of 43 200 pixels.
+    let fraction = line["lesion_fraction"].as_f64().unwrap_or(0.0);
+    assert!((0.065..0.08).contains(&fraction), "{line}");
+    let (status, line) = post_image(
+        port,
+        "/api/v1/offline/lesion?hair_removal=false",
+        None,
+        &body,
+    );
+    assert_eq!(status, 200, "{line}");
+    assert_eq!(line["method"], "cluster");
+    assert_eq!(line["hair_removal"], false);
+    // The mask itself.
+    let request = format!(
+        "POST /api/v1/offline/lesion?format=png HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(&body);
+    let (status, head, text) = raw(port, &bytes);
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: image/png"),
+        "{head}"
+    );
+    assert!(text.contains("PNG"), "not a PNG body");
+    // Bad requests get a status and one line.
+    let (status, line) = post_image(port, "/api/v1/offline/lesion?method=kmeans", None, &body);
+    assert_eq!(status, 400);
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("otsu or cluster"),
+        "{line}"
+    );
+    let (status, line) = post_image(port, "/api/v1/offline/lesion", None, b"not an image");
+    assert_eq!(status, 422, "{line}");
+    let tiny = {
+        let mut b = Vec::new();
+        image::RgbImage::new(6, 6)
+            .write_to(&mut std::io::Cursor::new(&mut b), image::ImageFormat::Png)
+            .expect("encode");
+        b
+    };
+    let (status, line) = post_image(port, "/api/v1/offline/lesion", None, &tiny);
+    assert_eq!(status, 422, "{line}");
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("smaller than the 11-pixel"),
+        "{line}"
+    );
+}

@@ -482,6 +482,16 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub service: ServiceConfig,
     pub log: LogConfig,
+    /// Settings of the offline commands (`spectrald offline … --config FILE`); the daemon
+    /// ignores them but checks them, so one file can serve both.
+    pub offline: OfflineConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfflineConfig {
+    /// The dermoscopic lesion pipelines (README "Lesion segmentation").
+    pub lesion: crate::offline::lesion::LesionParams,
 }
 
 impl Config {
@@ -549,6 +559,13 @@ impl Config {
                 message,
             })
         };
+        if let Err(e) = self.offline.lesion.validate() {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: "offline.lesion".into(),
+                message: e.to_string(),
+            });
+        }
         if self.queues.capacity == 0 {
             return invalid("queues.capacity", "must be at least 1".into());
         }

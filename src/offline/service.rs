@@ -8,6 +8,9 @@
 //!   under `--jobs-root`); answer 202 with the job id. Jobs run one after another.
 //! - `GET  /api/v1/offline/jobs/{id}` — progress (total, done, skipped, failures).
 //! - `GET  /api/v1/offline/jobs/{id}/results` — the result lines so far (NDJSON).
+//! - `POST /api/v1/offline/lesion` — body: one dermoscopic image; answer: the lesion
+//!   result line, or with `format=png` the lesion mask. Query: `method` (otsu|cluster),
+//!   `hair_removal` (true|false), `name`. Parameters from `--config` `[offline.lesion]`.
 //! - `GET  /api/v1/offline/stats` — refused (401) requests, jobs by state.
 //! - `GET  /healthz` — no token needed.
 //!
@@ -34,6 +37,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::OfflineError;
+use super::lesion::{self, LesionParams, Method};
 use super::model::OfflineModel;
 use super::raster::Scale16;
 use super::refine::RefineParams;
@@ -54,6 +58,8 @@ pub struct ServeOptions {
     pub jobs_out: PathBuf,
     pub max_body_bytes: usize,
     pub request_timeout_ms: u64,
+    /// Parameters of the lesion pipelines.
+    pub lesion: LesionParams,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +250,7 @@ fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/offline/models", get(list_models))
         .route("/api/v1/offline/stats", get(stats))
+        .route("/api/v1/offline/lesion", post(lesion_upload))
         .route("/api/v1/offline/{model}", post(analyse_upload))
         .route("/api/v1/offline/{model}/jobs", post(submit_job))
         .route("/api/v1/offline/jobs/{id}", get(job_status))
@@ -426,6 +433,79 @@ async fn analyse_upload(
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("analysis panicked: {e}"),
+        ),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct LesionQuery {
+    method: Option<String>,
+    hair_removal: Option<bool>,
+    format: Option<String>,
+    name: Option<String>,
+}
+
+/// One dermoscopic image through a lesion pipeline; JSON line or (`format=png`) the mask.
+async fn lesion_upload(
+    State(state): State<AppState>,
+    Query(query): Query<LesionQuery>,
+    body: Bytes,
+) -> Response {
+    if body.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "send the image as the request body",
+        );
+    }
+    let method = match query.method.as_deref().map(Method::parse) {
+        None => Method::Cluster,
+        Some(Some(m)) => m,
+        Some(None) => return error(StatusCode::BAD_REQUEST, "method: use otsu or cluster"),
+    };
+    let png = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("png") => true,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("format {other:?}: use json or png"),
+            );
+        }
+    };
+    let mut params = state.options.lesion.clone();
+    if let Some(hair) = query.hair_removal {
+        params.hair_removal = hair;
+    }
+    let name = format!("upload:{}", query.name.unwrap_or_else(|| "upload".into()));
+    let work = move || -> Result<Response, lesion::LesionError> {
+        let started = std::time::Instant::now();
+        let input = lesion::read_input(&body, Path::new(&name), false)?;
+        let seg = lesion::segment(&input.rgb, &name, method, &params, false)?;
+        if png {
+            let mut bytes = Vec::new();
+            image::DynamicImage::ImageLuma8(seg.mask.clone())
+                .write_to(
+                    &mut std::io::Cursor::new(&mut bytes),
+                    image::ImageFormat::Png,
+                )
+                .map_err(|e| {
+                    lesion::LesionError::Raster(super::raster::RasterError::Decode {
+                        path: name.clone().into(),
+                        message: format!("encoding the mask: {e}"),
+                    })
+                })?;
+            return Ok(([(header::CONTENT_TYPE, "image/png")], bytes).into_response());
+        }
+        let mut line = lesion::result_line(&name, &body, &input, &seg, method, &params);
+        line["ms"] = json!((started.elapsed().as_secs_f64() * 1e4).round() / 10.0);
+        Ok(axum::Json(line).into_response())
+    };
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("lesion segmentation panicked: {e}"),
         ),
     }
 }

@@ -27,6 +27,7 @@ use std::path::Path;
 
 use image::{GrayImage, Luma, RgbImage};
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::raster::{self, RasterError, Scale16};
 pub use params::LesionParams;
@@ -57,6 +58,14 @@ pub enum Method {
 }
 
 impl Method {
+    pub fn parse(text: &str) -> Option<Method> {
+        match text {
+            "otsu" => Some(Method::Otsu),
+            "cluster" => Some(Method::Cluster),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Otsu => "otsu",
@@ -276,6 +285,41 @@ pub fn segment_after_hair(
         frame_pixels,
         warnings,
         steps,
+    })
+}
+
+/// The result line of one image (schema `spectrald.offline/v1`, task `lesion`); the
+/// caller adds `outputs` and `ms`.
+pub fn result_line(
+    input_name: &str,
+    bytes: &[u8],
+    input: &LesionInput,
+    seg: &Segmentation,
+    method: Method,
+    params: &LesionParams,
+) -> Value {
+    use sha2::Digest;
+    let (w, h) = input.rgb.dimensions();
+    let lesion = seg.lesion_pixels();
+    let mut warnings = input.warnings.clone();
+    warnings.extend(seg.warnings.iter().cloned());
+    json!({
+        "schema": super::run::SCHEMA,
+        "task": "lesion",
+        "method": method.as_str(),
+        "hair_removal": params.hair_removal,
+        "input": input_name,
+        "input_sha256": crate::infer::hex(&sha2::Sha256::digest(bytes)),
+        "width": w,
+        "height": h,
+        "bit_depth": input.bit_depth,
+        "lesion_pixels": lesion,
+        "lesion_fraction": ((lesion as f64 / f64::from(w * h)) * 1e4).round() / 1e4,
+        "otsu_level": seg.otsu_level,
+        "hair_pixels": seg.hair_pixels,
+        "frame_pixels": seg.frame_pixels,
+        "clusters": seg.clusters,
+        "warnings": warnings,
     })
 }
 

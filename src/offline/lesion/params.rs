@@ -231,4 +231,13 @@ mod tests {
         .unwrap();
         assert_eq!(LesionParams::from_config_file(&file).unwrap().clusters, 8);
     }
+
+    #[test]
+    fn the_shipped_config_documents_the_defaults() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        assert_eq!(
+            LesionParams::from_config_file(&file).unwrap(),
+            LesionParams::default()
+        );
+    }
 }
