@@ -299,17 +299,16 @@ fn evaluate_command(
             }
         }
     };
-    let report = dataset::evaluate(
-        dataset_dir,
-        &items,
-        missing,
+    let tick = || progress.inc(1);
+    let run = dataset::Settings {
         variants,
-        &params,
+        params: &params,
         threads,
-        debug_dir.is_some(),
-        &on_masks,
-        &|| progress.inc(1),
-    );
+        keep_steps: debug_dir.is_some(),
+        on_masks: &on_masks,
+        progress: &tick,
+    };
+    let report = dataset::evaluate(dataset_dir, &items, missing, &run);
     progress.finish_and_clear();
     if let Some(e) = debug_errors
         .into_inner()

@@ -25,6 +25,26 @@ pub enum DatasetError {
     Layout { path: PathBuf, message: String },
 }
 
+/// (image, one-line error) per image that could not be scored.
+pub type Failures = Vec<(String, String)>;
+
+/// Called with each image, its truth and what every variant made of it (`--debug-dir`).
+pub type OnMasks<'a> =
+    dyn Fn(&Item, &image::RgbImage, &GrayImage, &[(Variant, super::Segmentation)]) + Sync + 'a;
+
+/// How to run an evaluation.
+pub struct Settings<'a> {
+    pub variants: &'a [Variant],
+    pub params: &'a LesionParams,
+    /// Images scored at once.
+    pub threads: usize,
+    /// Keep the intermediate pictures for `on_masks`.
+    pub keep_steps: bool,
+    pub on_masks: &'a OnMasks<'a>,
+    /// Ticks once per image.
+    pub progress: &'a (dyn Fn() + Sync),
+}
+
 /// One image and its ground-truth mask.
 #[derive(Debug, Clone)]
 pub struct Item {
@@ -83,7 +103,7 @@ pub struct Report {
 
 /// Pairs every image in `DATASET/images` with its mask in `DATASET/masks`; an image
 /// without a mask is a failure of that image, not of the run.
-pub fn load_items(dataset: &Path) -> Result<(Vec<Item>, Vec<(String, String)>), DatasetError> {
+pub fn load_items(dataset: &Path) -> Result<(Vec<Item>, Failures), DatasetError> {
     let layout = |message: String| DatasetError::Layout {
         path: dataset.to_owned(),
         message,
@@ -150,18 +170,11 @@ pub fn read_mask(path: &Path, width: u32, height: u32) -> Result<GrayImage, Stri
     }))
 }
 
-/// What one image gave in every variant; `debug`: called with the image's pictures.
+/// The counts of one image in every variant.
 type ItemResult = Result<Vec<PixelCounts>, String>;
 
-fn score_item(
-    item: &Item,
-    variants: &[Variant],
-    params: &LesionParams,
-    on_masks: &(
-         dyn Fn(&Item, &image::RgbImage, &GrayImage, &[(Variant, super::Segmentation)]) + Sync
-     ),
-    keep_steps: bool,
-) -> ItemResult {
+fn score_item(item: &Item, run: &Settings) -> ItemResult {
+    let (variants, params, keep_steps) = (run.variants, run.params, run.keep_steps);
     let bytes = std::fs::read(&item.image).map_err(|e| format!("{}: {e}", item.image.display()))?;
     let input = read_input(&bytes, &item.image, super::raster::is_tiff(&item.image))
         .map_err(|e| e.to_string())?;
@@ -190,7 +203,7 @@ fn score_item(
         .map_err(|e: LesionError| e.to_string())?;
         results.push((*variant, seg));
     }
-    on_masks(item, &input.rgb, &truth, &results);
+    (run.on_masks)(item, &input.rgb, &truth, &results);
     Ok(results
         .iter()
         .map(|(_, seg)| PixelCounts::compare(&seg.mask, &truth))
@@ -198,32 +211,21 @@ fn score_item(
 }
 
 /// Scores every item in every variant on `threads` threads; `progress` ticks per image.
-pub fn evaluate(
-    dataset: &Path,
-    items: &[Item],
-    mut failed: Vec<(String, String)>,
-    variants: &[Variant],
-    params: &LesionParams,
-    threads: usize,
-    keep_steps: bool,
-    on_masks: &(
-         dyn Fn(&Item, &image::RgbImage, &GrayImage, &[(Variant, super::Segmentation)]) + Sync
-     ),
-    progress: &(dyn Fn() + Sync),
-) -> Report {
+pub fn evaluate(dataset: &Path, items: &[Item], mut failed: Failures, run: &Settings) -> Report {
+    let (variants, params) = (run.variants, run.params);
     let results: Vec<Mutex<Option<ItemResult>>> = items.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
+        for _ in 0..run.threads.max(1) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { break };
-                    let result = score_item(item, variants, params, on_masks, keep_steps);
+                    let result = score_item(item, run);
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(result);
                     }
-                    progress();
+                    (run.progress)();
                 }
             });
         }

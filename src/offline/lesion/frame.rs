@@ -72,7 +72,7 @@ mod tests {
         let gray = GrayImage::from_fn(w, h, |x, y| {
             let (dx, dy) = (x as f32 - 100.0, y as f32 - 75.0);
             let r = (dx * dx + dy * dy).sqrt();
-            Luma([if r > 90.0 || r < 10.0 { 5 } else { 180 }])
+            Luma([if (10.0..=90.0).contains(&r) { 180 } else { 5 }])
         });
         let params = LesionParams {
             size_reference_width: 0,

@@ -183,7 +183,7 @@ impl LesionParams {
         } else {
             f64::from(side) * width as f64 / f64::from(self.size_reference_width)
         };
-        (((side - 1.0) / 2.0).round().max(0.0)).min(255.0) as u8
+        ((side - 1.0) / 2.0).round().clamp(0.0, 255.0) as u8
     }
 
     /// The smallest image side the hair kernels fit in.
