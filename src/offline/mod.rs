@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod model;
 pub mod raster;
 pub mod refine;
+pub mod retrieval;
 pub mod run;
 pub mod segment;
 pub mod service;
