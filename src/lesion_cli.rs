@@ -15,7 +15,7 @@ use spectrald::offline::lesion::dataset::{self, Item, Variant};
 use spectrald::offline::lesion::{self, LesionParams, Method, Segmentation};
 use spectrald::offline::run;
 
-use crate::offline_cli::{EXIT_PARTIAL, bar, stop_flag};
+use crate::offline_cli::{EXIT_PARTIAL, bar, exit_code, stop_flag};
 
 #[derive(Subcommand)]
 pub enum LesionCommand {
@@ -61,7 +61,7 @@ pub enum LesionCommand {
 #[derive(Args)]
 pub struct Settings {
     /// A config file whose [offline.lesion] section sets the parameters (default: the
-    /// paper's values; `spectrald offline lesion params` prints them).
+    /// paper's values; the shipped config.toml lists every key with its default).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Skip DullRazor hair removal (segment only; evaluate has --hair).
@@ -75,10 +75,7 @@ pub struct Settings {
 
 impl Settings {
     fn params(&self) -> Result<LesionParams> {
-        let mut params = match &self.config {
-            Some(path) => LesionParams::from_config_file(path)?,
-            None => LesionParams::default(),
-        };
+        let mut params = LesionParams::load(self.config.as_deref())?;
         if self.no_hair_removal {
             params.hair_removal = false;
         }
@@ -216,11 +213,7 @@ fn segment_command(
         eprintln!("stopped early");
         return Ok(ExitCode::from(EXIT_PARTIAL));
     }
-    Ok(if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_PARTIAL)
-    })
+    Ok(exit_code(failed.is_empty()))
 }
 
 fn segment_one(
@@ -276,15 +269,7 @@ fn evaluate_command(
                     results: &[(Variant, Segmentation)]| {
         let Some(dir) = &debug_dir else { return };
         for (variant, seg) in results {
-            let tag = format!(
-                ".{}-{}",
-                variant.method.as_str(),
-                if variant.hair_removal {
-                    "hair-removed"
-                } else {
-                    "original"
-                }
-            );
+            let tag = format!(".{}-{}", variant.method.as_str(), variant.images());
             let overlay = lesion::overlay(rgb, &seg.mask, Some(truth));
             let written = write_steps(dir, &item.name, seg, &tag).and_then(|()| {
                 save(
@@ -345,9 +330,5 @@ fn evaluate_command(
     for (image, error) in &report.failed {
         eprintln!("failed: {image}: {error}");
     }
-    Ok(if report.failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_PARTIAL)
-    })
+    Ok(exit_code(report.failed.is_empty()))
 }

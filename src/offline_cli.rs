@@ -24,6 +24,15 @@ use spectrald::offline::{OfflineError, OfflineModel, Task};
 /// Exit code when some inputs failed and the rest were analysed.
 pub const EXIT_PARTIAL: u8 = 3;
 
+/// Success when every input went through, else the partial-success code.
+pub fn exit_code(all_ok: bool) -> ExitCode {
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PARTIAL)
+    }
+}
+
 #[derive(Subcommand)]
 pub enum OfflineCommand {
     /// Classify images or tile GeoTIFF scenes into a class map (satellite models).
@@ -352,11 +361,7 @@ fn analyse(
         eprintln!("stopped early; run the same command again to go on where it stopped");
         return Ok(ExitCode::from(EXIT_PARTIAL));
     }
-    Ok(if summary.failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_PARTIAL)
-    })
+    Ok(exit_code(summary.failed.is_empty()))
 }
 
 fn evaluate_command(
@@ -380,11 +385,7 @@ fn evaluate_command(
         "wrote {}/{{confusion.csv,confusion.png,metrics.json}}",
         out.display()
     );
-    Ok(if report.failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_PARTIAL)
-    })
+    Ok(exit_code(report.failed.is_empty()))
 }
 
 fn write_report(report: &Report, model: &OfflineModel, out: &Path) -> Result<()> {
@@ -432,10 +433,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         jobs_out: args.jobs_out,
         max_body_bytes: args.max_upload_mb.max(1) * 1024 * 1024,
         request_timeout_ms: 120_000,
-        lesion: match &args.config {
-            Some(path) => LesionParams::from_config_file(path)?,
-            None => LesionParams::default(),
-        },
+        lesion: LesionParams::load(args.config.as_deref())?,
     };
     let stop = stop_flag()?;
     service::serve(options, stop)?;

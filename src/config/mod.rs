@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::frame::PIPELINE_STAGES;
+use crate::offline::lesion::params::ParamsError;
 use crate::thermal::radiometry::{ObjectOverrides, PlanckConstants, Radiometry};
 
 #[derive(Debug, thiserror::Error)]
@@ -559,12 +560,12 @@ impl Config {
                 message,
             })
         };
-        if let Err(e) = self.offline.lesion.validate() {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                field: "offline.lesion".into(),
-                message: e.to_string(),
-            });
+        match self.offline.lesion.validate() {
+            Ok(()) => {}
+            Err(ParamsError::Invalid { field, message }) => {
+                return invalid(&format!("offline.lesion.{field}"), message);
+            }
+            Err(other) => return invalid("offline.lesion", other.to_string()),
         }
         if self.queues.capacity == 0 {
             return invalid("queues.capacity", "must be at least 1".into());

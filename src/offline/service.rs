@@ -483,7 +483,7 @@ async fn lesion_upload(
         let seg = lesion::segment(&input.rgb, &name, method, &params, false)?;
         if png {
             let mut bytes = Vec::new();
-            image::DynamicImage::ImageLuma8(seg.mask.clone())
+            seg.mask
                 .write_to(
                     &mut std::io::Cursor::new(&mut bytes),
                     image::ImageFormat::Png,

@@ -3,18 +3,17 @@
 //! 1. **Tolerance image**: the Otsu picture (skin white, lesion and frame dark) closed and
 //!    then eroded, so scattered dark specks vanish and the dark regions grow a safety
 //!    margin.
-//! 2. **M1, M2**: its dark connected components by size. The largest, when it is the frame
-//!    grown (it overlaps M0), is M1 and replaces M0; the largest of the rest is M2, the
-//!    tolerance area around the lesion. (The paper takes the largest as M1 outright: its
-//!    images all have a frame; without a frame the largest component is the lesion.)
-//! 3. **K-means** (linfa) over the RGB pixels outside M1 ∪ M0, K = 10.
+//! 2. **M1, M2**: its dark connected regions. M1 is M0 plus the regions at the border that
+//!    do not reach the centre (the frame grown) and replaces M0; the largest other region
+//!    is M2, the tolerance area around the lesion. (The paper takes the largest region as
+//!    M1 and the second as M2: its images all have a frame; see [`split_m1_m2`].)
+//! 3. **K-means** (linfa) over the RGB pixels outside M1, K = 10.
 //! 4. **The 10 % rule**: a cluster with more than 10 % of its pixels outside M2 is skin;
 //!    the other clusters' pixels are the lesion.
 
 use image::{GrayImage, Luma, RgbImage};
 use imageproc::distance_transform::Norm;
 use imageproc::morphology::{close, erode};
-use imageproc::region_labelling::{Connectivity, connected_components};
 use linfa::DatasetBase;
 use linfa::traits::{Fit, Predict};
 use linfa_clustering::KMeans;
@@ -25,6 +24,7 @@ use serde::Serialize;
 
 use super::LesionError;
 use super::params::LesionParams;
+use super::regions::Regions;
 
 /// One K-means cluster as the 10 % rule saw it.
 #[derive(Debug, Clone, Serialize)]
@@ -86,36 +86,23 @@ pub fn split_m1_m2(tolerance: &GrayImage, m0: &GrayImage) -> (GrayImage, GrayIma
             0
         }])
     });
-    let labels = connected_components(&dark, Connectivity::Eight, Luma([0u8]));
-    let n = labels.as_raw().iter().copied().max().unwrap_or(0) as usize;
-    let mut size = vec![0usize; n + 1];
-    let mut on_border = vec![false; n + 1];
-    let mut in_centre = vec![false; n + 1];
+    let regions = Regions::of(&dark);
+    let n = regions.regions.len();
+    let mut in_centre = vec![false; n];
     let centre_x = w / 3..(2 * w).div_ceil(3);
     let centre_y = h / 3..(2 * h).div_ceil(3);
-    for (x, y, l) in labels.enumerate_pixels() {
-        let l = l[0] as usize;
-        if l == 0 {
-            continue;
-        }
-        size[l] += 1;
-        on_border[l] |= x == 0 || y == 0 || x + 1 == w || y + 1 == h;
-        in_centre[l] |= centre_x.contains(&x) && centre_y.contains(&y);
+    for (x, y, l) in regions.labels.enumerate_pixels() {
+        in_centre[l[0] as usize] |= centre_x.contains(&x) && centre_y.contains(&y);
     }
-    let frame = |l: usize| l > 0 && on_border[l] && !in_centre[l];
-    let m2_label = (1..=n)
+    let frame = |l: usize| regions.regions[l].touches_border(w, h) && !in_centre[l];
+    let m2_label = (1..n)
         .filter(|&l| !frame(l))
-        .max_by_key(|&l| (size[l], std::cmp::Reverse(l)));
-    let mut m1 = m0.clone();
-    let mut m2 = GrayImage::new(w, h);
-    for (i, l) in labels.as_raw().iter().enumerate() {
-        let l = *l as usize;
-        if frame(l) {
-            m1.as_mut()[i] = 255;
-        } else if Some(l) == m2_label {
-            m2.as_mut()[i] = 255;
-        }
-    }
+        .max_by_key(|&l| (regions.regions[l].area, std::cmp::Reverse(l)));
+    let grown_frame = regions.mask_where(frame);
+    let m1 = GrayImage::from_fn(w, h, |x, y| {
+        Luma([m0.get_pixel(x, y)[0].max(grown_frame.get_pixel(x, y)[0])])
+    });
+    let m2 = regions.mask_where(|l| Some(l) == m2_label);
     (m1, m2)
 }
 
@@ -133,6 +120,7 @@ const PALETTE: [[u8; 3]; 10] = [
     [250, 190, 212],
 ];
 
+/// The clustering pipeline over an image, its Otsu picture and M0.
 pub fn cluster_lesion(
     image: &RgbImage,
     otsu: &GrayImage,
@@ -144,13 +132,10 @@ pub fn cluster_lesion(
     let tolerance = tolerance_image(otsu, m0, params);
     let (m1, m2) = split_m1_m2(&tolerance, m0);
     let mut warnings = Vec::new();
-    let excluded: Vec<bool> = m0
-        .as_raw()
-        .iter()
-        .zip(m1.as_raw())
-        .map(|(a, b)| *a > 0 || *b > 0)
+    // M1 holds M0 (split_m1_m2 starts from it): the pixels outside M1 are clustered.
+    let pixels: Vec<usize> = (0..m1.as_raw().len())
+        .filter(|&i| m1.as_raw()[i] == 0)
         .collect();
-    let pixels: Vec<usize> = (0..excluded.len()).filter(|&i| !excluded[i]).collect();
     let empty = |warnings: Vec<String>| ClusterResult {
         mask: GrayImage::new(w, h),
         tolerance: tolerance.clone(),

@@ -61,16 +61,17 @@ pub struct Variant {
 }
 
 impl Variant {
+    /// Which images the pipeline ran on: "original" or "hair-removed".
+    pub fn images(&self) -> &'static str {
+        if self.hair_removal {
+            "hair-removed"
+        } else {
+            "original"
+        }
+    }
+
     pub fn label(&self) -> String {
-        format!(
-            "{} {}",
-            self.method.as_str(),
-            if self.hair_removal {
-                "hair-removed"
-            } else {
-                "original"
-            }
-        )
+        format!("{} {}", self.method.as_str(), self.images())
     }
 }
 

@@ -10,9 +10,9 @@
 use image::{GrayImage, Luma};
 use imageproc::distance_transform::Norm;
 use imageproc::morphology::dilate;
-use imageproc::region_labelling::{Connectivity, connected_components};
 
 use super::params::LesionParams;
+use super::regions::Regions;
 
 /// M0 as 0/255 for a grey image.
 pub fn frame_mask(gray: &GrayImage, params: &LesionParams) -> GrayImage {
@@ -39,27 +39,11 @@ pub fn frame_mask(gray: &GrayImage, params: &LesionParams) -> GrayImage {
     }
 }
 
-/// The foreground (255) components of `mask` that touch the image border.
+/// The foreground (255) regions of `mask` that touch the image border.
 pub fn keep_border_components(mask: &GrayImage) -> GrayImage {
-    let labels = connected_components(mask, Connectivity::Eight, Luma([0u8]));
     let (w, h) = mask.dimensions();
-    let mut on_border = std::collections::HashSet::new();
-    for x in 0..w {
-        on_border.insert(labels.get_pixel(x, 0)[0]);
-        on_border.insert(labels.get_pixel(x, h - 1)[0]);
-    }
-    for y in 0..h {
-        on_border.insert(labels.get_pixel(0, y)[0]);
-        on_border.insert(labels.get_pixel(w - 1, y)[0]);
-    }
-    on_border.remove(&0);
-    GrayImage::from_fn(w, h, |x, y| {
-        Luma([if on_border.contains(&labels.get_pixel(x, y)[0]) {
-            255
-        } else {
-            0
-        }])
-    })
+    let regions = Regions::of(mask);
+    regions.mask_where(|l| regions.regions[l].touches_border(w, h))
 }
 
 #[cfg(test)]

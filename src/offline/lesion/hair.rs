@@ -19,9 +19,9 @@
 use image::{GrayImage, Luma, RgbImage};
 use imageproc::distance_transform::Norm;
 use imageproc::morphology::{Mask, dilate, grayscale_close};
-use imageproc::region_labelling::{Connectivity, connected_components};
 
 use super::params::LesionParams;
+use super::regions::Regions;
 
 /// The four directions of the paper's elements, as unit pixel steps.
 pub const DIRECTIONS: [(i32, i32); 4] = [(1, 0), (0, 1), (1, 1), (1, -1)];
@@ -129,24 +129,15 @@ fn step_length(direction: (i32, i32)) -> f32 {
 /// are only long for hairs along one of the four directions, and real hairs lie at every
 /// angle and curve. The runs still give the direction to interpolate across.
 pub fn verify(candidates: &GrayImage, params: &LesionParams) -> (GrayImage, Vec<u8>) {
-    let labels = connected_components(candidates, Connectivity::Eight, Luma([0u8]));
-    let n = labels.as_raw().iter().copied().max().unwrap_or(0) as usize;
-    // Per structure: area, min x, min y, max x, max y.
-    let mut shape = vec![(0usize, u32::MAX, u32::MAX, 0u32, 0u32); n + 1];
-    for (x, y, l) in labels.enumerate_pixels() {
-        let s = &mut shape[l[0] as usize];
-        *s = (s.0 + 1, s.1.min(x), s.2.min(y), s.3.max(x), s.4.max(y));
-    }
-    let hair: Vec<bool> = shape
+    let regions = Regions::of(candidates);
+    let hair: Vec<bool> = regions
+        .regions
         .iter()
-        .enumerate()
-        .map(|(l, &(area, x0, y0, x1, y1))| {
-            if l == 0 || area == 0 {
-                return false;
-            }
-            let extent = f64::from(x1 - x0 + 1).hypot(f64::from(y1 - y0 + 1));
-            extent >= f64::from(params.hair_min_length)
-                && area as f64 / extent <= f64::from(params.hair_max_width)
+        .map(|r| {
+            let extent = r.extent();
+            r.area > 0
+                && extent >= f64::from(params.hair_min_length)
+                && r.area as f64 / extent <= f64::from(params.hair_max_width)
         })
         .collect();
     let runs: Vec<Vec<u32>> = DIRECTIONS
@@ -155,8 +146,8 @@ pub fn verify(candidates: &GrayImage, params: &LesionParams) -> (GrayImage, Vec<
         .collect();
     let mut valid = GrayImage::new(candidates.width(), candidates.height());
     let mut along = vec![255u8; runs[0].len()];
-    for (i, l) in labels.as_raw().iter().enumerate() {
-        if !hair[*l as usize] {
+    for (i, l) in regions.labels.as_raw().iter().enumerate() {
+        if *l == 0 || !hair[*l as usize] {
             continue;
         }
         let length = |k: usize| runs[k][i] as f32 * step_length(DIRECTIONS[k]);
@@ -176,7 +167,7 @@ pub fn remove_hair(image: &RgbImage, params: &LesionParams) -> HairRemoval {
     let replaced = if params.hair_mask_dilation > 0 {
         dilate(&valid, Norm::LInf, params.hair_mask_dilation)
     } else {
-        valid.clone()
+        valid
     };
     // Interpolation pixels must not be hair of any kind (verified or not).
     let avoid = GrayImage::from_fn(image.width(), image.height(), |x, y| {

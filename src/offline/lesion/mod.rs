@@ -3,9 +3,10 @@
 //!
 //! - **Otsu**: Otsu's threshold over the grey pixels outside M0; darker is lesion.
 //! - **Colour clustering**: the Otsu image closed and eroded into a tolerance image whose
-//!   largest dark component M1 (the frame, grown) replaces M0 and whose next largest M2 is
-//!   the tolerance area around the lesion; K-means (K = 10) over the RGB pixels outside M1;
-//!   a cluster with more than 10 % of its pixels outside M2 is skin, the rest is lesion.
+//!   dark regions at the border (the frame, grown) form M1, which replaces M0, and whose
+//!   largest other region M2 is the tolerance area around the lesion; K-means (K = 10) over
+//!   the RGB pixels outside M1; a cluster with more than 10 % of its pixels outside M2 is
+//!   skin, the rest is lesion (see [`cluster`] for how this differs from the paper).
 //!
 //! | module      | what it owns                                                 |
 //! |-------------|--------------------------------------------------------------|
@@ -13,6 +14,7 @@
 //! | [`hair`]    | DullRazor: directional closings, long-thin check, replacement |
 //! | [`frame`]   | M0, the black frame                                           |
 //! | [`cluster`] | tolerance image, M1/M2, K-means and the 10 % rule            |
+//! | [`regions`] | connected regions with area and bounding box                 |
 //! | [`score`]   | pixel TP/FP/FN/TN, precision/recall/F1/accuracy              |
 //! | [`dataset`] | scoring a folder of images + ground-truth masks              |
 
@@ -21,6 +23,7 @@ pub mod dataset;
 pub mod frame;
 pub mod hair;
 pub mod params;
+pub mod regions;
 pub mod score;
 
 use std::path::Path;
@@ -119,7 +122,7 @@ pub struct Steps {
     pub tolerance: Option<GrayImage>,
     pub m1: Option<GrayImage>,
     pub m2: Option<GrayImage>,
-    /// One colour per K-means cluster, lesion clusters outlined by the final mask.
+    /// One colour per K-means cluster: lesion clusters bright, skin clusters dimmed.
     pub clusters: Option<RgbImage>,
 }
 
@@ -233,6 +236,8 @@ pub fn segment_after_hair(
         }
         None => input,
     };
+    // DynamicImage::to_luma8's colour-space-aware conversion (not public on ImageBuffer;
+    // imageops::grayscale rounds differently and moves the measured PH2 scores).
     let gray = image::DynamicImage::ImageRgb8(image.clone()).to_luma8();
     let m0 = frame::frame_mask(&gray, params);
     let frame_pixels = count(&m0);

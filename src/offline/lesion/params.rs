@@ -128,6 +128,14 @@ struct OfflineView {
 }
 
 impl LesionParams {
+    /// `[offline.lesion]` of the config file when one is given, else the defaults.
+    pub fn load(config: Option<&Path>) -> Result<LesionParams, ParamsError> {
+        config.map_or_else(
+            || Ok(LesionParams::default()),
+            LesionParams::from_config_file,
+        )
+    }
+
     /// `[offline.lesion]` of a config file (defaults when the section is absent).
     pub fn from_config_file(path: &Path) -> Result<LesionParams, ParamsError> {
         let read_err = |message: String| ParamsError::Read {
