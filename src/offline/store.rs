@@ -49,7 +49,24 @@ CREATE TABLE IF NOT EXISTS results (
     UNIQUE (model_id, input_sha256, options)
 );
 CREATE INDEX IF NOT EXISTS results_by_input ON results (input);
+CREATE TABLE IF NOT EXISTS term_vectors (
+    result_id INTEGER PRIMARY KEY, -- results.id it was read from
+    model_id TEXT NOT NULL,
+    input TEXT NOT NULL,
+    input_sha256 TEXT NOT NULL,
+    vector BLOB NOT NULL          -- little-endian f32 per term, in the model's class order
+);
+CREATE INDEX IF NOT EXISTS term_vectors_by_model ON term_vectors (model_id);
 ";
+
+/// One row of the retrieval index: an analysed input and its term likelihoods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TermVector {
+    pub result_id: i64,
+    pub input: String,
+    pub input_sha256: String,
+    pub vector: Vec<f32>,
+}
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -144,5 +161,101 @@ impl Store {
             )
             .map(|n| n.max(0) as u64)
             .map_err(|e| self.err(e))
+    }
+
+    /// Brings a model's term vectors up to date with its results: rows of replaced
+    /// results go, new results are read with `vector_of` (None: the line holds no
+    /// likelihoods, skipped). Returns how many were added. One transaction, so 100 000
+    /// new results take seconds, not minutes.
+    pub fn sync_term_vectors(
+        &mut self,
+        model_id: &str,
+        vector_of: impl Fn(&str) -> Option<Vec<f32>>,
+    ) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "DELETE FROM term_vectors WHERE model_id = ?1
+             AND result_id NOT IN (SELECT id FROM results WHERE model_id = ?1)",
+            params![model_id],
+        )
+        .map_err(err)?;
+        let mut added = 0;
+        {
+            let mut select = tx
+                .prepare(
+                    "SELECT id, input, input_sha256, result FROM results WHERE model_id = ?1
+                     AND id NOT IN (SELECT result_id FROM term_vectors)",
+                )
+                .map_err(err)?;
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO term_vectors (result_id, model_id, input, input_sha256, vector)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err)?;
+            let mut rows = select.query(params![model_id]).map_err(err)?;
+            while let Some(row) = rows.next().map_err(err)? {
+                let result: String = row.get(3).map_err(err)?;
+                let Some(vector) = vector_of(&result) else {
+                    continue;
+                };
+                let blob: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+                insert
+                    .execute(params![
+                        row.get::<_, i64>(0).map_err(err)?,
+                        model_id,
+                        row.get::<_, String>(1).map_err(err)?,
+                        row.get::<_, String>(2).map_err(err)?,
+                        blob
+                    ])
+                    .map_err(err)?;
+                added += 1;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(added)
+    }
+
+    /// A model's term vectors in result order (oldest first).
+    pub fn term_vectors(&self, model_id: &str) -> Result<Vec<TermVector>, StoreError> {
+        let mut select = self
+            .conn
+            .prepare(
+                "SELECT result_id, input, input_sha256, vector FROM term_vectors
+                 WHERE model_id = ?1 ORDER BY result_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = select
+            .query_map(params![model_id], |row| {
+                let blob: Vec<u8> = row.get(3)?;
+                Ok(TermVector {
+                    result_id: row.get(0)?,
+                    input: row.get(1)?,
+                    input_sha256: row.get(2)?,
+                    vector: blob
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect(),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// A bare model row, for tests that insert results by hand.
+    #[cfg(test)]
+    pub(crate) fn register_model_id(&self, id: &str) {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO models (id, name, task, sha256, classes, manifest)
+                 VALUES (?1, ?1, 'classify', '', '[]', '{}')",
+                params![id],
+            )
+            .expect("test model row");
     }
 }

@@ -18,10 +18,19 @@
 //! the smallest values first, and feedback *decreases* the value for terms the user found
 //! alike. Here they are named for what they are: dissimilarities.
 
+pub mod evaluate;
 pub mod hsbd;
+pub mod index;
 pub mod ndcg;
 pub mod ontology;
+pub mod search;
+pub mod session;
+pub mod signatures;
 pub mod terms;
+
+use std::path::{Path, PathBuf};
+
+use crate::infer::Manifest;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RetrievalError {
@@ -29,10 +38,74 @@ pub enum RetrievalError {
     Ontology { path: String, message: String },
     #[error("term {0:?} is not in the ontology; add it (with its parent) to the ontology file")]
     UnknownTerm(String),
+    #[error(
+        "no image of model {0} is indexed; analyse some first (`spectrald offline classify --model NAME INPUTS` or `offline segment`), with the same --store"
+    )]
+    EmptyIndex(String),
+    #[error(
+        "{0} is not in the index; give an input as the store names it or its sha256 (≥ 8 hex digits), as `retrieve query` prints them"
+    )]
+    NotIndexed(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Signatures(#[from] signatures::SignatureError),
     #[error("{what}: expected {expected} values, got {got}")]
     Length {
         what: &'static str,
         expected: usize,
         got: usize,
     },
+}
+
+/// Where a model's term hierarchy lives unless given: beside its manifest,
+/// `NAME.ontology.toml`.
+pub fn default_ontology(manifest: &Manifest) -> PathBuf {
+    manifest
+        .path
+        .with_file_name(format!("{}.ontology.toml", manifest.name))
+}
+
+/// The initial retriever of a model: its classes as terms, signatures from its ONNX
+/// weights (skipped when `image_weight` is 0), the ontology file.
+pub fn retriever_for(
+    manifest: &Manifest,
+    ontology: Option<&Path>,
+    image_weight: f64,
+    feedback: terms::Feedback,
+) -> Result<search::Retriever, RetrievalError> {
+    if manifest.classes.is_empty() {
+        return Err(RetrievalError::Invalid(format!(
+            "model {} lists no classes in {}; retrieval needs a classify or segment model",
+            manifest.name,
+            manifest.path.display()
+        )));
+    }
+    let path = ontology.map_or_else(|| default_ontology(manifest), Path::to_path_buf);
+    let tree = ontology::Ontology::read(&path)?;
+    let signatures = if image_weight > 0.0 {
+        Some(signatures::from_onnx(
+            &manifest.onnx_path(),
+            manifest.classes.len(),
+        )?)
+    } else {
+        None
+    };
+    search::Retriever::new(
+        &manifest.classes,
+        &tree,
+        signatures.as_deref(),
+        image_weight,
+        feedback,
+    )
+    .map_err(|e| match e {
+        RetrievalError::UnknownTerm(term) => RetrievalError::Ontology {
+            path: path.display().to_string(),
+            message: format!(
+                "class {term:?} of model {} is not in it; add `{term} = \"PARENT\"` under [parents]",
+                manifest.name
+            ),
+        },
+        other => other,
+    })
 }

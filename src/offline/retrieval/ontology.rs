@@ -35,6 +35,17 @@ struct File {
 const IMPLICIT_ROOT: &str = "(root)";
 
 impl Ontology {
+    /// Reads and parses an ontology file.
+    pub fn read(path: &std::path::Path) -> Result<Ontology, RetrievalError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RetrievalError::Ontology {
+            path: path.display().to_string(),
+            message: format!(
+                "cannot read it ({e}); write the term hierarchy there (README \"Semantic retrieval\") or pass --ontology FILE"
+            ),
+        })?;
+        Ontology::parse(&text, &path.display().to_string())
+    }
+
     /// Parses the TOML text; `path` names it in errors.
     pub fn parse(text: &str, path: &str) -> Result<Ontology, RetrievalError> {
         let err = |message: String| RetrievalError::Ontology {

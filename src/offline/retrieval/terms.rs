@@ -55,7 +55,7 @@ pub fn combine(
 
 /// Relevance-feedback settings (paper: ρ = 0.1; τ and the "comparable likelihood" margin
 /// are not given).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Feedback {
     /// Penalty added to or taken from a dissimilarity.
     pub rho: f64,
