@@ -6,7 +6,7 @@
 #     broker and subscriber), chromium (the live page in a real browser), systemd
 #     (`systemd-analyze verify/security` of the unit file)
 #   - a Python venv in .cache/venv with the PyPI onnxruntime wheel (+ numpy, pillow,
-#     jsonschema for the tests' cross-checks)
+#     jsonschema, scikit-learn for the tests' cross-checks)
 #   - the ONNX Runtime shared library linked into .cache/onnxruntime/lib/, where the
 #     daemon looks for it (ORT_DYLIB_PATH overrides)
 # Re-running it does nothing when everything is in place.
@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 ORT_VERSION=1.31.1
 VENV=.cache/venv
 LIBDIR=.cache/onnxruntime/lib
-PY_PACKAGES=("onnxruntime==${ORT_VERSION}" "numpy==2.4.6" "pillow==13.0.0" "jsonschema==4.26.0")
+PY_PACKAGES=("onnxruntime==${ORT_VERSION}" "numpy==2.4.6" "pillow==13.0.0" "jsonschema==4.26.0"
+    "scikit-learn==1.9.1")
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -51,9 +52,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-stamp="$VENV/.spectrald-${ORT_VERSION}"
+# The stamp names the package list, so adding a package installs it once more.
+stamp="$VENV/.spectrald-$(printf '%s\n' "${PY_PACKAGES[@]}" | sha256sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-    say "creating $VENV with onnxruntime ${ORT_VERSION} (one time)"
+    say "installing ${PY_PACKAGES[*]} into $VENV (one time)"
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
     touch "$stamp"

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod lesion_cli;
 mod offline_cli;
+mod retrieve_cli;
 
 use spectrald::config::{BackendKind, CameraConfig, Config, LogFormat};
 use spectrald::infer::list_manifests;

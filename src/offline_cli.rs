@@ -85,6 +85,11 @@ pub enum OfflineCommand {
         #[command(subcommand)]
         command: crate::lesion_cli::LesionCommand,
     },
+    /// Semantic image retrieval over analysed images, with relevance feedback.
+    Retrieve {
+        #[command(subcommand)]
+        command: crate::retrieve_cli::RetrieveCommand,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -97,7 +102,7 @@ pub enum TaskArg {
 pub struct BackendArgs {
     /// Folder with the model manifests and ONNX files.
     #[arg(long, default_value = "models")]
-    models_dir: PathBuf,
+    pub models_dir: PathBuf,
     /// Inference backend: auto (ONNX Runtime if its library loads, else tract), ort, tract.
     #[arg(long, default_value = "auto")]
     backend: String,
@@ -107,7 +112,7 @@ pub struct BackendArgs {
 }
 
 impl BackendArgs {
-    fn models_config(&self) -> Result<ModelsConfig> {
+    pub fn models_config(&self) -> Result<ModelsConfig> {
         let backend = match self.backend.as_str() {
             "auto" => BackendKind::Auto,
             "ort" => BackendKind::Ort,
@@ -252,6 +257,7 @@ impl Progress for BarProgress {
 pub fn run(command: OfflineCommand) -> Result<ExitCode> {
     match command {
         OfflineCommand::Lesion { command } => crate::lesion_cli::run(command),
+        OfflineCommand::Retrieve { command } => crate::retrieve_cli::run(command),
         OfflineCommand::Classify {
             common,
             stride,

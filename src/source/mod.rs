@@ -23,7 +23,7 @@ pub mod replay;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::config::{AtEos, CameraConfig, SourceConfig, StreamConfig};
+use crate::config::{CameraConfig, SourceConfig, StreamConfig};
 use crate::frame::{Spectrum, SpectrumFrame};
 use crate::pipeline::QueueSender;
 use crate::telemetry::Events;
@@ -145,8 +145,8 @@ fn open_stream(
             let line = gst::launch_line(pipeline.as_deref(), uri.as_deref(), spectrum, *sync);
             let shown = uri.clone().or_else(|| pipeline.clone()).unwrap_or_default();
             let at_end = match at_eos {
-                AtEos::Reconnect => live::AtEnd::Reconnect,
-                AtEos::End => live::AtEnd::Stop,
+                crate::config::AtEos::Reconnect => live::AtEnd::Reconnect,
+                crate::config::AtEos::End => live::AtEnd::Stop,
             };
             Ok(Box::new(live::LiveSource::new(
                 &camera.id,

@@ -130,6 +130,33 @@ fn shuffle(v: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
     }
 }
 
+/// Up to `per_label` items of each label (0: all), a seeded random choice so runs
+/// repeat; grouped by label in label order.
+pub fn sample_per_label<T>(
+    items: Vec<(T, String)>,
+    per_label: usize,
+    seed: u64,
+) -> Vec<(T, String)> {
+    let mut by_label: std::collections::BTreeMap<String, Vec<T>> = Default::default();
+    for (item, label) in items {
+        by_label.entry(label).or_default().push(item);
+    }
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut out = Vec::new();
+    for (label, mut group) in by_label {
+        if per_label > 0 {
+            let mut order: Vec<usize> = (0..group.len()).collect();
+            shuffle(&mut order, &mut rng);
+            order.truncate(per_label);
+            order.sort_unstable();
+            let mut slots: Vec<Option<T>> = group.drain(..).map(Some).collect();
+            group = order.iter().filter_map(|&i| slots[i].take()).collect();
+        }
+        out.extend(group.into_iter().map(|item| (item, label.clone())));
+    }
+    out
+}
+
 /// Up to `n` of `candidates`, chosen at random.
 fn choose(mut candidates: Vec<usize>, n: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<usize> {
     shuffle(&mut candidates, rng);

@@ -106,9 +106,8 @@ impl Retriever {
                 "term matrix must be {k}×{k} with {k} categories"
             )));
         }
-        for i in 0..k {
-            for j in 0..k {
-                let v = matrix[i][j];
+        for (i, row) in matrix.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
                 if !(0.0..=1.0).contains(&v)
                     || (v - matrix[j][i]).abs() > 1e-9
                     || (i == j && v != 0.0)

@@ -127,7 +127,7 @@ fn matrix(t: &tract_onnx::pb::TensorProto) -> Result<Vec<Vec<f32>>, String> {
             .collect()
     };
     let rows = t.dims.first().copied().unwrap_or(0).max(0) as usize;
-    if rows == 0 || values.is_empty() || values.len() % rows != 0 {
+    if rows == 0 || values.is_empty() || !values.len().is_multiple_of(rows) {
         return Err(format!(
             "weight {:?} has shape {:?} and {} values (external data is not supported)",
             t.name,
@@ -141,6 +141,7 @@ fn matrix(t: &tract_onnx::pb::TensorProto) -> Result<Vec<Vec<f32>>, String> {
         .collect())
 }
 
+#[cfg(feature = "tract")]
 fn transpose(m: &[Vec<f32>]) -> Vec<Vec<f32>> {
     let cols = m.first().map_or(0, Vec::len);
     (0..cols)
@@ -148,6 +149,7 @@ fn transpose(m: &[Vec<f32>]) -> Vec<Vec<f32>> {
         .collect()
 }
 
+#[cfg(feature = "tract")]
 fn check(rows: Vec<Vec<f32>>, terms: usize, node: &str) -> Result<Vec<Vec<f32>>, String> {
     if rows.len() != terms {
         return Err(format!(
