@@ -355,3 +355,92 @@ fn a_dermoscopic_upload_gets_its_lesion_line_or_mask() {
         "{line}"
     );
 }
+
+#[test]
+fn retrieval_sessions_rank_uploads_and_take_feedback_rounds() {
+    let (server, _) = start(None);
+    let port = server.port;
+    let model = "satellite-eurosat-lite0";
+    let post = |path: &str, body: &str| -> (u16, Value) {
+        let (status, _, text) = http(port, "POST", path, None, body);
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    };
+    // Nothing analysed yet: the index is empty and the answer says how to fill it.
+    let (status, answer) = post(
+        &format!("/api/v1/offline/{model}/retrieve"),
+        r#"{"query": "upload:p0.png"}"#,
+    );
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("offline classify"))
+    );
+    let mut shas = Vec::new();
+    for (i, (x, y)) in [(0, 0), (64, 64), (300, 200), (400, 300), (128, 0), (0, 256)]
+        .iter()
+        .enumerate()
+    {
+        let (status, line) = post_image(
+            port,
+            &format!("/api/v1/offline/{model}?name=p{i}.png"),
+            None,
+            &patch_png(*x, *y),
+        );
+        assert_eq!(status, 200, "{line}");
+        shas.push(line["input_sha256"].as_str().expect("sha").to_owned());
+    }
+    let (status, first) = post(
+        &format!("/api/v1/offline/{model}/retrieve"),
+        &format!(r#"{{"query": "{}", "k": 3}}"#, &shas[0][..10]),
+    );
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["query"]["input"], "upload:p0.png");
+    assert_eq!(first["results"].as_array().map(Vec::len), Some(3));
+    assert_eq!(first["indexed"], 6);
+    let session = first["session"].as_str().expect("session id").to_owned();
+    let top = first["results"][0]["input_sha256"]
+        .as_str()
+        .expect("sha")
+        .to_owned();
+    let (status, second) = post(
+        &format!("/api/v1/offline/retrieve/sessions/{session}/feedback"),
+        &format!(r#"{{"irrelevant": ["{top}"]}}"#),
+    );
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["round"], 1);
+    let (status, _, text) = http(
+        port,
+        "GET",
+        &format!("/api/v1/offline/retrieve/sessions/{session}"),
+        None,
+        "",
+    );
+    assert_eq!(status, 200, "{text}");
+    let shown: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(shown["rounds"][0]["irrelevant"][0], top.as_str());
+    // Unknown session, unknown image, bad metric, unknown field.
+    let (status, _) = post(
+        "/api/v1/offline/retrieve/sessions/nope/feedback",
+        r#"{"relevant": ["x"]}"#,
+    );
+    assert_eq!(status, 404);
+    let (status, answer) = post(
+        &format!("/api/v1/offline/retrieve/sessions/{session}/feedback"),
+        r#"{"relevant": ["ghost.png"]}"#,
+    );
+    assert_eq!(status, 404, "{answer}");
+    let (status, _) = post(
+        &format!("/api/v1/offline/{model}/retrieve"),
+        r#"{"query": "upload:p1.png", "metric": "manhattan"}"#,
+    );
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        &format!("/api/v1/offline/{model}/retrieve"),
+        r#"{"query": "upload:p1.png", "top": 3}"#,
+    );
+    assert_eq!(status, 400, "unknown fields are refused");
+}

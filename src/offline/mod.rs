@@ -10,7 +10,9 @@
 //! | [`refine`]   | contextual-regularization refinement of probability maps              |
 //! | [`metrics`]  | confusion matrix, pixel/mean accuracy, mean/fw IU, precision/recall   |
 //! | [`evaluate`] | scoring a model on a labelled folder                                  |
-//! | [`store`]    | the SQLite result store (resume, later retrieval)                     |
+//! | [`store`]    | the SQLite result store (resume; the retrieval index's term vectors)  |
+//! | [`retrieval`] | semantic retrieval: ontology, signatures, HSBD, feedback, NDCG      |
+//! | [`retrieval_api`] | retrieval sessions over HTTP (in `serve-offline`)              |
 //! | [`run`]      | many inputs: expansion, skipping stored results, failures, progress   |
 //! | [`service`]  | `serve-offline`: the HTTP API with single images and folder jobs      |
 
@@ -23,6 +25,7 @@ pub mod model;
 pub mod raster;
 pub mod refine;
 pub mod retrieval;
+pub mod retrieval_api;
 pub mod run;
 pub mod segment;
 pub mod service;

@@ -11,6 +11,9 @@
 //! - `POST /api/v1/offline/lesion` — body: one dermoscopic image; answer: the lesion
 //!   result line, or with `format=png` the lesion mask. Query: `method` (otsu|cluster),
 //!   `hair_removal` (true|false), `name`. Parameters from `--config` `[offline.lesion]`.
+//! - `POST /api/v1/offline/{model}/retrieve`, `POST /api/v1/offline/retrieve/sessions/{id}/feedback`,
+//!   `GET /api/v1/offline/retrieve/sessions/{id}` — semantic retrieval with relevance
+//!   feedback ([`super::retrieval_api`]).
 //! - `GET  /api/v1/offline/stats` — refused (401) requests, jobs by state.
 //! - `GET  /healthz` — no token needed.
 //!
@@ -41,6 +44,7 @@ use super::lesion::{self, LesionParams, Method};
 use super::model::OfflineModel;
 use super::raster::Scale16;
 use super::refine::RefineParams;
+use super::retrieval_api::{self, Retrieval};
 use super::run::{self, Analyzer, Outcome, Progress, RunOptions};
 use super::store::Store;
 use crate::config::ModelsConfig;
@@ -89,6 +93,13 @@ struct AppState {
     jobs: Arc<Mutex<Vec<Arc<Job>>>>,
     job_queue: crossbeam_channel::Sender<Arc<Job>>,
     unauthorized: Arc<AtomicU64>,
+    retrieval: Arc<Retrieval>,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Retrieval> {
+    fn from_ref(state: &AppState) -> Arc<Retrieval> {
+        state.retrieval.clone()
+    }
 }
 
 /// Loaded models by name; a request takes one (or loads another) and gives it back, so
@@ -202,7 +213,12 @@ pub fn serve(options: ServeOptions, stop: Arc<AtomicBool>) -> Result<(), ServeEr
         .map_err(ServeError::Runtime)?;
     let local = listener.local_addr().map_err(ServeError::Runtime)?;
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<Arc<Job>>();
+    let retrieval = Arc::new(Retrieval::new(
+        options.models_dir.clone(),
+        options.store.clone(),
+    ));
     let state = AppState {
+        retrieval,
         options: Arc::new(options),
         models: Arc::new(ModelPool::default()),
         jobs: Arc::default(),
@@ -255,6 +271,18 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/offline/{model}/jobs", post(submit_job))
         .route("/api/v1/offline/jobs/{id}", get(job_status))
         .route("/api/v1/offline/jobs/{id}/results", get(job_results))
+        .route(
+            "/api/v1/offline/{model}/retrieve",
+            post(retrieval_api::query),
+        )
+        .route(
+            "/api/v1/offline/retrieve/sessions/{id}",
+            get(retrieval_api::show),
+        )
+        .route(
+            "/api/v1/offline/retrieve/sessions/{id}/feedback",
+            post(retrieval_api::feedback),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -328,7 +356,7 @@ async fn list_models(State(state): State<AppState>) -> Response {
 }
 
 /// A model name from a URL: a plain file stem, never a path.
-fn valid_model_name(name: &str) -> bool {
+pub(crate) fn valid_model_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && name

@@ -151,6 +151,18 @@ impl Store {
         Ok(())
     }
 
+    /// Changes whenever a model's results do (a new or replaced row gets a new id):
+    /// (largest id, count), for caches of what was read from them.
+    pub fn results_version(&self, model_id: &str) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(id), 0) * 1000003 + COUNT(*) FROM results WHERE model_id = ?1",
+                params![model_id],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// How many results a model has (tests and the summary line).
     pub fn count(&self, model_id: &str) -> Result<u64, StoreError> {
         self.conn
