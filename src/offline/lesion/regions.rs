@@ -22,8 +22,12 @@ impl Region {
         self.x0 == 0 || self.y0 == 0 || self.x1 + 1 == width || self.y1 + 1 == height
     }
 
-    /// The bounding box's diagonal, in pixels.
+    /// The bounding box's diagonal, in pixels; 0 for an empty region (the background
+    /// slot, whose box is still the inverted initial one).
     pub fn extent(&self) -> f64 {
+        if self.area == 0 {
+            return 0.0;
+        }
         f64::from(self.x1 - self.x0 + 1).hypot(f64::from(self.y1 - self.y0 + 1))
     }
 }
