@@ -35,6 +35,9 @@ use crate::thermal::radiometry::{
 
 const HEADER_LEN: usize = 64;
 const RECORD_LEN: usize = 32;
+/// Far above any FLIR frame (a 1280×1024 radiometric frame with its embedded visible JPEG
+/// is a few MB): a header claiming more is corrupt, and trusting it would allocate it.
+const MAX_FRAME_BYTES: usize = 64 << 20;
 const RECORD_RAW_DATA: u16 = 0x01;
 const RECORD_CAMERA_INFO: u16 = 0x20;
 const KELVIN: f64 = 273.15;
@@ -50,6 +53,10 @@ pub enum FffError {
         end: usize,
         len: usize,
     },
+    #[error(
+        "{what} claims {claimed} bytes, more than any FLIR frame ({MAX_FRAME_BYTES}): the file is corrupt"
+    )]
+    TooLarge { what: &'static str, claimed: usize },
     #[error("no raw data record (type 0x01): not a radiometric frame")]
     NoRawData,
     #[error(
@@ -148,7 +155,23 @@ fn directory(data: &[u8]) -> Result<(Vec<Record>, usize), FffError> {
     let header = Reader { big_endian, ..le };
     let dir_offset = header.u32(0x18)? as usize;
     let count = header.u32(0x1c)? as usize;
-    let dir_end = dir_offset + count * RECORD_LEN;
+    let dir_end = dir_offset.saturating_add(count.saturating_mul(RECORD_LEN));
+    if dir_end > MAX_FRAME_BYTES {
+        return Err(FffError::TooLarge {
+            what: "record directory",
+            claimed: dir_end,
+        });
+    }
+    // Checked before reserving room for `count` records (found by fuzzing: a corrupt
+    // count asked for 24 GiB).
+    if dir_end > data.len() {
+        return Err(FffError::Truncated {
+            what: "record directory",
+            start: dir_offset,
+            end: dir_end,
+            len: data.len(),
+        });
+    }
     let dir = Reader {
         what: "record directory",
         ..header
@@ -167,6 +190,13 @@ fn directory(data: &[u8]) -> Result<(Vec<Record>, usize), FffError> {
             end = end.max(record.offset + record.length);
             records.push(record);
         }
+    }
+    // The stream reader grows its buffer to `end`: never to a corrupt record's claim.
+    if end > MAX_FRAME_BYTES {
+        return Err(FffError::TooLarge {
+            what: "a record",
+            claimed: end,
+        });
     }
     Ok((records, end))
 }
@@ -499,5 +529,34 @@ mod tests {
             Err(FffError::NotFff(_))
         ));
         assert!(matches!(parse_fff(b"FF"), Err(FffError::Truncated { .. })));
+    }
+
+    /// A 64-byte little-endian header whose directory is at `offset` with `count` records.
+    fn header(offset: u32, count: u32) -> Vec<u8> {
+        let mut h = b"FFF\0".to_vec();
+        h.resize(HEADER_LEN, 0);
+        h[0x14..0x18].copy_from_slice(&100u32.to_le_bytes());
+        h[0x18..0x1c].copy_from_slice(&offset.to_le_bytes());
+        h[0x1c..0x20].copy_from_slice(&count.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn corrupt_sizes_are_refused_before_anything_is_allocated() {
+        // Fuzzing found this: a count of 0x30000000 records made the parser reserve 24 GiB.
+        let e = parse_fff(&header(64, 0x3000_0000)).unwrap_err();
+        assert!(matches!(e, FffError::TooLarge { .. }), "{e}");
+        // A plausible directory that is simply not all there is truncated, not too large.
+        let e = parse_fff(&header(64, 4)).unwrap_err();
+        assert!(matches!(e, FffError::Truncated { end: 192, .. }), "{e}");
+        // One record claiming 4 GB: the stream reader must not grow its buffer to it.
+        let mut frame = header(64, 1);
+        let mut record = vec![0u8; RECORD_LEN];
+        record[0..2].copy_from_slice(&1u16.to_le_bytes());
+        record[12..16].copy_from_slice(&128u32.to_le_bytes());
+        record[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        frame.extend_from_slice(&record);
+        let e = read_frame(&mut frame.as_slice()).unwrap_err();
+        assert!(matches!(e, FffError::TooLarge { .. }), "{e}");
     }
 }
