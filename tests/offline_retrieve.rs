@@ -346,43 +346,20 @@ fn bad_inputs_are_named_with_the_fix() {
     // Feedback on a session file that is not one, and on marks not in the index.
     let session = dir.path().join("s.json");
     std::fs::write(&session, "{\"schema\": \"other\"}").expect("write");
-    one_line(
-        offline(&[
+    let feedback = |marks: &[&str]| {
+        let mut args = vec![
             "retrieve",
             "feedback",
             "--session",
-            &s(&session),
-            "--store",
-            &s(&store),
-            "--relevant",
-            "x",
-        ]),
-        "s.json",
-    );
+            session.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(&["--store", store.to_str().expect("utf-8")]);
+        args.extend_from_slice(marks);
+        offline(&args)
+    };
+    one_line(feedback(&["--relevant", "x"]), "s.json");
     let (code, _, stderr) = query(&["--session", &s(&session), &s(&first)]);
     assert_eq!(code, 0, "{stderr}");
-    one_line(
-        offline(&[
-            "retrieve",
-            "feedback",
-            "--session",
-            &s(&session),
-            "--store",
-            &s(&store),
-            "--relevant",
-            "ghost.png",
-        ]),
-        "ghost.png",
-    );
-    one_line(
-        offline(&[
-            "retrieve",
-            "feedback",
-            "--session",
-            &s(&session),
-            "--store",
-            &s(&store),
-        ]),
-        "at least one",
-    );
+    one_line(feedback(&["--relevant", "ghost.png"]), "ghost.png");
+    one_line(feedback(&[]), "at least one");
 }

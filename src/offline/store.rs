@@ -21,6 +21,14 @@ pub struct StoreError {
     pub source: rusqlite::Error,
 }
 
+/// A StoreError maker for code that holds the connection mutably (a transaction).
+fn failed(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -77,11 +85,11 @@ impl Store {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(parent);
         }
-        let conn = Connection::open(path).map_err(err)?;
+        let conn = Connection::open(path).map_err(&err)?;
         // Several processes (CLI runs, the HTTP service) may share one store.
         conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+            .map_err(&err)?;
+        conn.execute_batch(SCHEMA).map_err(&err)?;
         Ok(Store {
             conn,
             path: path.to_owned(),
@@ -171,12 +179,8 @@ impl Store {
         task: &str,
         rows: impl Iterator<Item = (String, String, String, String)>,
     ) -> Result<usize, StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = failed(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
         let mut n = 0;
         {
             let mut insert = tx
@@ -184,15 +188,15 @@ impl Store {
                     "INSERT OR REPLACE INTO results (model_id, task, input, input_sha256, options, result)
                      VALUES (?1, ?2, ?3, ?4, '{}', ?5)",
                 )
-                .map_err(err)?;
+                .map_err(&err)?;
             for (model_id, input, sha, line) in rows {
                 insert
                     .execute(params![model_id, task, input, sha, line])
-                    .map_err(err)?;
+                    .map_err(&err)?;
                 n += 1;
             }
         }
-        tx.commit().map_err(err)?;
+        tx.commit().map_err(&err)?;
         Ok(n)
     }
 
@@ -217,18 +221,14 @@ impl Store {
         model_id: &str,
         vector_of: impl Fn(&str) -> Option<Vec<f32>>,
     ) -> Result<usize, StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
+        let err = failed(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
         tx.execute(
             "DELETE FROM term_vectors WHERE model_id = ?1
              AND result_id NOT IN (SELECT id FROM results WHERE model_id = ?1)",
             params![model_id],
         )
-        .map_err(err)?;
+        .map_err(&err)?;
         let mut added = 0;
         {
             let mut select = tx
@@ -236,33 +236,33 @@ impl Store {
                     "SELECT id, input, input_sha256, result FROM results WHERE model_id = ?1
                      AND id NOT IN (SELECT result_id FROM term_vectors)",
                 )
-                .map_err(err)?;
+                .map_err(&err)?;
             let mut insert = tx
                 .prepare(
                     "INSERT INTO term_vectors (result_id, model_id, input, input_sha256, vector)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
-                .map_err(err)?;
-            let mut rows = select.query(params![model_id]).map_err(err)?;
-            while let Some(row) = rows.next().map_err(err)? {
-                let result: String = row.get(3).map_err(err)?;
+                .map_err(&err)?;
+            let mut rows = select.query(params![model_id]).map_err(&err)?;
+            while let Some(row) = rows.next().map_err(&err)? {
+                let result: String = row.get(3).map_err(&err)?;
                 let Some(vector) = vector_of(&result) else {
                     continue;
                 };
                 let blob: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
                 insert
                     .execute(params![
-                        row.get::<_, i64>(0).map_err(err)?,
+                        row.get::<_, i64>(0).map_err(&err)?,
                         model_id,
-                        row.get::<_, String>(1).map_err(err)?,
-                        row.get::<_, String>(2).map_err(err)?,
+                        row.get::<_, String>(1).map_err(&err)?,
+                        row.get::<_, String>(2).map_err(&err)?,
                         blob
                     ])
-                    .map_err(err)?;
+                    .map_err(&err)?;
                 added += 1;
             }
         }
-        tx.commit().map_err(err)?;
+        tx.commit().map_err(&err)?;
         Ok(added)
     }
 
