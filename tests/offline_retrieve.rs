@@ -17,6 +17,14 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// `spectrald offline retrieve query --model SAT --store STORE EXTRA…`.
+fn query(store: &Path, extra: &[&str]) -> (i32, Vec<Value>, String) {
+    let store = s(store);
+    let mut args = vec!["retrieve", "query", "--model", SAT, "--store", &store];
+    args.extend_from_slice(extra);
+    offline(&args)
+}
+
 /// 64×64 patches of the fixture scene every 32 px (154 of them), as PNGs in `dir`.
 fn patches(dir: &Path) -> Vec<PathBuf> {
     let scene = image::open(common::repo().join("tests/fixtures/geotiff/rgbn.tif"))
@@ -183,15 +191,7 @@ fn simulated_feedback_raises_ndcg_and_hsbd_beats_euclidean() {
 fn query_then_feedback_in_a_session_file_reorders_and_remembers_marks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("s.sqlite");
-    let empty = offline(&[
-        "retrieve",
-        "query",
-        "--model",
-        SAT,
-        "--store",
-        &s(&store),
-        "x.png",
-    ]);
+    let empty = query(&store, &["x.png"]);
     assert_ne!(empty.0, 0);
     assert!(
         empty.2.contains("is indexed") || empty.2.contains("not in the index"),
@@ -204,31 +204,24 @@ fn query_then_feedback_in_a_session_file_reorders_and_remembers_marks() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(lines[0]["indexed"], labelled.len());
     // A residential patch as the query, by its stored name.
-    let (query, _) = labelled
+    let (residential, _) = labelled
         .iter()
         .find(|(_, c)| c == "Residential")
         .expect("a Residential patch");
     let session = dir.path().join("session.json");
-    let (code, lines, stderr) = offline(&[
-        "retrieve",
-        "query",
-        "--model",
-        SAT,
-        "--store",
-        &s(&store),
-        "-k",
-        "10",
-        "--session",
-        &s(&session),
-        &s(query),
-    ]);
+    let (code, lines, stderr) = query(
+        &store,
+        &["-k", "10", "--session", &s(&session), &s(residential)],
+    );
     assert_eq!(code, 0, "{stderr}");
     let first = &lines[0];
     assert_eq!(first["round"], 0);
     let results = first["results"].as_array().expect("results");
     assert_eq!(results.len(), 10);
     assert!(
-        results.iter().all(|r| r["input"] != s(query).as_str()),
+        results
+            .iter()
+            .all(|r| r["input"] != s(residential).as_str()),
         "query left out"
     );
     let distances: Vec<f64> = results
@@ -276,17 +269,7 @@ fn query_then_feedback_in_a_session_file_reorders_and_remembers_marks() {
         .fliph()
         .save(&fresh)
         .expect("flip");
-    let (code, lines, stderr) = offline(&[
-        "retrieve",
-        "query",
-        "--model",
-        SAT,
-        "--store",
-        &s(&store),
-        "-k",
-        "500",
-        &s(&fresh),
-    ]);
+    let (code, lines, stderr) = query(&store, &["-k", "500", &s(&fresh)]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(lines[0]["indexed"], labelled.len() + 1);
     assert_eq!(
@@ -306,18 +289,7 @@ fn bad_inputs_are_named_with_the_fix() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("s.sqlite");
     classified(dir.path(), &store);
-    let query = |extra: &[&str]| {
-        let mut args = vec![
-            "retrieve",
-            "query",
-            "--model",
-            SAT,
-            "--store",
-            store.to_str().expect("utf-8"),
-        ];
-        args.extend_from_slice(extra);
-        offline(&args)
-    };
+    let query = |extra: &[&str]| query(&store, extra);
     let one_line = |(code, _, stderr): (i32, Vec<Value>, String), want: &str| {
         assert_ne!(code, 0, "{stderr}");
         let last = stderr.trim().lines().last().unwrap_or_default().to_owned();

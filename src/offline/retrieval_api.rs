@@ -34,6 +34,9 @@ use super::retrieval::{self, RetrievalError};
 use super::store::{Store, StoreError};
 use crate::infer::{Manifest, ModelError};
 
+/// `Store::results_version`: (largest result id, count) of a model's results.
+type ResultsVersion = (i64, i64);
+
 /// Sessions kept at once; each holds a k×k matrix and its marks (a few kB).
 pub const MAX_SESSIONS: usize = 1000;
 
@@ -43,7 +46,7 @@ pub struct Retrieval {
     models_dir: PathBuf,
     store: PathBuf,
     sessions: Mutex<Sessions>,
-    indexes: Mutex<HashMap<String, (i64, Arc<Index>)>>,
+    indexes: Mutex<HashMap<String, (ResultsVersion, Arc<Index>)>>,
 }
 
 #[derive(Default)]

@@ -21,7 +21,8 @@ pub struct StoreError {
     pub source: rusqlite::Error,
 }
 
-/// A StoreError maker for code that holds the connection mutably (a transaction).
+/// The StoreError constructor, as a closure for `map_err` (also where the connection is
+/// borrowed mutably by a transaction, so `self.err` cannot be called).
 fn failed(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError {
         path: path.to_owned(),
@@ -78,10 +79,7 @@ pub struct TermVector {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let err = |source| StoreError {
-            path: path.to_owned(),
-            source,
-        };
+        let err = failed(path);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(parent);
         }
@@ -97,10 +95,7 @@ impl Store {
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError {
-            path: self.path.clone(),
-            source,
-        }
+        failed(&self.path)(source)
     }
 
     pub fn register_model(&self, manifest: &Manifest) -> Result<(), StoreError> {
@@ -161,12 +156,12 @@ impl Store {
 
     /// Changes whenever a model's results do (a new or replaced row gets a new id):
     /// (largest id, count), for caches of what was read from them.
-    pub fn results_version(&self, model_id: &str) -> Result<i64, StoreError> {
+    pub fn results_version(&self, model_id: &str) -> Result<(i64, i64), StoreError> {
         self.conn
             .query_row(
-                "SELECT COALESCE(MAX(id), 0) * 1000003 + COUNT(*) FROM results WHERE model_id = ?1",
+                "SELECT COALESCE(MAX(id), 0), COUNT(*) FROM results WHERE model_id = ?1",
                 params![model_id],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .map_err(|e| self.err(e))
     }
