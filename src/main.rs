@@ -339,6 +339,15 @@ fn run_pipeline(config: Config, config_path: Option<PathBuf>) -> Result<ExitCode
         },
     )?;
     tracing::info!("{}", summary.line());
+    if summary.not_written > 0 {
+        // Records the pipeline computed but an output could not take (closed, or still
+        // failing at shutdown): the run did not deliver everything it promised.
+        tracing::error!(
+            "{} records were not written to every output; see the sink errors above",
+            summary.not_written
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -353,6 +362,14 @@ fn write_stdout(text: &str) -> Result<()> {
 
 fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
+    // Over a file size limit (RLIMIT_FSIZE) the kernel sends SIGXFSZ, which would kill the
+    // process; handled, the write fails with EFBIG instead and the output holds its records
+    // like on a full disk.
+    signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .context("installing the SIGXFSZ handler")?;
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // First signal: drain and exit cleanly. A second one: exit at once.
         signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())

@@ -54,6 +54,7 @@ pub const EVENT_LABELS: &[(&str, &str, &str)] = &[
     ("pair_published", "camera", ""),
     ("inference_failed", "camera", "model"),
     ("sink_failed", "camera", "sink"),
+    ("sink_write_retries", "", "sink"),
     ("source_failed", "camera", "spectrum"),
     ("stream_state_changes", "camera", "state"),
     ("stream_reconnects", "camera", "spectrum"),
@@ -272,6 +273,11 @@ impl Events {
             );
         }
         self.bump("sink_failed", camera, sink);
+    }
+
+    /// A sink's write failed and will be retried with the record held (back-pressure).
+    pub fn sink_write_retry(&self, sink: &str) {
+        self.bump("sink_write_retries", "", sink);
     }
 
     /// A source (or one attempt of a live one) failed as a whole; logged every time,

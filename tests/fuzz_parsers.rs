@@ -7,10 +7,16 @@
 //!
 //! Bounded in time: `SPECTRALD_FUZZ_SECONDS` per target (default 20 in CI; run 600 locally:
 //! `SPECTRALD_FUZZ_SECONDS=600 cargo test --release --test fuzz_parsers -- --test-threads 1`).
-//! A failing input is printed by bolero; save it under `tests/fuzz-regressions/` and add it
-//! to the `regressions_stay_fixed` test.
+//! A failing input is printed by bolero; turn it into a unit test next to the parser (like
+//! `corrupt_sizes_are_refused_before_anything_is_allocated` in `src/source/flir.rs`).
+//!
+//! `http_requests` fuzzes the running daemon: mutated raw HTTP requests over TCP must get a
+//! well-formed answer (or a closed connection), never a 5xx other than 503, never a 2xx from
+//! a guarded route without the token; the daemon must still serve afterwards.
 mod common;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
@@ -193,4 +199,98 @@ fn ontologies_and_feedback_sessions() {
             let _ = s.results(&index);
         }
     });
+}
+
+/// Sends one raw request (then closes our side, so the server answers and closes); the
+/// answer's bytes, or nothing when the server closed without answering.
+fn exchange(port: u16, request: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("the daemon still listens");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    // The server may close early on garbage; a failed write is then not an error.
+    let _ = stream.write_all(request);
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+/// The route a request line names ("GET http://h/metrics?x HTTP/1.1" → "/metrics").
+fn route(request: &[u8]) -> String {
+    let text = String::from_utf8_lossy(request);
+    let target = text.split_whitespace().nth(1).unwrap_or("");
+    let path = match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => target,
+    };
+    path.split(['?', '#']).next().unwrap_or("").to_owned()
+}
+
+#[test]
+fn http_requests() {
+    const TOKEN: &str = "fuzz-secret-token";
+    let port = common::free_port();
+    let config = common::daemon::replay_config(
+        port,
+        &common::repo().join("tests/fixtures/models"),
+        &format!("token = \"{TOKEN}\"\nrequest_timeout_ms = 2000\n"),
+    );
+    let config = config.replace(
+        "[models]\n",
+        "[models]\nboundary = \"dmsl-boundary-tiny-random\"\nlandmark = \"dmsl-landmark-tiny-random\"\n",
+    );
+    let mut daemon = common::daemon::Daemon::start(&config);
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let seeds: Vec<Vec<u8>> = [
+        "GET /healthz HTTP/1.1\r\nHost: k\r\n\r\n".to_owned(),
+        "GET /readyz HTTP/1.1\r\nHost: k\r\n\r\n".to_owned(),
+        format!("GET /metrics HTTP/1.1\r\nHost: k\r\n{auth}\r\n"),
+        format!("GET /api/v1/cameras HTTP/1.1\r\nHost: k\r\n{auth}\r\n"),
+        format!("GET /api/v1/cameras/kiosk-1/snapshot.png HTTP/1.1\r\nHost: k\r\n{auth}\r\n"),
+        format!("GET /api/v1/cameras/kiosk-1/thermal.png HTTP/1.1\r\nHost: k\r\n{auth}\r\n"),
+        // A body on a route that takes none, chunked: exercises the body limits.
+        format!(
+            "POST /api/v1/cameras HTTP/1.1\r\nHost: k\r\n{auth}Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"
+        ),
+        "GET /app.js HTTP/1.1\r\nHost: k\r\nContent-Length: 3\r\n\r\nabc".to_owned(),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .collect();
+    let guarded = |route: &str| !matches!(route, "/" | "/app.js" | "/healthz" | "/readyz");
+    fuzz(seeds, |request| {
+        let answer = exchange(port, request);
+        if answer.is_empty() {
+            return; // closed without a word: acceptable for garbage
+        }
+        let head = String::from_utf8_lossy(&answer[..answer.len().min(64)]).into_owned();
+        let status: u16 = head
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "malformed answer {head:?} to {:?}",
+                    String::from_utf8_lossy(request)
+                )
+            });
+        assert!(
+            status < 500 || status == 503,
+            "{status} to {:?}",
+            String::from_utf8_lossy(request)
+        );
+        let route = route(request);
+        let has_token = String::from_utf8_lossy(request).contains(TOKEN);
+        assert!(
+            !((200..300).contains(&status) && guarded(&route) && !has_token),
+            "{route} answered {status} without the token: {:?}",
+            String::from_utf8_lossy(request)
+        );
+    });
+    let (status, _) = daemon.get("/healthz", None);
+    assert_eq!(status, 200, "still serving; log:\n{}", daemon.log());
+    let (status, _) = daemon.get("/api/v1/cameras", Some(TOKEN));
+    assert_eq!(status, 200);
+    assert_eq!(daemon.stop(), 0, "{}", daemon.log());
 }

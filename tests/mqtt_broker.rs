@@ -130,10 +130,16 @@ fn broker_refusing_auth_is_reported_and_other_outputs_go_on() {
     let port = common::free_port();
     let config = replay_config(port, &models(), "")
         + &format!(
-            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"spectrald\"\npassword = \"wrong\"\nbuffer = 3\nwhen_full = \"drop_oldest\"\ninitial_backoff_ms = 100\nmax_backoff_ms = 200\n",
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"spectrald\"\npassword = \"{WRONG_PASSWORD}\"\nbuffer = 3\nwhen_full = \"drop_oldest\"\ninitial_backoff_ms = 100\nmax_backoff_ms = 200\n",
             broker.port
         );
-    let daemon = Daemon::start(&config);
+    // Everything at debug level, the MQTT client's own logging included: the password
+    // must still never appear.
+    let daemon = Daemon::start_in(
+        tempfile::tempdir().expect("tempdir"),
+        &config,
+        &[("SPECTRALD_LOG", "debug")],
+    );
     // 16 messages fit in rumqttc's request queue and 3 in the buffer; later ones drop.
     daemon.wait_published("kiosk-1", 30, Duration::from_secs(60));
     let (_, metrics) = daemon.get("/metrics", None);
@@ -159,4 +165,10 @@ fn broker_refusing_auth_is_reported_and_other_outputs_go_on() {
         "{log}"
     );
     assert!(daemon.records().len() >= 10, "JSONL keeps flowing");
+    assert!(
+        !log.contains(WRONG_PASSWORD),
+        "the MQTT password was logged:\n{log}"
+    );
 }
+
+const WRONG_PASSWORD: &str = "not-the-password-7c1e";

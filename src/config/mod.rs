@@ -416,11 +416,17 @@ impl CameraConfig {
 pub struct OutputConfig {
     /// JSON lines destination: "-" for stdout, else a file appended to (rotation-safe).
     pub jsonl: String,
+    /// A failing write (disk full) holds the pipeline until it succeeds; at shutdown it is
+    /// retried this long before the records not yet written are given up (counted).
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { jsonl: "-".into() }
+        OutputConfig {
+            jsonl: "-".into(),
+            shutdown_timeout_ms: 5_000,
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! returns the summary. Nothing in the hot path polls a flag except the sources.
 
 mod cameras;
+pub mod faults;
 mod heartbeat;
 mod models;
 mod queue;
@@ -39,6 +40,8 @@ pub enum PipelineError {
     Model(#[from] StageModelError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Faults(#[from] faults::FaultsError),
     #[error("camera homography: {0}")]
     Registration(#[from] RegistrationError),
     #[error("cannot start thread {name}: {source}")]
@@ -60,6 +63,9 @@ pub struct Summary {
     pub dropped: std::collections::BTreeMap<String, u64>,
     pub unmatched: u64,
     pub inference_failed: u64,
+    /// Records a sink could not take (an output closed or failing at shutdown), summed
+    /// over sinks.
+    pub not_written: u64,
     pub seconds: f64,
     pub latency: LatencyLog,
     /// Live streams' last state and why, "camera/spectrum" → "state: reason".
@@ -97,13 +103,14 @@ impl Summary {
             format!("; streams: {}", streams.join("; "))
         };
         format!(
-            "summary: frames in {}, published {}, dropped {} [{}], unmatched {}, inference failed {}, {:.1} pairs/s over {:.2} s{}{}",
+            "summary: frames in {}, published {}, dropped {} [{}], unmatched {}, inference failed {}, not written {}, {:.1} pairs/s over {:.2} s{}{}",
             self.frames_in,
             self.published,
             self.dropped.values().sum::<u64>(),
             dropped.join(" "),
             self.unmatched,
             self.inference_failed,
+            self.not_written,
             self.pairs_per_second(),
             self.seconds,
             latency,
@@ -209,6 +216,7 @@ impl Pipeline {
         events: Arc<Events>,
         stop: Arc<AtomicBool>,
     ) -> Result<Pipeline, PipelineError> {
+        faults::Faults::from_env()?;
         let boundary_model = BoundaryModel::load(&config.models.boundary, &config.models)?;
         let landmark_model = LandmarkModel::load(&config.models.landmark, &config.models)?;
         tracing::info!(
@@ -346,6 +354,7 @@ impl Pipeline {
             dropped,
             unmatched: events.total("pair_unmatched", None),
             inference_failed: events.total("inference_failed", None),
+            not_written: events.total("sink_failed", None),
             seconds: self.started.elapsed().as_secs_f64(),
             latency,
             streams: events

@@ -183,6 +183,7 @@ pub fn preprocess(
 /// Runs `model` on the canvases of the frame's healthy spectra as one batch; on failure
 /// every one of them carries the error.
 fn infer_spectra(
+    stage: &str,
     frame: &mut Frame,
     model: &mut Model,
     events: &Events,
@@ -197,6 +198,7 @@ fn infer_spectra(
             input.extend_from_slice(&r.canvas);
         }
     }
+    super::faults::poison_input(stage, frame.sequence, &mut input);
     events.observe_batch(&model.manifest.name, spectra.len());
     match model.infer(&input, spectra.len()) {
         Ok(outputs) => Some((spectra, outputs)),
@@ -234,8 +236,11 @@ pub fn boundary(
     for mut frame in rx {
         take_swap(&mut model, &swaps, "boundary", |m| m.model.manifest.id());
         let busy = events.heartbeat().busy("boundary");
+        super::faults::stall("boundary", frame.sequence);
         frame.models.boundary = Some(model.id.clone());
-        if let Some((spectra, out)) = infer_spectra(&mut frame, &mut model.model, &events) {
+        if let Some((spectra, out)) =
+            infer_spectra("boundary", &mut frame, &mut model.model, &events)
+        {
             for (i, s) in spectra.iter().enumerate() {
                 let b = &out[model.boxes][i * 4..i * 4 + 4];
                 let face_box = BoundingBox {
@@ -292,8 +297,11 @@ pub fn landmark(
     for mut frame in rx {
         take_swap(&mut model, &swaps, "landmark", |m| m.model.manifest.id());
         let busy = events.heartbeat().busy("landmark");
+        super::faults::stall("landmark", frame.sequence);
         frame.models.landmark = Some(model.id.clone());
-        if let Some((spectra, out)) = infer_spectra(&mut frame, &mut model.model, &events) {
+        if let Some((spectra, out)) =
+            infer_spectra("landmark", &mut frame, &mut model.model, &events)
+        {
             for (i, s) in spectra.iter().enumerate() {
                 let values = &out[model.landmarks][i * n..(i + 1) * n];
                 if let Some(r) = frame.result_mut(*s) {

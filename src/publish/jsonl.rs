@@ -3,52 +3,87 @@
 //! The file is opened in append mode and re-opened when it is moved or deleted (logrotate's
 //! default `create` rotation), checked at most once a second, so rotation never loses lines
 //! into an unlinked file for longer than that.
+//!
+//! A write that fails (disk full, file size limit, I/O error) is not a lost record: the sink
+//! keeps the rest of the line and retries with backoff, so the pipeline waits behind it
+//! (file sources wait, live sources drop at their own queue, counted) and the output goes on
+//! where it stopped once there is room — no line lost, none cut in half. Only a shutdown
+//! ends the wait, after `shutdown_timeout`: the records still unwritten then are counted
+//! in `sink_failed` and a partly written line is cut off the file.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Outgoing, Sink, SinkError};
+use crate::telemetry::Events;
 
-pub enum JsonlSink {
+enum Target {
     Stdout,
     File {
         path: PathBuf,
-        writer: BufWriter<File>,
+        file: File,
         inode: (u64, u64),
         checked: Instant,
     },
 }
 
+pub struct JsonlSink {
+    target: Target,
+    stop: Arc<AtomicBool>,
+    events: Arc<Events>,
+    shutdown_timeout: Duration,
+    /// Set when a shutdown ended a failing write: later records fail at once instead of
+    /// each waiting `shutdown_timeout` again.
+    gave_up: bool,
+}
+
 const ROTATION_CHECK: Duration = Duration::from_secs(1);
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LONGEST_RETRY: Duration = Duration::from_secs(2);
 
 impl JsonlSink {
     /// "-" is stdout; anything else a file path.
-    pub fn open(target: &str) -> Result<JsonlSink, SinkError> {
-        if target == "-" {
-            return Ok(JsonlSink::Stdout);
-        }
-        let path = PathBuf::from(target);
-        let (writer, inode) = open_append(&path)?;
-        Ok(JsonlSink::File {
-            path,
-            writer,
-            inode,
-            checked: Instant::now(),
+    pub fn open(
+        target: &str,
+        events: Arc<Events>,
+        stop: Arc<AtomicBool>,
+        shutdown_timeout: Duration,
+    ) -> Result<JsonlSink, SinkError> {
+        let target = if target == "-" {
+            Target::Stdout
+        } else {
+            let path = PathBuf::from(target);
+            let (file, inode) = open_append(&path)?;
+            Target::File {
+                path,
+                file,
+                inode,
+                checked: Instant::now(),
+            }
+        };
+        Ok(JsonlSink {
+            target,
+            stop,
+            events,
+            shutdown_timeout,
+            gave_up: false,
         })
     }
 }
 
-fn io_error(path: &std::path::Path, source: std::io::Error) -> SinkError {
+fn io_error(path: &Path, source: std::io::Error) -> SinkError {
     SinkError::Io {
         path: path.display().to_string(),
         source,
     }
 }
 
-fn open_append(path: &std::path::Path) -> Result<(BufWriter<File>, (u64, u64)), SinkError> {
+fn open_append(path: &Path) -> Result<(File, (u64, u64)), SinkError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| io_error(path, e))?;
     }
@@ -58,14 +93,14 @@ fn open_append(path: &std::path::Path) -> Result<(BufWriter<File>, (u64, u64)), 
         .open(path)
         .map_err(|e| io_error(path, e))?;
     let meta = file.metadata().map_err(|e| io_error(path, e))?;
-    Ok((BufWriter::new(file), (meta.dev(), meta.ino())))
+    Ok((file, (meta.dev(), meta.ino())))
 }
 
 impl Sink for JsonlSink {
     fn name(&self) -> String {
-        match self {
-            JsonlSink::Stdout => "jsonl:-".into(),
-            JsonlSink::File { path, .. } => format!("jsonl:{}", path.display()),
+        match &self.target {
+            Target::Stdout => "jsonl:-".into(),
+            Target::File { path, .. } => format!("jsonl:{}", path.display()),
         }
     }
 
@@ -74,57 +109,179 @@ impl Sink for JsonlSink {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        self.flush_all()
+        // Every line is written straight to the file or stdout (no buffer of our own), so
+        // only stdout's buffer is left.
+        match &self.target {
+            Target::Stdout => std::io::stdout().flush().map_err(|e| SinkError::Io {
+                path: "stdout".into(),
+                source: e,
+            }),
+            Target::File { .. } => Ok(()),
+        }
+    }
+}
+
+impl Target {
+    fn error(&self, e: std::io::Error) -> SinkError {
+        match self {
+            Target::Stdout if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                SinkError::Closed("stdout".into())
+            }
+            Target::Stdout => SinkError::Io {
+                path: "stdout".into(),
+                source: e,
+            },
+            Target::File { path, .. } => io_error(path, e),
+        }
+    }
+
+    /// Re-opens the file if it was moved or deleted since the last check.
+    fn follow_rotation(&mut self) -> Result<(), SinkError> {
+        let Target::File {
+            path,
+            file,
+            inode,
+            checked,
+        } = self
+        else {
+            return Ok(());
+        };
+        if checked.elapsed() < ROTATION_CHECK {
+            return Ok(());
+        }
+        *checked = Instant::now();
+        let current = std::fs::metadata(&*path).ok().map(|m| (m.dev(), m.ino()));
+        if current != Some(*inode) {
+            let (f, i) = open_append(path)?;
+            tracing::info!(path = %path.display(), "JSONL output was moved or deleted; reopened");
+            *file = f;
+            *inode = i;
+        }
+        Ok(())
+    }
+
+    /// One `write` call: some prefix of `bytes` is written.
+    fn write_some(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Target::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let n = out.write(bytes)?;
+                out.flush()?;
+                Ok(n)
+            }
+            Target::File { file, .. } => file.write(bytes),
+        }
+    }
+
+    /// Cuts the `written` bytes of an unfinished line off the end of the file, so the next
+    /// line starts on a line boundary (stdout cannot be taken back).
+    fn cut_partial_line(&mut self, written: usize) {
+        if let Target::File { path, file, .. } = self
+            && written > 0
+            && let Err(e) = file
+                .metadata()
+                .and_then(|m| file.set_len(m.len().saturating_sub(written as u64)))
+        {
+            tracing::error!(path = %path.display(), "cannot remove a partly written line: {e}");
+        }
     }
 }
 
 impl JsonlSink {
     fn write_line(&mut self, line: &str) -> Result<(), SinkError> {
-        match self {
-            JsonlSink::Stdout => {
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}")
-                    .and_then(|_| out.flush())
-                    .map_err(|e| match e.kind() {
-                        std::io::ErrorKind::BrokenPipe => SinkError::Closed("stdout".into()),
-                        _ => SinkError::Io {
-                            path: "stdout".into(),
-                            source: e,
-                        },
-                    })
-            }
-            JsonlSink::File {
-                path,
-                writer,
-                inode,
-                checked,
-            } => {
-                if checked.elapsed() >= ROTATION_CHECK {
-                    *checked = Instant::now();
-                    let current = std::fs::metadata(&*path).ok().map(|m| (m.dev(), m.ino()));
-                    if current != Some(*inode) {
-                        writer.flush().map_err(|e| io_error(path, e))?;
-                        let (w, i) = open_append(path)?;
-                        tracing::info!(path = %path.display(), "JSONL output was moved or deleted; reopened");
-                        *writer = w;
-                        *inode = i;
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        let mut written = 0;
+        let mut outage: Option<Outage> = None;
+        loop {
+            let attempt = self.target.follow_rotation().and_then(|()| {
+                match self.target.write_some(&bytes[written..]) {
+                    Ok(0) => Err(self.target.error(std::io::ErrorKind::WriteZero.into())),
+                    Ok(n) => Ok(n),
+                    Err(e) => Err(self.target.error(e)),
+                }
+            });
+            match attempt {
+                Ok(n) => {
+                    written += n;
+                    if written == bytes.len() {
+                        if let Some(outage) = outage {
+                            tracing::warn!(
+                                sink = self.name(),
+                                retries = outage.retries,
+                                "writing again after {:.1} s; nothing was lost",
+                                outage.since.elapsed().as_secs_f64()
+                            );
+                        }
+                        return Ok(());
                     }
                 }
-                writeln!(writer, "{line}")
-                    .and_then(|_| writer.flush())
-                    .map_err(|e| io_error(path, e))
+                Err(SinkError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(closed @ SinkError::Closed(_)) => return Err(closed),
+                Err(e) => {
+                    let name = self.name();
+                    if self.gave_up {
+                        self.target.cut_partial_line(written);
+                        return Err(e);
+                    }
+                    let outage = outage.get_or_insert_with(|| {
+                        tracing::error!(
+                            sink = name,
+                            "{e}; holding the records and retrying (the pipeline waits until it can write)"
+                        );
+                        Outage::new()
+                    });
+                    self.events.sink_write_retry(&name);
+                    if !outage.wait(&self.stop, self.shutdown_timeout) {
+                        tracing::error!(
+                            sink = name,
+                            "shutting down while the output still fails; the records not written are counted in sink_failed"
+                        );
+                        self.gave_up = true;
+                        self.target.cut_partial_line(written);
+                        return Err(e);
+                    }
+                }
             }
         }
     }
+}
 
-    fn flush_all(&mut self) -> Result<(), SinkError> {
-        match self {
-            JsonlSink::Stdout => std::io::stdout().flush().map_err(|e| SinkError::Io {
-                path: "stdout".into(),
-                source: e,
-            }),
-            JsonlSink::File { path, writer, .. } => writer.flush().map_err(|e| io_error(path, e)),
+/// A run of failed writes of one line.
+struct Outage {
+    since: Instant,
+    retries: u64,
+    backoff: Duration,
+    stop_seen: Option<Instant>,
+}
+
+impl Outage {
+    fn new() -> Outage {
+        Outage {
+            since: Instant::now(),
+            retries: 0,
+            backoff: FIRST_RETRY,
+            stop_seen: None,
         }
+    }
+
+    /// Sleeps before the next retry; false when a shutdown has waited long enough.
+    fn wait(&mut self, stop: &AtomicBool, shutdown_timeout: Duration) -> bool {
+        self.retries += 1;
+        let until = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(LONGEST_RETRY);
+        while Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                let seen = *self.stop_seen.get_or_insert_with(Instant::now);
+                if seen.elapsed() >= shutdown_timeout {
+                    return false;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 }
 
@@ -132,28 +289,71 @@ impl JsonlSink {
 mod tests {
     use super::*;
 
+    fn open(target: &str, stop: &Arc<AtomicBool>, shutdown: Duration) -> JsonlSink {
+        JsonlSink::open(target, Arc::new(Events::new()), stop.clone(), shutdown).expect("open")
+    }
+
     #[test]
     fn file_sink_appends_and_reopens_after_rotation() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out/landmarks.jsonl");
-        let mut sink = JsonlSink::open(&path.display().to_string()).expect("open");
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut sink = open(&path.display().to_string(), &stop, Duration::ZERO);
         sink.write_line("{\"n\":1}").expect("publish");
         // logrotate's default: move the file away, expect the writer to start a new one.
         std::fs::rename(&path, dir.path().join("rotated.jsonl")).expect("rotate");
         std::thread::sleep(ROTATION_CHECK + Duration::from_millis(50));
         sink.write_line("{\"n\":2}").expect("publish");
-        sink.flush_all().expect("flush");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("rotated.jsonl")).expect("old"),
             "{\"n\":1}\n"
         );
         assert_eq!(std::fs::read_to_string(&path).expect("new"), "{\"n\":2}\n");
         // Reopening appends rather than truncating.
-        let mut again = JsonlSink::open(&path.display().to_string()).expect("open");
+        let mut again = open(&path.display().to_string(), &stop, Duration::ZERO);
         again.write_line("{\"n\":3}").expect("publish");
         assert_eq!(
             std::fs::read_to_string(&path).expect("new").lines().count(),
             2
+        );
+    }
+
+    #[test]
+    fn a_full_disk_holds_the_record_until_shutdown_then_fails_fast() {
+        // /dev/full answers every write with ENOSPC.
+        let stop = Arc::new(AtomicBool::new(false));
+        let events = Arc::new(Events::new());
+        let mut sink = JsonlSink::open(
+            "/dev/full",
+            events.clone(),
+            stop.clone(),
+            Duration::from_millis(200),
+        )
+        .expect("open");
+        let stopper = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(500));
+                stop.store(true, Ordering::Relaxed);
+            })
+        };
+        let started = Instant::now();
+        let e = sink.write_line("{}").expect_err("disk full");
+        stopper.join().expect("stopper");
+        // Held (retrying) until the shutdown, then gave up after the timeout.
+        assert!(
+            started.elapsed() >= Duration::from_millis(650),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(e.to_string().contains("No space left on device"), "{e}");
+        let retries = events.total("sink_write_retries", Some("jsonl:/dev/full"));
+        assert!(retries >= 3, "{retries}");
+        // The next record does not wait (retry) again.
+        sink.write_line("{}").expect_err("still full");
+        assert_eq!(
+            events.total("sink_write_retries", Some("jsonl:/dev/full")),
+            retries
         );
     }
 }

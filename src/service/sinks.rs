@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::pipeline::KeyedSink;
@@ -76,7 +77,15 @@ pub fn build(
         }
         match what {
             Wanted::Hub => added.push((key, Box::new(HubSink(hub.clone())))),
-            Wanted::Jsonl(target) => added.push((key, Box::new(JsonlSink::open(&target)?))),
+            Wanted::Jsonl(target) => added.push((
+                key,
+                Box::new(JsonlSink::open(
+                    &target,
+                    events.clone(),
+                    stop.clone(),
+                    Duration::from_millis(config.output.shutdown_timeout_ms),
+                )?),
+            )),
             Wanted::Mqtt => {
                 if let Some(sink) = MqttSink::start(&config.mqtt, events.clone(), stop.clone())? {
                     added.push((key, Box::new(sink)));
