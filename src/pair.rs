@@ -69,7 +69,10 @@ impl Pairer {
                 self.thermal.push_back((frame, now));
             }
         }
-        self.decide(false, None)
+        // `now`, not None: with only one stream arriving steadily (the other camera head
+        // died) the input is never idle, so `expire` never runs; waiting frames must be
+        // released here or they pile up without bound.
+        self.decide(false, Some(now))
     }
 
     /// Decides frames that have waited longer than `max_wait` (call when input is idle).
@@ -250,10 +253,28 @@ mod tests {
 
     #[test]
     fn stalled_thermal_stream_releases_visible_after_max_wait() {
-        let mut p = Pairer::new(20.0, 0.0, Duration::from_millis(0));
+        let mut p = Pairer::new(20.0, 0.0, Duration::from_millis(20));
         assert!(p.push(frame(Spectrum::Visible, 100)).is_empty());
+        std::thread::sleep(Duration::from_millis(25));
         assert_eq!(describe(&p.expire(Instant::now())), vec!["V100"]);
         assert_eq!(p.pending(), 0);
+    }
+
+    #[test]
+    fn a_steady_single_stream_is_released_while_it_keeps_arriving() {
+        // Regression: the thermal head is gone and visible frames keep coming faster than
+        // the pair stage's idle tick, so `expire` never runs; they used to pile up (memory
+        // grew by one frame per frame, found by the reconnect leak test).
+        let max_wait = Duration::from_millis(30);
+        let mut p = Pairer::new(20.0, 0.0, max_wait);
+        let mut released = 0;
+        for i in 0..40 {
+            released += p.push(frame(Spectrum::Visible, 100 + i * 33)).len();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // At 5 ms per frame, at most max_wait / 5 ms (+1 for timing) frames wait.
+        assert!(p.pending() <= 8, "{} frames still waiting", p.pending());
+        assert_eq!(released + p.pending(), 40);
     }
 
     #[test]

@@ -259,9 +259,11 @@ fn http_requests() {
     .map(String::into_bytes)
     .collect();
     let guarded = |route: &str| !matches!(route, "/" | "/app.js" | "/healthz" | "/readyz");
+    let statuses = std::sync::Mutex::new(std::collections::BTreeMap::<u16, u64>::new());
     fuzz(seeds, |request| {
         let answer = exchange(port, request);
         if answer.is_empty() {
+            *statuses.lock().expect("lock").entry(0).or_default() += 1;
             return; // closed without a word: acceptable for garbage
         }
         let head = String::from_utf8_lossy(&answer[..answer.len().min(64)]).into_owned();
@@ -280,6 +282,7 @@ fn http_requests() {
             "{status} to {:?}",
             String::from_utf8_lossy(request)
         );
+        *statuses.lock().expect("lock").entry(status).or_default() += 1;
         let route = route(request);
         let has_token = String::from_utf8_lossy(request).contains(TOKEN);
         assert!(
@@ -288,6 +291,12 @@ fn http_requests() {
             String::from_utf8_lossy(request)
         );
     });
+    let statuses = statuses.into_inner().expect("lock");
+    eprintln!("answers by status (0 = closed without one): {statuses:?}");
+    // The mutations reached past the parser: served, refused and malformed all occurred.
+    for expected in [200, 400, 401, 404] {
+        assert!(statuses.contains_key(&expected), "{statuses:?}");
+    }
     let (status, _) = daemon.get("/healthz", None);
     assert_eq!(status, 200, "still serving; log:\n{}", daemon.log());
     let (status, _) = daemon.get("/api/v1/cameras", Some(TOKEN));

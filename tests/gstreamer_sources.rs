@@ -315,3 +315,102 @@ fn camera_that_is_absent_lists_the_devices_found() {
     );
     assert_eq!(run.summary.published, 0);
 }
+
+/// Threads, open file descriptors and resident KiB of a process.
+fn process_usage(pid: u32) -> (u64, u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .count() as u64;
+    (field("Threads:"), fds, field("VmRSS:"))
+}
+
+#[test]
+fn camera_that_vanishes_and_returns_100_times_leaks_no_threads_fds_or_memory() {
+    // Each connection delivers 3 frames and ends, like a camera unplugged and plugged back
+    // in; the supervisor reconnects after a short backoff.
+    let port = common::free_port();
+    let config = format!(
+        r#"
+[models]
+dir = "{models}"
+boundary = "dmsl-boundary-tiny-random"
+landmark = "dmsl-landmark-tiny-random"
+[[cameras]]
+id = "door"
+[cameras.visible]
+kind = "gstreamer"
+pipeline = "videotestsrc is-live=true num-buffers=3 ! video/x-raw,width=160,height=120,framerate=30/1"
+at_eos = "reconnect"
+[cameras.reconnect]
+initial_backoff_ms = 10
+max_backoff_ms = 20
+[output]
+jsonl = "out.jsonl"
+[http]
+listen = "127.0.0.1:{port}"
+"#,
+        models = common::repo().join("tests/fixtures/models").display()
+    );
+    let mut daemon = common::daemon::Daemon::start(&config);
+    let reconnects = |daemon: &common::daemon::Daemon| -> u64 {
+        let (_, metrics) = daemon.get("/metrics", None);
+        metrics
+            .lines()
+            .find(|l| l.starts_with("spectrald_stream_reconnects_total{camera=\"door\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    let wait_for = |daemon: &common::daemon::Daemon, n: u64| {
+        let started = std::time::Instant::now();
+        while reconnects(daemon) < n {
+            assert!(
+                started.elapsed() < Duration::from_secs(180),
+                "only {} reconnects; log:\n{}",
+                reconnects(daemon),
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // The first cycles grow GStreamer's and the allocator's pools to their working size.
+    wait_for(&daemon, 20);
+    let (threads_20, fds_20, rss_20) = process_usage(daemon.child.id());
+    wait_for(&daemon, 120);
+    let (threads_120, fds_120, rss_120) = process_usage(daemon.child.id());
+    eprintln!(
+        "after 20 reconnects: {threads_20} threads, {fds_20} fds, {rss_20} KiB; after 120: {threads_120}, {fds_120}, {rss_120} KiB"
+    );
+    // A leaked pipeline per cycle would leave its streaming thread and its bus/pipe fds
+    // (100 of each) and hundreds of KiB; allow the few that come and go.
+    assert!(
+        threads_120 <= threads_20 + 3,
+        "threads {threads_20} → {threads_120}"
+    );
+    assert!(fds_120 <= fds_20 + 3, "fds {fds_20} → {fds_120}");
+    assert!(
+        rss_120 <= rss_20 + 8 * 1024,
+        "resident memory {rss_20} → {rss_120} KiB"
+    );
+    // Still streaming, and readiness agrees.
+    let (status, body) = daemon.get("/readyz", None);
+    assert!(
+        status == 200 || body.contains("reconnecting"),
+        "{status} {body}"
+    );
+    assert_eq!(daemon.stop(), 0, "{}", daemon.log());
+    let published = daemon.records().len();
+    assert!(
+        published >= 300,
+        "3 frames per connection published: {published}"
+    );
+}
