@@ -81,21 +81,19 @@ def accepted(expression):
     tokens = re.findall(r"\(|\)|[A-Za-z0-9.+-]+", expression.replace("/", " OR "))
     pos = 0
 
-    def parse_or():
+    def parse_binary(operator, operand, combine):
         nonlocal pos
-        value = parse_and()
-        while pos < len(tokens) and tokens[pos] == "OR":
+        value = operand()
+        while pos < len(tokens) and tokens[pos] == operator:
             pos += 1
-            value = parse_and() or value
+            value = combine(operand(), value)
         return value
 
+    def parse_or():
+        return parse_binary("OR", parse_and, lambda a, b: a or b)
+
     def parse_and():
-        nonlocal pos
-        value = parse_atom()
-        while pos < len(tokens) and tokens[pos] == "AND":
-            pos += 1
-            value = parse_atom() and value
-        return value
+        return parse_binary("AND", parse_atom, lambda a, b: a and b)
 
     def parse_atom():
         nonlocal pos
@@ -111,6 +109,17 @@ def accepted(expression):
         return value
 
     return parse_or()
+
+
+def self_test():
+    """The expression evaluator on known cases (run with --check)."""
+    cases = {
+        "MIT OR GPL-3.0": True, "MIT AND GPL-3.0": False, "GPL-2.0+": False,
+        "(MIT OR Apache-2.0) AND Unicode-3.0": True, "Apache-2.0 WITH LLVM-exception": True,
+        "MIT/Apache-2.0": True, "": False, "(GPL-3.0 OR MIT) AND (LGPL-2.1 OR GPL-2.0)": False,
+    }
+    for expression, want in cases.items():
+        assert accepted(expression) == want, f"{expression!r} should be {want}"
 
 
 def render(meta):
@@ -146,6 +155,7 @@ def main():
         print("licences not accepted (add to ACCEPTED only after reading them):",
               *refused, sep="\n  ", file=sys.stderr)
     if "--check" in sys.argv:
+        self_test()
         current = OUT.read_text() if OUT.exists() else ""
         if current != text:
             print(f"{OUT.name} is stale: run scripts/licences.py and commit it", file=sys.stderr)

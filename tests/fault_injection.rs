@@ -92,6 +92,16 @@ fn wait_exit(child: &mut Child, dir: &Path, timeout: Duration) -> i32 {
     }
 }
 
+/// SIGTERM, then the exit code.
+fn terminate(child: &mut Child, dir: &Path) -> i32 {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    wait_exit(child, dir, Duration::from_secs(30))
+}
+
 fn summary(dir: &Path) -> String {
     let log = log(dir);
     log.lines()
@@ -180,15 +190,7 @@ fn full_disk_at_shutdown_is_counted_and_the_exit_code_says_so() {
         line.contains("/dev/full") && line.contains("free space") && line.contains("retrying"),
         "names the file, the fix and what happens: {line}"
     );
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    assert_eq!(
-        wait_exit(&mut child, dir.path(), Duration::from_secs(30)),
-        1
-    );
+    assert_eq!(terminate(&mut child, dir.path()), 1);
     let log = log(dir.path());
     assert!(
         log.contains("shutting down while the output still fails"),
@@ -314,15 +316,7 @@ fn wedged_stage_stops_the_watchdog_pings_until_it_moves_again() {
             pings.push(started.elapsed());
         }
     }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    assert_eq!(
-        wait_exit(&mut child, dir.path(), Duration::from_secs(30)),
-        0
-    );
+    assert_eq!(terminate(&mut child, dir.path()), 0);
     // Pings every 200 ms, but none for the ~2.5 s the landmark stage sat on frame 3 past
     // the 500 ms limit; then they came back.
     let longest_gap = pings
