@@ -8,6 +8,10 @@
 //! preprocessed (boundary, black-out, landmark; both spectra as one batch, like the
 //! pipeline) for the same time. The ratio end-to-end / model-only is the pipeline's cost
 //! (or, above 1, the gain from running the two models' stages on different cores).
+//! Then (3) `bench/replay_reference.py`, the Python script a user would write instead
+//! (Pillow + numpy + onnxruntime, the same models, frames, preprocessing and thread count),
+//! for the same time; the ratio spectrald / Python is the point of the daemon.
+//! Python: `SPECTRALD_TEST_PYTHON`, else `.cache/venv/bin/python` (scripts/setup.sh).
 //! Results: a table on stdout and `target/bench/replay_throughput.json`.
 
 use std::path::PathBuf;
@@ -139,6 +143,26 @@ fn model_only(
     Ok(serde_json::json!({"pairs_per_s": pairs as f64 / secs, "pairs": pairs, "seconds": secs}))
 }
 
+/// Runs the Python reference pipeline for `seconds`; its JSON summary.
+fn python_reference(seconds: f64) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let python = std::env::var_os("SPECTRALD_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/venv/bin/python"));
+    let out = std::process::Command::new(&python)
+        .arg(repo().join("bench/replay_reference.py"))
+        .arg("--models")
+        .arg(repo().join("models"))
+        .arg("--session")
+        .arg(repo().join("tests/fixtures/session-pexels"))
+        .args(["--seconds", &seconds.to_string(), "--threads", "1"])
+        .output()
+        .map_err(|e| format!("{}: {e} (run scripts/setup.sh)", python.display()))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, without it:
     // then a one-second smoke run only proves the harness works.
@@ -187,6 +211,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             lat("landmark")
         );
         results.insert(name.into(), serde_json::json!({"end_to_end": e2e, "model_only": only, "ratio_end_to_end_over_model_only": ratio}));
+    }
+    match python_reference(seconds) {
+        Ok(python) => {
+            let python_rate = python["pairs_per_s"].as_f64().unwrap_or(f64::NAN);
+            let ours = results
+                .get("ort")
+                .and_then(|r| r["end_to_end"]["pairs_per_s"].as_f64())
+                .unwrap_or(f64::NAN);
+            println!(
+                "python  {python_rate:>12.1}   (Pillow + numpy + onnxruntime {}, 1 thread per session, sequential; latency p50/p99 {:.1} / {:.1} ms)",
+                python["onnxruntime"].as_str().unwrap_or("?"),
+                python["latency_p50_ms"].as_f64().unwrap_or(f64::NAN),
+                python["latency_p99_ms"].as_f64().unwrap_or(f64::NAN),
+            );
+            println!(
+                "spectrald (ort) / python: {:.2}x pairs/s",
+                ours / python_rate
+            );
+            results.insert(
+                "python_reference".into(),
+                serde_json::json!({"result": python, "ratio_spectrald_ort_over_python": ours / python_rate}),
+            );
+        }
+        Err(e) => println!("python  skipped: {e}"),
     }
     let out = repo().join("target/bench");
     std::fs::create_dir_all(&out)?;
