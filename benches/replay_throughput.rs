@@ -8,7 +8,9 @@
 //! preprocessed (boundary, black-out, landmark; both spectra as one batch, like the
 //! pipeline) for the same time. The ratio end-to-end / model-only is the pipeline's cost
 //! (or, above 1, the gain from running the two models' stages on different cores).
-//! Then (3) `bench/replay_reference.py`, the Python script a user would write instead
+//! (3) 1, 2 and 4 cameras replaying at once through the same model stages (ORT): pairs/s
+//! over all cameras, latency and peak resident memory.
+//! Then (4) `bench/replay_reference.py`, the Python script a user would write instead
 //! (Pillow + numpy + onnxruntime, the same models, frames, preprocessing and thread count),
 //! for the same time; the ratio spectrald / Python is the point of the daemon.
 //! Python: `SPECTRALD_TEST_PYTHON`, else `.cache/venv/bin/python` (scripts/setup.sh).
@@ -53,14 +55,30 @@ fn models(backend: BackendKind) -> ModelsConfig {
     }
 }
 
+/// Resident memory of this process now, MiB.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// `cameras` replays of the session at once, as fast as possible, for `seconds`.
 fn end_to_end(
     backend: BackendKind,
     seconds: f64,
+    cameras: usize,
 ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let session = repo().join("tests/fixtures/session-pexels");
     let config = Config {
         models: models(backend),
-        cameras: vec![CameraConfig::replay("bench", session, 0.0, true)],
+        cameras: (0..cameras)
+            .map(|i| CameraConfig::replay(&format!("bench-{i}"), session.clone(), 0.0, true))
+            .collect(),
         ..Default::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -70,7 +88,13 @@ fn end_to_end(
         Arc::new(Events::new()),
         stop.clone(),
     )?;
-    std::thread::sleep(Duration::from_secs_f64(seconds));
+    // Peak resident memory while it runs (sampled; this process holds nothing else big).
+    let started = Instant::now();
+    let mut peak_rss = rss_mib();
+    while started.elapsed().as_secs_f64() < seconds {
+        std::thread::sleep(Duration::from_millis(100));
+        peak_rss = peak_rss.max(rss_mib());
+    }
     stop.store(true, Ordering::Relaxed);
     let summary = pipeline.wait();
     let mut stages = serde_json::Map::new();
@@ -83,7 +107,7 @@ fn end_to_end(
         }
     }
     Ok(
-        serde_json::json!({"pairs_per_s": summary.pairs_per_second(), "pairs": summary.published, "seconds": summary.seconds, "latency": stages}),
+        serde_json::json!({"cameras": cameras, "pairs_per_s": summary.pairs_per_second(), "pairs": summary.published, "seconds": summary.seconds, "peak_rss_mib": peak_rss, "latency": stages}),
     )
 }
 
@@ -185,7 +209,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "landmark p50/p99 ms"
     );
     for (name, backend) in [("ort", BackendKind::Ort), ("tract", BackendKind::Tract)] {
-        let e2e = match end_to_end(backend, seconds) {
+        let e2e = match end_to_end(backend, seconds, 1) {
             Ok(v) => v,
             Err(e) => {
                 println!("{name:<7} skipped: {e}");
@@ -212,6 +236,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         results.insert(name.into(), serde_json::json!({"end_to_end": e2e, "model_only": only, "ratio_end_to_end_over_model_only": ratio}));
     }
+    // Scaling: several cameras through the same two model stages (ORT).
+    let mut scaling = Vec::new();
+    println!("cameras  pairs/s (all)  total p99 ms  peak RSS MiB");
+    for cameras in [1, 2, 4] {
+        let run = end_to_end(BackendKind::Ort, seconds, cameras)?;
+        println!(
+            "{cameras:>7}  {:>13.1}  {:>12.1}  {:>12.1}",
+            run["pairs_per_s"].as_f64().unwrap_or(0.0),
+            run["latency"]["total"]["p99_ms"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            run["peak_rss_mib"].as_f64().unwrap_or(f64::NAN)
+        );
+        scaling.push(run);
+    }
+    results.insert("ort_cameras".into(), serde_json::Value::Array(scaling));
     match python_reference(seconds) {
         Ok(python) => {
             let python_rate = python["pairs_per_s"].as_f64().unwrap_or(f64::NAN);
