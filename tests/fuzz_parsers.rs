@@ -268,7 +268,9 @@ fn http_requests() {
         }
         let head = String::from_utf8_lossy(&answer[..answer.len().min(64)]).into_owned();
         let status: u16 = head
+            // An HTTP/1.0 request is answered in HTTP/1.0 (found by the 10-minute run).
             .strip_prefix("HTTP/1.1 ")
+            .or_else(|| head.strip_prefix("HTTP/1.0 "))
             .and_then(|rest| rest.get(..3))
             .and_then(|code| code.parse().ok())
             .unwrap_or_else(|| {
