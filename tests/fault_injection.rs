@@ -8,11 +8,12 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::daemon::Daemon;
 use common::*;
 use spectrald::config::{CameraConfig, QueueConfig, QueuesConfig, WhenFull};
 use spectrald::pipeline::Pipeline;
@@ -36,9 +37,14 @@ fn config(dir: &Path, jsonl: &str, extra: &str) -> std::path::PathBuf {
     path
 }
 
-/// `spectrald run --config CONFIG`, optionally under `prlimit ARGS --`; stderr to
-/// DIR/stderr.log.
-fn spawn(dir: &Path, prlimit: Option<&str>, env: &[(&str, &str)], stdout: Stdio) -> Child {
+/// `spectrald run --config DIR/config.toml`, optionally under `prlimit ARGS --`; stderr to
+/// DIR/stderr.log (where `Daemon::log` reads it). No HTTP: the daemon's port is 0.
+fn spawn(
+    dir: tempfile::TempDir,
+    prlimit: Option<&str>,
+    env: &[(&str, &str)],
+    stdout: Stdio,
+) -> Daemon {
     let binary = env!("CARGO_BIN_EXE_spectrald");
     let mut command = match prlimit {
         Some(limits) => {
@@ -50,60 +56,36 @@ fn spawn(dir: &Path, prlimit: Option<&str>, env: &[(&str, &str)], stdout: Stdio)
     };
     command
         .args(["run", "--config"])
-        .arg(dir.join("config.toml"))
-        .current_dir(dir)
+        .arg(dir.path().join("config.toml"))
+        .current_dir(dir.path())
         .env("SPECTRALD_LOG", "info,ort=warn")
         .stdout(stdout)
-        .stderr(std::fs::File::create(dir.join("stderr.log")).expect("log"));
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("log"));
     for (k, v) in env {
         command.env(k, v);
     }
-    command.spawn().expect("spectrald starts")
+    let child = command.spawn().expect("spectrald starts");
+    Daemon {
+        child,
+        dir,
+        port: 0,
+    }
 }
 
-fn log(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
-}
-
-fn wait_for_log(dir: &Path, needle: &str, timeout: Duration) {
+fn wait_for_log(daemon: &Daemon, needle: &str, timeout: Duration) {
     let started = Instant::now();
-    while !log(dir).contains(needle) {
+    while !daemon.log().contains(needle) {
         assert!(
             started.elapsed() < timeout,
             "no {needle:?} in the log within {timeout:?}:\n{}",
-            log(dir)
+            daemon.log()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn wait_exit(child: &mut Child, dir: &Path, timeout: Duration) -> i32 {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status.code().unwrap_or(-1);
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "did not exit within {timeout:?}:\n{}",
-            log(dir)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// SIGTERM, then the exit code.
-fn terminate(child: &mut Child, dir: &Path) -> i32 {
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    wait_exit(child, dir, Duration::from_secs(30))
-}
-
-fn summary(dir: &Path) -> String {
-    let log = log(dir);
+fn summary(daemon: &Daemon) -> String {
+    let log = daemon.log();
     log.lines()
         .find(|l| l.contains("summary:"))
         .unwrap_or_else(|| panic!("summary line in:\n{log}"))
@@ -123,46 +105,43 @@ fn full_disk_holds_the_records_and_resumes_without_loss_when_space_returns() {
     // A file size limit stands in for a full disk: writes past it fail (EFBIG), like
     // ENOSPC, and raising it is "space freed". Soft limit only, so it can be raised again.
     let limit = 20_000u64;
-    let mut child = spawn(
-        dir.path(),
+    let mut daemon = spawn(
+        dir,
         Some(&format!("--fsize={limit}:unlimited")),
         &[],
         Stdio::null(),
     );
-    wait_for_log(dir.path(), "holding the records", Duration::from_secs(60));
-    let out = dir.path().join("out.jsonl");
+    wait_for_log(&daemon, "holding the records", Duration::from_secs(60));
+    let out = daemon.path("out.jsonl");
     let size = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     let held_at = size();
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
-        child.try_wait().expect("wait").is_none(),
+        daemon.child.try_wait().expect("wait").is_none(),
         "the daemon waits, it does not exit:\n{}",
-        log(dir.path())
+        daemon.log()
     );
     assert_eq!(size(), held_at, "nothing more was written while full");
     assert!(held_at <= limit);
     let freed = Command::new("prlimit")
         .args([
             "--pid",
-            &child.id().to_string(),
+            &daemon.child.id().to_string(),
             "--fsize=unlimited:unlimited",
         ])
         .status()
         .expect("prlimit");
     assert!(freed.success());
-    assert_eq!(
-        wait_exit(&mut child, dir.path(), Duration::from_secs(60)),
-        0
-    );
+    assert_eq!(daemon.wait_exit(Duration::from_secs(60)), 0);
     let records = parse_lines(&std::fs::read_to_string(&out).expect("output"));
     assert_eq!(
         sequences(&records),
         (0..PAIRS).collect::<Vec<_>>(),
         "every pair once, no line cut in half"
     );
-    let log = log(dir.path());
+    let log = daemon.log();
     assert!(log.contains("writing again after"), "{log}");
-    let summary = summary(dir.path());
+    let summary = summary(&daemon);
     assert!(
         summary.contains(&format!("published {PAIRS}, dropped 0"))
             && summary.contains("not written 0"),
@@ -175,13 +154,9 @@ fn full_disk_at_shutdown_is_counted_and_the_exit_code_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     // /dev/full answers every write with ENOSPC.
     config(dir.path(), "/dev/full", "shutdown_timeout_ms = 1000\n");
-    let mut child = spawn(dir.path(), None, &[], Stdio::null());
-    wait_for_log(
-        dir.path(),
-        "No space left on device",
-        Duration::from_secs(60),
-    );
-    let message = log(dir.path());
+    let mut daemon = spawn(dir, None, &[], Stdio::null());
+    wait_for_log(&daemon, "No space left on device", Duration::from_secs(60));
+    let message = daemon.log();
     let line = message
         .lines()
         .find(|l| l.contains("No space left on device"))
@@ -190,13 +165,13 @@ fn full_disk_at_shutdown_is_counted_and_the_exit_code_says_so() {
         line.contains("/dev/full") && line.contains("free space") && line.contains("retrying"),
         "names the file, the fix and what happens: {line}"
     );
-    assert_eq!(terminate(&mut child, dir.path()), 1);
-    let log = log(dir.path());
+    assert_eq!(daemon.stop(), 1);
+    let log = daemon.log();
     assert!(
         log.contains("shutting down while the output still fails"),
         "{log}"
     );
-    let summary = summary(dir.path());
+    let summary = summary(&daemon);
     let published = number_after(&summary, "published ");
     assert!(published >= 1, "{summary}");
     assert_eq!(
@@ -218,21 +193,18 @@ fn number_after(text: &str, key: &str) -> u64 {
 fn slow_stdout_reader_back_pressures_the_pipeline_without_loss() {
     let dir = tempfile::tempdir().expect("tempdir");
     config(dir.path(), "-", "");
-    let mut child = spawn(dir.path(), None, &[], Stdio::piped());
-    let stdout = child.stdout.take().expect("stdout");
+    let mut daemon = spawn(dir, None, &[], Stdio::piped());
+    let stdout = daemon.child.stdout.take().expect("stdout");
     // 24 records of ~8 KB are more than a pipe holds (64 KiB): the sink must wait for us.
     let mut lines = Vec::new();
     for line in BufReader::new(stdout).lines() {
         lines.push(line.expect("line"));
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(
-        wait_exit(&mut child, dir.path(), Duration::from_secs(30)),
-        0
-    );
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), 0);
     let records = parse_lines(&lines.join("\n"));
     assert_eq!(sequences(&records), (0..PAIRS).collect::<Vec<_>>());
-    let summary = summary(dir.path());
+    let summary = summary(&daemon);
     assert!(summary.contains("dropped 0"), "{summary}");
 }
 
@@ -240,18 +212,14 @@ fn slow_stdout_reader_back_pressures_the_pipeline_without_loss() {
 fn nan_reaching_a_model_fails_that_pair_only_and_it_is_still_published() {
     let dir = tempfile::tempdir().expect("tempdir");
     config(dir.path(), "out.jsonl", "");
-    let mut child = spawn(
-        dir.path(),
+    let mut daemon = spawn(
+        dir,
         None,
         &[("SPECTRALD_FAULTS", "nan_input:boundary@5")],
         Stdio::null(),
     );
-    assert_eq!(
-        wait_exit(&mut child, dir.path(), Duration::from_secs(60)),
-        0
-    );
-    let records =
-        parse_lines(&std::fs::read_to_string(dir.path().join("out.jsonl")).expect("output"));
+    assert_eq!(daemon.wait_exit(Duration::from_secs(60)), 0);
+    let records = parse_lines(&std::fs::read_to_string(daemon.path("out.jsonl")).expect("output"));
     assert_eq!(sequences(&records), (0..PAIRS).collect::<Vec<_>>());
     for record in &records {
         for spectrum in ["visible", "thermal"] {
@@ -273,7 +241,7 @@ fn nan_reaching_a_model_fails_that_pair_only_and_it_is_still_published() {
             }
         }
     }
-    let summary = summary(dir.path());
+    let summary = summary(&daemon);
     assert!(summary.contains("inference failed 1"), "{summary}");
 }
 
@@ -290,8 +258,8 @@ fn wedged_stage_stops_the_watchdog_pings_until_it_moves_again() {
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
-    let mut child = spawn(
-        dir.path(),
+    let mut daemon = spawn(
+        dir,
         None,
         &[
             ("NOTIFY_SOCKET", socket_path.to_str().expect("utf-8")),
@@ -306,9 +274,9 @@ fn wedged_stage_stops_the_watchdog_pings_until_it_moves_again() {
     // The session loops at its recorded pace: frame 3 comes within the first second.
     while started.elapsed() < Duration::from_secs(7) {
         assert!(
-            child.try_wait().expect("wait").is_none(),
+            daemon.child.try_wait().expect("wait").is_none(),
             "{}",
-            log(dir.path())
+            daemon.log()
         );
         if let Ok(n) = socket.recv(&mut buf)
             && String::from_utf8_lossy(&buf[..n]).contains("WATCHDOG=1")
@@ -316,7 +284,7 @@ fn wedged_stage_stops_the_watchdog_pings_until_it_moves_again() {
             pings.push(started.elapsed());
         }
     }
-    assert_eq!(terminate(&mut child, dir.path()), 0);
+    assert_eq!(daemon.stop(), 0);
     // Pings every 200 ms, but none for the ~2.5 s the landmark stage sat on frame 3 past
     // the 500 ms limit; then they came back.
     let longest_gap = pings
@@ -337,14 +305,13 @@ fn wedged_stage_stops_the_watchdog_pings_until_it_moves_again() {
         pings.iter().any(|p| *p > gap_end),
         "pings resume after the stage moves on: {pings:?}"
     );
-    let log = log(dir.path());
+    let log = daemon.log();
     let line = log
         .lines()
         .find(|l| l.contains("stage stuck on one frame"))
         .unwrap_or_else(|| panic!("wedge logged:\n{log}"));
     assert!(line.contains("landmark"), "{line}");
-    let records =
-        parse_lines(&std::fs::read_to_string(dir.path().join("out.jsonl")).expect("output"));
+    let records = parse_lines(&std::fs::read_to_string(daemon.path("out.jsonl")).expect("output"));
     assert!(records.len() > 3, "went on after the stall");
     assert_eq!(
         sequences(&records),
