@@ -119,7 +119,7 @@ fn latency_histogram() -> Histogram {
 }
 
 fn batch_histogram() -> Histogram {
-    Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0])
 }
 
 /// The shared event sink. Cheap enough for per-frame use at camera rates (one mutex).

@@ -41,6 +41,34 @@ fn unknown_config_key_is_named() {
 }
 
 #[test]
+fn batching_out_of_range_is_named_with_its_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let session = fixture_session().display().to_string();
+    for (setting, named) in [
+        (
+            "max_batch = 0",
+            "models.max_batch: must be 1 to 256 frames, got 0",
+        ),
+        (
+            "max_wait_ms = 5000",
+            "models.max_wait_ms: must be at most 1000 ms",
+        ),
+    ] {
+        let config = write(
+            dir.path(),
+            "c.toml",
+            &format!(
+                "[models]\n{setting}\n[[cameras]]\nid = \"a\"\nsource = {{ kind = \"replay\", path = {session:?} }}\n"
+            ),
+        );
+        let (code, _, stderr) = spectrald(&["check-config", &config]);
+        assert_eq!(code, 2, "{setting}: {stderr}");
+        assert!(stderr.contains(named), "{setting}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}
+
+#[test]
 fn shipped_config_is_valid() {
     let (code, stdout, stderr) = spectrald(&[
         "check-config",

@@ -210,12 +210,43 @@ fn slow_stdout_reader_back_pressures_the_pipeline_without_loss() {
 
 #[test]
 fn nan_reaching_a_model_fails_that_pair_only_and_it_is_still_published() {
+    nan_on_pair_five(None);
+}
+
+/// In a batch the NaN poisons one call of several frames; the stage runs them again one by
+/// one, so still only pair 5 fails.
+#[test]
+fn nan_in_a_batch_fails_that_pair_only() {
+    let log = nan_on_pair_five(Some("max_batch = 8\nmax_wait_ms = 500\n"));
+    assert!(
+        log.contains("running its frames one by one"),
+        "the batch holding pair 5 was retried frame by frame:\n{log}"
+    );
+}
+
+/// Replays with a NaN injected into the boundary model's input of pair 5; `batching` goes
+/// into `[models]`. Returns the daemon's log.
+fn nan_on_pair_five(batching: Option<&str>) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
-    config(dir.path(), "out.jsonl", "");
+    let path = config(dir.path(), "out.jsonl", "");
+    if let Some(batching) = batching {
+        let text = std::fs::read_to_string(&path).expect("config");
+        std::fs::write(
+            &path,
+            text.replacen("[models]\n", &format!("[models]\n{batching}"), 1),
+        )
+        .expect("config");
+    }
     let mut daemon = spawn(
         dir,
         None,
-        &[("SPECTRALD_FAULTS", "nan_input:boundary@5")],
+        &[
+            ("SPECTRALD_FAULTS", "nan_input:boundary@5"),
+            (
+                "SPECTRALD_LOG",
+                "info,ort=warn,spectrald::pipeline::batch=debug",
+            ),
+        ],
         Stdio::null(),
     );
     assert_eq!(daemon.wait_exit(Duration::from_secs(60)), 0);
@@ -243,6 +274,7 @@ fn nan_reaching_a_model_fails_that_pair_only_and_it_is_still_published() {
     }
     let summary = summary(&daemon);
     assert!(summary.contains("inference failed 1"), "{summary}");
+    daemon.log()
 }
 
 #[test]

@@ -171,6 +171,10 @@ pub enum BackendKind {
     Tract,
 }
 
+/// Upper bounds of the batching settings: beyond them a batch only adds latency.
+const MAX_BATCH: usize = 256;
+const MAX_BATCH_WAIT_MS: u64 = 1000;
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
@@ -182,6 +186,10 @@ pub struct ModelsConfig {
     pub backend: BackendKind,
     /// Threads per model session (intra-op).
     pub threads: usize,
+    /// Most frames (from any camera) per model call; each brings one image per spectrum.
+    pub max_batch: usize,
+    /// How long an inference stage waits for a batch to fill; 0: only frames already queued.
+    pub max_wait_ms: u64,
     /// ONNX Runtime shared library; empty: `ORT_DYLIB_PATH`, then `.cache/onnxruntime/`.
     pub ort_library: Option<PathBuf>,
 }
@@ -194,6 +202,8 @@ impl Default for ModelsConfig {
             landmark: "dmsl-landmark-lite".into(),
             backend: BackendKind::Auto,
             threads: 1,
+            max_batch: 1,
+            max_wait_ms: 0,
             ort_library: None,
         }
     }
@@ -627,6 +637,24 @@ impl Config {
         }
         if self.models.threads == 0 {
             return invalid("models.threads", "must be at least 1".into());
+        }
+        if !(1..=MAX_BATCH).contains(&self.models.max_batch) {
+            return invalid(
+                "models.max_batch",
+                format!(
+                    "must be 1 to {MAX_BATCH} frames, got {}",
+                    self.models.max_batch
+                ),
+            );
+        }
+        if self.models.max_wait_ms > MAX_BATCH_WAIT_MS {
+            return invalid(
+                "models.max_wait_ms",
+                format!(
+                    "must be at most {MAX_BATCH_WAIT_MS} ms (a frame waits that long for its batch), got {}",
+                    self.models.max_wait_ms
+                ),
+            );
         }
         if self.cameras.is_empty() {
             return invalid(

@@ -7,6 +7,7 @@
 //! input closes, the sink flushes last. [`Pipeline::wait`] joins every thread in order and
 //! returns the summary. Nothing in the hot path polls a flag except the sources.
 
+mod batch;
 mod cameras;
 pub mod faults;
 mod heartbeat;

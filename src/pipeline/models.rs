@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::batch::Batching;
 use crate::config::ModelsConfig;
 use crate::dmsl::LANDMARK_COUNT;
 use crate::infer::{InferError, Model, ModelError};
@@ -40,6 +41,8 @@ pub struct BoundaryModel {
     pub id: Arc<ModelId>,
     pub boxes: usize,
     pub mask: Option<usize>,
+    /// Travels with the model so a reload that changes it takes effect like a swap.
+    pub batching: Batching,
 }
 
 /// The landmark model with the position of its output.
@@ -47,6 +50,7 @@ pub struct LandmarkModel {
     pub model: Model,
     pub id: Arc<ModelId>,
     pub landmarks: usize,
+    pub batching: Batching,
 }
 
 fn output_index(
@@ -119,6 +123,7 @@ impl BoundaryModel {
             model,
             boxes,
             mask,
+            batching: Batching::from_config(config),
         })
     }
 }
@@ -139,6 +144,7 @@ impl LandmarkModel {
             id: id_of(&model),
             model,
             landmarks,
+            batching: Batching::from_config(config),
         })
     }
 }

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fast_image_resize::Resizer;
 
+use super::batch::{infer_frames, next_batch};
 use super::models::{BoundaryModel, LandmarkModel};
 use super::queue::QueueSender;
 use crate::config::{PairingConfig, RadiometryConfig, ThermalNormalization, Unmatched};
-use crate::dmsl::{self, BLACKOUT_MARGIN, CANVAS, LANDMARK_COUNT};
+use crate::dmsl::{self, BLACKOUT_MARGIN};
 use crate::frame::{BoundingBox, Frame, Pixels, Spectrum, SpectrumFrame};
-use crate::infer::Model;
 use crate::pair::{Paired, Pairer};
 use crate::publish::{LandmarkRecord, Outgoing, Sink, SinkError, record::ModelId};
 use crate::registration::Homography;
@@ -180,40 +180,6 @@ pub fn preprocess(
     }
 }
 
-/// Runs `model` on the canvases of the frame's healthy spectra as one batch; on failure
-/// every one of them carries the error.
-fn infer_spectra(
-    stage: &str,
-    frame: &mut Frame,
-    model: &mut Model,
-    events: &Events,
-) -> Option<(Vec<Spectrum>, Vec<Vec<f32>>)> {
-    let spectra = frame.healthy_spectra();
-    if spectra.is_empty() {
-        return None;
-    }
-    let mut input = Vec::with_capacity(spectra.len() * CANVAS * CANVAS);
-    for s in &spectra {
-        if let Some(r) = frame.result(*s) {
-            input.extend_from_slice(&r.canvas);
-        }
-    }
-    super::faults::poison_input(stage, frame.sequence, &mut input);
-    events.observe_batch(&model.manifest.name, spectra.len());
-    match model.infer(&input, spectra.len()) {
-        Ok(outputs) => Some((spectra, outputs)),
-        Err(e) => {
-            events.inference_failed(&frame.camera, &model.manifest.name, &e.to_string());
-            for s in &spectra {
-                if let Some(r) = frame.result_mut(*s) {
-                    r.error = Some(format!("inference_failed: {e}"));
-                }
-            }
-            None
-        }
-    }
-}
-
 /// Takes the newest model handed over by a hot-swap, between two frames: the frame
 /// before ran wholly on the old model, the next runs wholly on the new one, and the old
 /// one is dropped here once its last frame is done.
@@ -224,6 +190,17 @@ fn take_swap<M>(current: &mut M, swaps: &Receiver<M>, role: &str, id: impl Fn(&M
     }
 }
 
+/// Sends each frame of a finished batch on; false when the next stage has gone.
+fn send_batch(stage: &str, batch: &mut Vec<Frame>, tx: &QueueSender<Frame>) -> bool {
+    for mut frame in batch.drain(..) {
+        frame.mark_stage_done(stage);
+        if tx.send(frame).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// DMSL boundary model: canvas → face box (normalised x, y, w, h) and a face score.
 pub fn boundary(
     rx: Receiver<Frame>,
@@ -232,17 +209,25 @@ pub fn boundary(
     swaps: Receiver<BoundaryModel>,
     events: Arc<Events>,
 ) {
-    let mask_len = CANVAS * CANVAS;
-    for mut frame in rx {
+    let mut batch = Vec::new();
+    let mut input = Vec::new();
+    // Swaps are taken between batches: a batch runs wholly on one model.
+    while next_batch(&rx, model.batching, &mut batch) {
         take_swap(&mut model, &swaps, "boundary", |m| m.model.manifest.id());
         let busy = events.heartbeat().busy("boundary");
-        super::faults::stall("boundary", frame.sequence);
-        frame.models.boundary = Some(model.id.clone());
-        if let Some((spectra, out)) =
-            infer_spectra("boundary", &mut frame, &mut model.model, &events)
-        {
-            for (i, s) in spectra.iter().enumerate() {
-                let b = &out[model.boxes][i * 4..i * 4 + 4];
+        for frame in batch.iter_mut() {
+            super::faults::stall("boundary", frame.sequence);
+            frame.models.boundary = Some(model.id.clone());
+        }
+        for out in infer_frames(
+            "boundary",
+            &mut batch,
+            &mut model.model,
+            &mut input,
+            &events,
+        ) {
+            for (i, &(index, spectrum)) in out.items.iter().enumerate() {
+                let b = out.item(model.boxes, i);
                 let face_box = BoundingBox {
                     x: b[0],
                     y: b[1],
@@ -251,16 +236,15 @@ pub fn boundary(
                 };
                 let score = model
                     .mask
-                    .map(|m| dmsl::box_score(&out[m][i * mask_len..(i + 1) * mask_len], face_box));
-                if let Some(r) = frame.result_mut(*s) {
+                    .map(|m| dmsl::box_score(out.item(m, i), face_box));
+                if let Some(r) = batch[index].result_mut(spectrum) {
                     r.canvas_box = Some(face_box);
                     r.score = score;
                 }
             }
         }
-        frame.mark_stage_done("boundary");
         drop(busy);
-        if tx.send(frame).is_err() {
+        if !send_batch("boundary", &mut batch, &tx) {
             break;
         }
     }
@@ -293,26 +277,32 @@ pub fn landmark(
     swaps: Receiver<LandmarkModel>,
     events: Arc<Events>,
 ) {
-    let n = LANDMARK_COUNT * 2;
-    for mut frame in rx {
+    let mut batch = Vec::new();
+    let mut input = Vec::new();
+    while next_batch(&rx, model.batching, &mut batch) {
         take_swap(&mut model, &swaps, "landmark", |m| m.model.manifest.id());
         let busy = events.heartbeat().busy("landmark");
-        super::faults::stall("landmark", frame.sequence);
-        frame.models.landmark = Some(model.id.clone());
-        if let Some((spectra, out)) =
-            infer_spectra("landmark", &mut frame, &mut model.model, &events)
-        {
-            for (i, s) in spectra.iter().enumerate() {
-                let values = &out[model.landmarks][i * n..(i + 1) * n];
-                if let Some(r) = frame.result_mut(*s) {
+        for frame in batch.iter_mut() {
+            super::faults::stall("landmark", frame.sequence);
+            frame.models.landmark = Some(model.id.clone());
+        }
+        for out in infer_frames(
+            "landmark",
+            &mut batch,
+            &mut model.model,
+            &mut input,
+            &events,
+        ) {
+            for (i, &(index, spectrum)) in out.items.iter().enumerate() {
+                let values = out.item(model.landmarks, i);
+                if let Some(r) = batch[index].result_mut(spectrum) {
                     r.canvas_landmarks =
                         Some(values.chunks_exact(2).map(|p| [p[0], p[1]]).collect());
                 }
             }
         }
-        frame.mark_stage_done("landmark");
         drop(busy);
-        if tx.send(frame).is_err() {
+        if !send_batch("landmark", &mut batch, &tx) {
             break;
         }
     }

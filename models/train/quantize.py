@@ -1,0 +1,137 @@
+"""int8 variant of the exported DMSL models (static QDQ quantization, calibrated on training faces).
+
+    python models/train/quantize.py --variant lite          # -> models/dmsl-*-lite-int8.{onnx,json}
+
+Calibration uses faces of the *training* split only (faces.py; the held-out faces stay unseen),
+each as a visible and a thermal-like canvas, so both spectra set the activation ranges. The
+landmark model is calibrated on blacked-out canvases (what it sees in the daemon), with the
+fp32 boundary model's boxes. Weights are per-channel int8, activations uint8; ops that
+onnxruntime cannot run in int8 stay float. Writes a manifest beside each model (a copy of the
+fp32 manifest with the new file, sha256 and a `quantization` entry); the accuracy is then
+measured by `spectrald evaluate` (README "Performance") and written into the card
+`models/dmsl-lite.md` by hand: NME is the number that decides whether int8 is worth it.
+
+Needs only onnx, onnxruntime, numpy, opencv and pillow (no torch).
+"""
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                      QuantType, quantize_static)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+import dmsl_preprocess as P
+import faces as D
+
+MODELS = Path(__file__).resolve().parents[1]
+
+
+class Canvases(CalibrationDataReader):
+    def __init__(self, canvases, input_name="image"):
+        self.items = iter([{input_name: c[None, None]} for c in canvases])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def calibration_canvases(data: Path, count: int, seed: int):
+    rng = np.random.default_rng(seed)
+    faces = D.load_faces(data, "train")
+    picked = rng.choice(len(faces), size=min(count, len(faces)), replace=False)
+    canvases = []
+    for i in picked:
+        for thermal in (False, True):
+            canvas, _ = D.make_sample(faces[i], None, augment=False, thermal=thermal)
+            canvases.append(canvas.astype(np.float32))
+    return canvases
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def quantize(src: Path, dst: Path, canvases, method: str, keep_float: list):
+    pre = dst.with_suffix(".pre.onnx")
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(dst), Canvases(canvases), quant_format=QuantFormat.QDQ,
+                    per_channel=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method={"minmax": CalibrationMethod.MinMax,
+                                      "percentile": CalibrationMethod.Percentile}[method],
+                    nodes_to_exclude=keep_float, extra_options={"CalibPercentile": 99.99})
+    pre.unlink()
+
+
+def speed(path: Path, batch: int, seconds: float = 3.0) -> float:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    s = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((batch, 1, P.CANVAS, P.CANVAS), dtype=np.float32)
+    s.run(None, {"image": x})
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        s.run(None, {"image": x})
+        n += batch
+    return n / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variant", default="lite")
+    ap.add_argument("--data", type=Path, default=D.DEFAULT_DATA)
+    ap.add_argument("--models", type=Path, default=MODELS)
+    ap.add_argument("--calibration-faces", type=int, default=200)
+    ap.add_argument("--method", choices=["minmax", "percentile"], default="minmax")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep-float", default="/head/head.3/Gemm",
+                    help="comma-separated node names left in float (default: the output layer)")
+    args = ap.parse_args()
+    try:
+        canvases = calibration_canvases(args.data, args.calibration_faces, args.seed)
+    except D.DataError as e:
+        D.fail(str(e))
+
+    src = {k: args.models / f"dmsl-{k}-{args.variant}.onnx" for k in ("boundary", "landmark")}
+    for path in src.values():
+        if not path.exists():
+            D.fail(f"{path} not found; run export.py first")
+    # The landmark model sees blacked-out canvases: box them with the fp32 boundary model.
+    boundary = ort.InferenceSession(str(src["boundary"]), providers=["CPUExecutionProvider"])
+    blacked = [P.blackout(c, boundary.run(None, {"image": c[None, None]})[0][0]) for c in canvases]
+    inputs = {"boundary": canvases, "landmark": blacked}
+
+    for kind, path in src.items():
+        name = f"dmsl-{kind}-{args.variant}-int8"
+        dst = args.models / f"{name}.onnx"
+        keep = [n for n in args.keep_float.split(",") if n]
+        quantize(path, dst, inputs[kind], args.method, keep)
+        manifest = json.loads(path.with_suffix(".json").read_text())
+        manifest.update({
+            "name": name,
+            "file": dst.name,
+            "sha256": sha256(dst),
+            "quantization": {
+                "of": path.name,
+                "of_sha256": sha256(path),
+                "format": "QDQ, weights int8 per tensor, activations uint8",
+                "calibration": f"{len(inputs[kind])} canvases ({args.calibration_faces} training faces, "
+                               f"visible + thermal-like), {args.method}, seed {args.seed}",
+                "tool": f"onnxruntime.quantization {ort.__version__}",
+            },
+        })
+        manifest.pop("metrics", None)
+        (args.models / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        fp32, int8 = speed(path, 1), speed(dst, 1)
+        print(json.dumps({"model": name, "size_mb": round(dst.stat().st_size / 1e6, 2),
+                          "images_per_s_fp32_b1": round(fp32, 1), "images_per_s_int8_b1": round(int8, 1),
+                          "speedup": round(int8 / fp32, 2)}))
+
+
+if __name__ == "__main__":
+    main()
