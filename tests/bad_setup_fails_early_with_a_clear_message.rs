@@ -68,6 +68,49 @@ fn batching_out_of_range_is_named_with_its_limits() {
     }
 }
 
+/// The test machines have the CPU build of ONNX Runtime: asking for a GPU must stop the
+/// daemon with the fix, never quietly run on the CPU.
+#[test]
+fn gpu_device_without_a_gpu_build_of_onnx_runtime_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let session = fixture_session().display().to_string();
+    let models = repo().join("models").display().to_string();
+    for (device, backend) in [("cuda", "auto"), ("tensorrt", "ort")] {
+        let config = write(
+            dir.path(),
+            "c.toml",
+            &format!(
+                "[models]\ndir = {models:?}\nbackend = \"{backend}\"\ndevice = \"{device}\"\n[[cameras]]\nid = \"a\"\nsource = {{ kind = \"replay\", path = {session:?} }}\n"
+            ),
+        );
+        let (code, stdout, stderr) = spectrald(&["run", "--config", &config]);
+        assert_eq!(code, 2, "{device}: {stderr}");
+        assert!(stdout.is_empty(), "nothing processed: {stdout}");
+        let error: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(error.len(), 1, "one error line: {stderr}");
+        assert!(
+            error[0].contains(&format!("models.device = \"{device}\""))
+                && error[0].contains("onnxruntime-gpu")
+                && error[0].contains("device = \"cpu\""),
+            "{}",
+            error[0]
+        );
+    }
+    let config = write(
+        dir.path(),
+        "c.toml",
+        &format!(
+            "[models]\nbackend = \"tract\"\ndevice = \"cuda\"\n[[cameras]]\nid = \"a\"\nsource = {{ kind = \"replay\", path = {session:?} }}\n"
+        ),
+    );
+    let (code, _, stderr) = spectrald(&["check-config", &config]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("models.device") && stderr.contains("backend = \"ort\""),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn shipped_config_is_valid() {
     let (code, stdout, stderr) = spectrald(&[

@@ -175,6 +175,28 @@ pub enum BackendKind {
 const MAX_BATCH: usize = 256;
 const MAX_BATCH_WAIT_MS: u64 = 1000;
 
+/// Where ONNX Runtime runs the models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// ONNX Runtime's CUDA execution provider (needs onnxruntime-gpu's library).
+    Cuda,
+    /// TensorRT, with CUDA for what TensorRT cannot run (needs TensorRT installed too).
+    Tensorrt,
+}
+
+impl Device {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+            Device::Tensorrt => "tensorrt",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
@@ -184,6 +206,10 @@ pub struct ModelsConfig {
     pub boundary: String,
     pub landmark: String,
     pub backend: BackendKind,
+    /// CPU, or a GPU through ONNX Runtime's execution providers.
+    pub device: Device,
+    /// Which GPU (CUDA device number) when `device` is not "cpu".
+    pub gpu_id: u32,
     /// Threads per model session (intra-op).
     pub threads: usize,
     /// Most frames (from any camera) per model call; each brings one image per spectrum.
@@ -201,6 +227,8 @@ impl Default for ModelsConfig {
             boundary: "dmsl-boundary-lite".into(),
             landmark: "dmsl-landmark-lite".into(),
             backend: BackendKind::Auto,
+            device: Device::Cpu,
+            gpu_id: 0,
             threads: 1,
             max_batch: 1,
             max_wait_ms: 0,
@@ -637,6 +665,15 @@ impl Config {
         }
         if self.models.threads == 0 {
             return invalid("models.threads", "must be at least 1".into());
+        }
+        if self.models.device != Device::Cpu && self.models.backend == BackendKind::Tract {
+            return invalid(
+                "models.device",
+                format!(
+                    "\"{}\" needs ONNX Runtime; set backend = \"ort\" (tract runs on the CPU only)",
+                    self.models.device.as_str()
+                ),
+            );
         }
         if !(1..=MAX_BATCH).contains(&self.models.max_batch) {
             return invalid(

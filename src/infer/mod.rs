@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub use manifest::hex;
 pub use manifest::{Manifest, TensorSpec, list_manifests};
 
-use crate::config::{BackendKind, ModelsConfig};
+use crate::config::{BackendKind, Device, ModelsConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -46,6 +46,13 @@ pub enum ModelError {
     },
     #[error("ONNX Runtime is not available: {0}")]
     OrtUnavailable(String),
+    #[error(
+        "models.device = \"{device}\": {message}; point models.ort_library (or ORT_DYLIB_PATH) at the libonnxruntime.so of the onnxruntime-gpu wheel, or set device = \"cpu\""
+    )]
+    DeviceUnavailable {
+        device: &'static str,
+        message: String,
+    },
     #[error(
         "backend \"tract\" was not compiled in; rebuild with `--features tract` or use backend = \"ort\""
     )]
@@ -100,7 +107,7 @@ impl Model {
         manifest.verify_checksum()?;
         let kind = resolve_backend(config)?;
         let backend: Box<dyn Backend> = match kind {
-            BackendKind::Ort => Box::new(ort_backend::OrtBackend::open(&manifest, config.threads)?),
+            BackendKind::Ort => Box::new(ort_backend::OrtBackend::open(&manifest, config)?),
             BackendKind::Tract => open_tract(&manifest)?,
             BackendKind::Auto => unreachable!("resolve_backend never returns Auto"),
         };
@@ -189,7 +196,8 @@ pub fn resolve_backend(config: &ModelsConfig) -> Result<BackendKind, ModelError>
                 ));
                 Ok(BackendKind::Ort)
             }
-            Err(e) if cfg!(feature = "tract") => {
+            // A GPU was asked for: running on the CPU instead would hide the mistake.
+            Err(e) if cfg!(feature = "tract") && config.device == Device::Cpu => {
                 log_once(&format!(
                     "backend auto: using tract (pure Rust) because {e}"
                 ));

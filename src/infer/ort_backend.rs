@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ort::environment::Environment;
+use ort::ep;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::TensorRef;
 
 use super::manifest::GraphTensor;
 use super::{Backend, Manifest, ModelError, TensorSpec};
+use crate::config::{Device, ModelsConfig};
 
 static ENVIRONMENT: OnceLock<Result<(Environment, PathBuf), String>> = OnceLock::new();
 
@@ -78,7 +80,7 @@ pub struct OrtBackend {
 }
 
 impl OrtBackend {
-    pub fn open(manifest: &Manifest, threads: usize) -> Result<OrtBackend, ModelError> {
+    pub fn open(manifest: &Manifest, config: &ModelsConfig) -> Result<OrtBackend, ModelError> {
         let path = manifest.onnx_path();
         let load = |message: String| ModelError::Load {
             path: path.clone(),
@@ -89,12 +91,16 @@ impl OrtBackend {
             Some(Ok((env, _))) => env,
             _ => return Err(ModelError::OrtUnavailable("not initialised".into())),
         };
-        let session = Session::builder(env)
+        let builder = Session::builder(env)
             .and_then(|b| {
                 b.with_optimization_level(GraphOptimizationLevel::Level3)
                     .map_err(Into::into)
             })
-            .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+            .map_err(|e| load(e.to_string()))?;
+        let builder = with_device(builder, config.device, config.gpu_id)?;
+        let session = builder
+            .with_intra_threads(config.threads)
+            .map_err(Into::into)
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
             .and_then(|b| b.with_intra_op_spinning(false).map_err(Into::into))
             .and_then(|mut b| b.commit_from_file(&path))
@@ -120,6 +126,41 @@ impl OrtBackend {
             session,
         })
     }
+}
+
+/// Registers the GPU execution providers `device` asks for. Failing to register one is an
+/// error, not a silent fall back to the CPU: a GPU box running on its CPU is a mistake the
+/// operator must see.
+fn with_device(
+    builder: SessionBuilder,
+    device: Device,
+    gpu_id: u32,
+) -> Result<SessionBuilder, ModelError> {
+    let gpu_id = i32::try_from(gpu_id).unwrap_or(i32::MAX);
+    let cuda = || {
+        ep::CUDA::default()
+            .with_device_id(gpu_id)
+            .build()
+            .error_on_failure()
+    };
+    let providers = match device {
+        Device::Cpu => return Ok(builder),
+        Device::Cuda => vec![cuda()],
+        // TensorRT first; CUDA runs the nodes TensorRT cannot take.
+        Device::Tensorrt => vec![
+            ep::TensorRT::default()
+                .with_device_id(gpu_id)
+                .build()
+                .error_on_failure(),
+            cuda(),
+        ],
+    };
+    builder
+        .with_execution_providers(providers)
+        .map_err(|e| ModelError::DeviceUnavailable {
+            device: device.as_str(),
+            message: e.to_string().trim_end_matches('.').to_owned(),
+        })
 }
 
 impl Backend for OrtBackend {
