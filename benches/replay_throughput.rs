@@ -10,7 +10,11 @@
 //! (or, above 1, the gain from running the two models' stages on different cores).
 //! (3) 1, 2 and 4 cameras replaying at once through the same model stages (ORT): pairs/s
 //! over all cameras, latency and peak resident memory.
-//! Then (4) `bench/replay_reference.py`, the Python script a user would write instead
+//! (4) Variants through ORT: dynamic batching (`max_batch` 8) and the int8 lite models,
+//! end to end and model-only. (5) Batch-size scaling of each model alone: images/s at
+//! batch 1, 8 and 32. `SPECTRALD_BENCH_DEVICE=cuda` runs the ORT parts on a GPU (with
+//! `ORT_DYLIB_PATH` at onnxruntime-gpu's library).
+//! Then (6) `bench/replay_reference.py`, the Python script a user would write instead
 //! (Pillow + numpy + onnxruntime, the same models, frames, preprocessing and thread count),
 //! for the same time; the ratio spectrald / Python is the point of the daemon.
 //! Python: `SPECTRALD_TEST_PYTHON`, else `.cache/venv/bin/python` (scripts/setup.sh).
@@ -21,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use spectrald::config::{BackendKind, CameraConfig, Config, ModelsConfig};
+use spectrald::config::{BackendKind, CameraConfig, Config, Device, ModelsConfig};
 use spectrald::dmsl::{self, BLACKOUT_MARGIN, CANVAS};
 use spectrald::frame::BoundingBox;
 use spectrald::infer::Model;
@@ -48,11 +52,28 @@ fn repo() -> PathBuf {
 }
 
 fn models(backend: BackendKind) -> ModelsConfig {
+    let device = match std::env::var("SPECTRALD_BENCH_DEVICE").as_deref() {
+        Ok("cuda") => Device::Cuda,
+        Ok("tensorrt") => Device::Tensorrt,
+        _ => Device::Cpu,
+    };
     ModelsConfig {
         dir: repo().join("models"),
         backend,
+        device: if backend == BackendKind::Tract {
+            Device::Cpu
+        } else {
+            device
+        },
         ..Default::default()
     }
+}
+
+/// The ORT models config with the int8 lite models.
+fn int8(mut config: ModelsConfig) -> ModelsConfig {
+    config.boundary = "dmsl-boundary-lite-int8".into();
+    config.landmark = "dmsl-landmark-lite-int8".into();
+    config
 }
 
 /// Resident memory of this process now, MiB.
@@ -69,13 +90,13 @@ fn rss_mib() -> f64 {
 
 /// `cameras` replays of the session at once, as fast as possible, for `seconds`.
 fn end_to_end(
-    backend: BackendKind,
+    models: ModelsConfig,
     seconds: f64,
     cameras: usize,
 ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let session = repo().join("tests/fixtures/session-pexels");
     let config = Config {
-        models: models(backend),
+        models,
         cameras: (0..cameras)
             .map(|i| CameraConfig::replay(&format!("bench-{i}"), session.clone(), 0.0, true))
             .collect(),
@@ -131,11 +152,10 @@ fn canvases() -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
 }
 
 fn model_only(
-    backend: BackendKind,
+    config: ModelsConfig,
     seconds: f64,
     frames: &[Vec<f32>],
 ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-    let config = models(backend);
     let mut boundary = Model::load(&config.dir, &config.boundary, &config)?;
     let mut landmark = Model::load(&config.dir, &config.landmark, &config)?;
     let started = Instant::now();
@@ -165,6 +185,39 @@ fn model_only(
     }
     let secs = started.elapsed().as_secs_f64();
     Ok(serde_json::json!({"pairs_per_s": pairs as f64 / secs, "pairs": pairs, "seconds": secs}))
+}
+
+/// One model alone on `batch` canvases per call: images/s and peak RSS.
+fn batch_scaling(
+    config: &ModelsConfig,
+    name: &str,
+    batch: usize,
+    seconds: f64,
+    frames: &[Vec<f32>],
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let mut model = Model::load(&config.dir, name, config)?;
+    let input: Vec<f32> = frames
+        .iter()
+        .cycle()
+        .take(batch)
+        .flat_map(|f| f.iter().copied())
+        .collect();
+    model.infer(&input, batch)?;
+    let started = Instant::now();
+    let (mut images, mut peak_rss) = (0usize, rss_mib());
+    while started.elapsed().as_secs_f64() < seconds {
+        model.infer(&input, batch)?;
+        images += batch;
+        peak_rss = peak_rss.max(rss_mib());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(
+        serde_json::json!({"model": name, "batch": batch, "images_per_s": images as f64 / secs, "peak_rss_mib": peak_rss}),
+    )
+}
+
+fn rate(v: &serde_json::Value) -> f64 {
+    v["pairs_per_s"].as_f64().unwrap_or(f64::NAN)
 }
 
 /// Runs the Python reference pipeline for `seconds`; its JSON summary.
@@ -209,14 +262,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "landmark p50/p99 ms"
     );
     for (name, backend) in [("ort", BackendKind::Ort), ("tract", BackendKind::Tract)] {
-        let e2e = match end_to_end(backend, seconds, 1) {
+        let e2e = match end_to_end(models(backend), seconds, 1) {
             Ok(v) => v,
             Err(e) => {
                 println!("{name:<7} skipped: {e}");
                 continue;
             }
         };
-        let only = model_only(backend, seconds, &frames)?;
+        let only = model_only(models(backend), seconds, &frames)?;
         let ratio = e2e["pairs_per_s"].as_f64().unwrap_or(0.0)
             / only["pairs_per_s"].as_f64().unwrap_or(f64::NAN);
         let lat = |stage: &str| {
@@ -240,7 +293,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut scaling = Vec::new();
     println!("cameras  pairs/s (all)  total p99 ms  peak RSS MiB");
     for cameras in [1, 2, 4] {
-        let run = end_to_end(BackendKind::Ort, seconds, cameras)?;
+        let run = end_to_end(models(BackendKind::Ort), seconds, cameras)?;
         println!(
             "{cameras:>7}  {:>13.1}  {:>12.1}  {:>12.1}",
             run["pairs_per_s"].as_f64().unwrap_or(0.0),
@@ -252,6 +305,61 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scaling.push(run);
     }
     results.insert("ort_cameras".into(), serde_json::Value::Array(scaling));
+
+    // Variants: batching across frames, and the int8 models.
+    let ort = models(BackendKind::Ort);
+    let batched = ModelsConfig {
+        max_batch: 8,
+        ..ort.clone()
+    };
+    println!("variant (ORT)          e2e pairs/s  model pairs/s  total p50/p99 ms");
+    let mut variants = serde_json::Map::new();
+    for (name, config, alone) in [
+        ("lite fp32, batch 1", ort.clone(), true),
+        ("lite fp32, max_batch 8", batched, false),
+        ("lite int8, batch 1", int8(ort.clone()), true),
+    ] {
+        let e2e = end_to_end(config.clone(), seconds, 1)?;
+        let only = if alone {
+            model_only(config, seconds, &frames)?
+        } else {
+            serde_json::Value::Null
+        };
+        println!(
+            "{name:<22} {:>12.1} {:>14.1}  {:>7.1} / {:.1}",
+            rate(&e2e),
+            rate(&only),
+            e2e["latency"]["total"]["p50_ms"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            e2e["latency"]["total"]["p99_ms"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+        );
+        variants.insert(
+            name.into(),
+            serde_json::json!({"end_to_end": e2e, "model_only": only}),
+        );
+    }
+    results.insert("ort_variants".into(), serde_json::Value::Object(variants));
+
+    // Batch-size scaling of each model alone (what a GPU gains from batching).
+    println!("model                       batch  images/s  peak RSS MiB");
+    let mut sizes = Vec::new();
+    for config in [ort.clone(), int8(ort)] {
+        for name in [config.boundary.clone(), config.landmark.clone()] {
+            for batch in [1, 8, 32] {
+                let run = batch_scaling(&config, &name, batch, seconds / 3.0, &frames)?;
+                println!(
+                    "{name:<27} {batch:>5}  {:>8.1}  {:>12.1}",
+                    run["images_per_s"].as_f64().unwrap_or(f64::NAN),
+                    run["peak_rss_mib"].as_f64().unwrap_or(f64::NAN)
+                );
+                sizes.push(run);
+            }
+        }
+    }
+    results.insert("ort_batch_sizes".into(), serde_json::Value::Array(sizes));
     match python_reference(seconds) {
         Ok(python) => {
             let python_rate = python["pairs_per_s"].as_f64().unwrap_or(f64::NAN);

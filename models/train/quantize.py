@@ -5,8 +5,9 @@
 Calibration uses faces of the *training* split only (faces.py; the held-out faces stay unseen),
 each as a visible and a thermal-like canvas, so both spectra set the activation ranges. The
 landmark model is calibrated on blacked-out canvases (what it sees in the daemon), with the
-fp32 boundary model's boxes. Weights are per-channel int8, activations uint8; ops that
-onnxruntime cannot run in int8 stay float. Writes a manifest beside each model (a copy of the
+fp32 boundary model's boxes. Weights are int8 per tensor (per channel cost 17 % thermal NME:
+see the model card), activations uint8; the output layer and ops onnxruntime cannot run in
+int8 stay float. Writes a manifest beside each model (a copy of the
 fp32 manifest with the new file, sha256 and a `quantization` entry); the accuracy is then
 measured by `spectrald evaluate` (README "Performance") and written into the card
 `models/dmsl-lite.md` by hand: NME is the number that decides whether int8 is worth it.
