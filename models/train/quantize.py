@@ -29,6 +29,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 import dmsl_preprocess as P
 import faces as D
+from evaluate import session
 
 MODELS = Path(__file__).resolve().parents[1]
 
@@ -69,10 +70,7 @@ def quantize(src: Path, dst: Path, canvases, method: str, keep_float: list):
 
 
 def speed(path: Path, batch: int, seconds: float = 3.0) -> float:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    s = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    s = session(path, 1)
     x = np.random.default_rng(0).random((batch, 1, P.CANVAS, P.CANVAS), dtype=np.float32)
     s.run(None, {"image": x})
     n, t0 = 0, time.perf_counter()

@@ -266,7 +266,7 @@ impl Pipeline {
         let (boundary_swaps, boundary_swapped) = crossbeam_channel::unbounded();
         let ev = events.clone();
         stages.push(spawn("boundary", move || {
-            stages::boundary(
+            stages::inference(
                 boundary_rx,
                 to_blackout,
                 boundary_model,
@@ -281,7 +281,7 @@ impl Pipeline {
         let (landmark_swaps, landmark_swapped) = crossbeam_channel::unbounded();
         let ev = events.clone();
         stages.push(spawn("landmark", move || {
-            stages::landmark(landmark_rx, to_post, landmark_model, landmark_swapped, ev)
+            stages::inference(landmark_rx, to_post, landmark_model, landmark_swapped, ev)
         })?);
         let ev = events.clone();
         stages.push(spawn("postprocess", move || {

@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fast_image_resize::Resizer;
 
-use super::batch::{infer_frames, next_batch};
+use super::batch::{BatchOutput, Batching, infer_frames, next_batch};
 use super::models::{BoundaryModel, LandmarkModel};
 use super::queue::QueueSender;
 use crate::config::{PairingConfig, RadiometryConfig, ThermalNormalization, Unmatched};
 use crate::dmsl::{self, BLACKOUT_MARGIN};
-use crate::frame::{BoundingBox, Frame, Pixels, Spectrum, SpectrumFrame};
+use crate::frame::{BoundingBox, Frame, Pixels, Spectrum, SpectrumFrame, SpectrumResult};
+use crate::infer::Model;
 use crate::pair::{Paired, Pairer};
 use crate::publish::{LandmarkRecord, Outgoing, Sink, SinkError, record::ModelId};
 use crate::registration::Homography;
@@ -201,50 +202,106 @@ fn send_batch(stage: &str, batch: &mut Vec<Frame>, tx: &QueueSender<Frame>) -> b
     true
 }
 
+/// What the two inference stages share: a model that can be hot-swapped between batches,
+/// its batching policy, and where one image's outputs land in its spectrum's result.
+pub trait InferenceModel: Send {
+    /// The stage's name (heartbeat, faults, latency).
+    const STAGE: &'static str;
+    fn model(&self) -> &Model;
+    fn model_mut(&mut self) -> &mut Model;
+    fn batching(&self) -> Batching;
+    /// Names this model in the frame's record.
+    fn tag(&self, frame: &mut Frame);
+    /// Stores image `i` of `out` in its spectrum's result.
+    fn store(&self, out: &BatchOutput, i: usize, result: &mut SpectrumResult);
+}
+
 /// DMSL boundary model: canvas → face box (normalised x, y, w, h) and a face score.
-pub fn boundary(
+impl InferenceModel for BoundaryModel {
+    const STAGE: &'static str = "boundary";
+
+    fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+
+    fn batching(&self) -> Batching {
+        self.batching
+    }
+
+    fn tag(&self, frame: &mut Frame) {
+        frame.models.boundary = Some(self.id.clone());
+    }
+
+    fn store(&self, out: &BatchOutput, i: usize, result: &mut SpectrumResult) {
+        let b = out.item(self.boxes, i);
+        let face_box = BoundingBox {
+            x: b[0],
+            y: b[1],
+            w: b[2],
+            h: b[3],
+        };
+        result.canvas_box = Some(face_box);
+        result.score = self.mask.map(|m| dmsl::box_score(out.item(m, i), face_box));
+    }
+}
+
+/// DMSL landmark model: blacked-out canvas → 68 normalised points.
+impl InferenceModel for LandmarkModel {
+    const STAGE: &'static str = "landmark";
+
+    fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+
+    fn batching(&self) -> Batching {
+        self.batching
+    }
+
+    fn tag(&self, frame: &mut Frame) {
+        frame.models.landmark = Some(self.id.clone());
+    }
+
+    fn store(&self, out: &BatchOutput, i: usize, result: &mut SpectrumResult) {
+        let values = out.item(self.landmarks, i);
+        result.canvas_landmarks = Some(values.chunks_exact(2).map(|p| [p[0], p[1]]).collect());
+    }
+}
+
+/// An inference stage: batches of frames (see `batch.rs`) through the stage's model.
+/// Swaps are taken between batches, so a batch runs wholly on one model.
+pub fn inference<M: InferenceModel>(
     rx: Receiver<Frame>,
     tx: QueueSender<Frame>,
-    mut model: BoundaryModel,
-    swaps: Receiver<BoundaryModel>,
+    mut model: M,
+    swaps: Receiver<M>,
     events: Arc<Events>,
 ) {
     let mut batch = Vec::new();
     let mut input = Vec::new();
-    // Swaps are taken between batches: a batch runs wholly on one model.
-    while next_batch(&rx, model.batching, &mut batch) {
-        take_swap(&mut model, &swaps, "boundary", |m| m.model.manifest.id());
-        let busy = events.heartbeat().busy("boundary");
+    while next_batch(&rx, model.batching(), &mut batch) {
+        take_swap(&mut model, &swaps, M::STAGE, |m| m.model().manifest.id());
+        let busy = events.heartbeat().busy(M::STAGE);
         for frame in batch.iter_mut() {
-            super::faults::stall("boundary", frame.sequence);
-            frame.models.boundary = Some(model.id.clone());
+            super::faults::stall(M::STAGE, frame.sequence);
+            model.tag(frame);
         }
-        for out in infer_frames(
-            "boundary",
-            &mut batch,
-            &mut model.model,
-            &mut input,
-            &events,
-        ) {
+        for out in infer_frames(M::STAGE, &mut batch, model.model_mut(), &mut input, &events) {
             for (i, &(index, spectrum)) in out.items.iter().enumerate() {
-                let b = out.item(model.boxes, i);
-                let face_box = BoundingBox {
-                    x: b[0],
-                    y: b[1],
-                    w: b[2],
-                    h: b[3],
-                };
-                let score = model
-                    .mask
-                    .map(|m| dmsl::box_score(out.item(m, i), face_box));
-                if let Some(r) = batch[index].result_mut(spectrum) {
-                    r.canvas_box = Some(face_box);
-                    r.score = score;
+                if let Some(result) = batch[index].result_mut(spectrum) {
+                    model.store(&out, i, result);
                 }
             }
         }
         drop(busy);
-        if !send_batch("boundary", &mut batch, &tx) {
+        if !send_batch(M::STAGE, &mut batch, &tx) {
             break;
         }
     }
@@ -264,45 +321,6 @@ pub fn blackout(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Events>
         frame.mark_stage_done("blackout");
         drop(busy);
         if tx.send(frame).is_err() {
-            break;
-        }
-    }
-}
-
-/// DMSL landmark model: blacked-out canvas → 68 normalised points.
-pub fn landmark(
-    rx: Receiver<Frame>,
-    tx: QueueSender<Frame>,
-    mut model: LandmarkModel,
-    swaps: Receiver<LandmarkModel>,
-    events: Arc<Events>,
-) {
-    let mut batch = Vec::new();
-    let mut input = Vec::new();
-    while next_batch(&rx, model.batching, &mut batch) {
-        take_swap(&mut model, &swaps, "landmark", |m| m.model.manifest.id());
-        let busy = events.heartbeat().busy("landmark");
-        for frame in batch.iter_mut() {
-            super::faults::stall("landmark", frame.sequence);
-            frame.models.landmark = Some(model.id.clone());
-        }
-        for out in infer_frames(
-            "landmark",
-            &mut batch,
-            &mut model.model,
-            &mut input,
-            &events,
-        ) {
-            for (i, &(index, spectrum)) in out.items.iter().enumerate() {
-                let values = out.item(model.landmarks, i);
-                if let Some(r) = batch[index].result_mut(spectrum) {
-                    r.canvas_landmarks =
-                        Some(values.chunks_exact(2).map(|p| [p[0], p[1]]).collect());
-                }
-            }
-        }
-        drop(busy);
-        if !send_batch("landmark", &mut batch, &tx) {
             break;
         }
     }
