@@ -40,10 +40,21 @@ fn unknown_config_key_is_named() {
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }
 
+/// DIR/c.toml: `[models]` with `models` (TOML lines) and one camera replaying the fixture.
+fn config_with_models(dir: &std::path::Path, models: &str) -> String {
+    let session = fixture_session().display().to_string();
+    write(
+        dir,
+        "c.toml",
+        &format!(
+            "[models]\n{models}\n[[cameras]]\nid = \"a\"\nsource = {{ kind = \"replay\", path = {session:?} }}\n"
+        ),
+    )
+}
+
 #[test]
 fn batching_out_of_range_is_named_with_its_limits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let session = fixture_session().display().to_string();
     for (setting, named) in [
         (
             "max_batch = 0",
@@ -54,13 +65,7 @@ fn batching_out_of_range_is_named_with_its_limits() {
             "models.max_wait_ms: must be at most 1000 ms",
         ),
     ] {
-        let config = write(
-            dir.path(),
-            "c.toml",
-            &format!(
-                "[models]\n{setting}\n[[cameras]]\nid = \"a\"\nsource = {{ kind = \"replay\", path = {session:?} }}\n"
-            ),
-        );
+        let config = config_with_models(dir.path(), setting);
         let (code, _, stderr) = spectrald(&["check-config", &config]);
         assert_eq!(code, 2, "{setting}: {stderr}");
         assert!(stderr.contains(named), "{setting}: {stderr}");
@@ -73,15 +78,11 @@ fn batching_out_of_range_is_named_with_its_limits() {
 #[test]
 fn gpu_device_without_a_gpu_build_of_onnx_runtime_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let session = fixture_session().display().to_string();
     let models = repo().join("models").display().to_string();
     for (device, backend) in [("cuda", "auto"), ("tensorrt", "ort")] {
-        let config = write(
+        let config = config_with_models(
             dir.path(),
-            "c.toml",
-            &format!(
-                "[models]\ndir = {models:?}\nbackend = \"{backend}\"\ndevice = \"{device}\"\n[[cameras]]\nid = \"a\"\nsource = {{ kind = \"replay\", path = {session:?} }}\n"
-            ),
+            &format!("dir = {models:?}\nbackend = \"{backend}\"\ndevice = \"{device}\""),
         );
         let (code, stdout, stderr) = spectrald(&["run", "--config", &config]);
         assert_eq!(code, 2, "{device}: {stderr}");
@@ -96,13 +97,7 @@ fn gpu_device_without_a_gpu_build_of_onnx_runtime_is_refused() {
             error[0]
         );
     }
-    let config = write(
-        dir.path(),
-        "c.toml",
-        &format!(
-            "[models]\nbackend = \"tract\"\ndevice = \"cuda\"\n[[cameras]]\nid = \"a\"\nsource = {{ kind = \"replay\", path = {session:?} }}\n"
-        ),
-    );
+    let config = config_with_models(dir.path(), "backend = \"tract\"\ndevice = \"cuda\"");
     let (code, _, stderr) = spectrald(&["check-config", &config]);
     assert_eq!(code, 2);
     assert!(

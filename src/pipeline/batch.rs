@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use crate::config::ModelsConfig;
-use crate::dmsl::CANVAS;
 use crate::frame::{Frame, Spectrum};
 use crate::infer::Model;
 use crate::telemetry::Events;
@@ -85,7 +84,6 @@ pub fn infer_frames(
     input: &mut Vec<f32>,
     events: &Events,
 ) -> Vec<BatchOutput> {
-    let image_len = CANVAS * CANVAS;
     let mut items = Vec::with_capacity(frames.len() * 2);
     input.clear();
     for (index, frame) in frames.iter().enumerate() {
@@ -101,7 +99,6 @@ pub fn infer_frames(
     if items.is_empty() {
         return Vec::new();
     }
-    debug_assert_eq!(input.len(), items.len() * image_len);
     events.observe_batch(&model.manifest.name, items.len());
     match model.infer(input, items.len()) {
         Ok(outputs) => vec![BatchOutput { items, outputs }],
