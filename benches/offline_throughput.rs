@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use spectrald::config::{BackendKind, ModelsConfig};
+use spectrald::infer::{BackendKind, ModelsConfig};
 use spectrald::offline::raster::{self, Scale16};
 use spectrald::offline::refine::RefineParams;
 use spectrald::offline::{OfflineModel, classify, segment};

@@ -25,12 +25,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use spectrald::config::{BackendKind, CameraConfig, Config, Device, ModelsConfig};
+use spectrald::config::Config;
 use spectrald::dmsl::{self, BLACKOUT_MARGIN, CANVAS};
-use spectrald::frame::BoundingBox;
+use spectrald::geometry::BoundingBox;
 use spectrald::infer::Model;
+use spectrald::infer::{BackendKind, Device, ModelsConfig};
 use spectrald::pipeline::Pipeline;
 use spectrald::publish::{Outgoing, Sink, SinkError};
+use spectrald::source::CameraConfig;
 use spectrald::telemetry::Events;
 
 struct NullSink;
@@ -119,7 +121,11 @@ fn end_to_end(
     stop.store(true, Ordering::Relaxed);
     let summary = pipeline.wait();
     let mut stages = serde_json::Map::new();
-    for stage in spectrald::frame::STAGES.iter().copied().chain(["total"]) {
+    for stage in spectrald::stage::Stage::TIMED
+        .map(spectrald::stage::Stage::as_str)
+        .into_iter()
+        .chain(["total"])
+    {
         if let Some((p50, p99)) = summary.latency.percentiles(stage) {
             stages.insert(
                 stage.into(),

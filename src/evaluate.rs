@@ -14,11 +14,12 @@ use std::sync::{Arc, Mutex};
 
 use sha1::{Digest, Sha1};
 
-use crate::config::{CameraConfig, Config};
+use crate::config::Config;
 use crate::dmsl::nme;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::publish::record::landmarks_of;
 use crate::publish::{Outgoing, Sink, SinkError};
+use crate::source::CameraConfig;
 use crate::telemetry::Events;
 
 #[derive(Debug, thiserror::Error)]

@@ -10,8 +10,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::dmsl::Letterbox;
-use crate::publish::record::ModelId;
+use crate::geometry::BoundingBox;
+use crate::infer::ModelId;
 use crate::registration::Homography;
+use crate::stage::Stage;
 use crate::thermal::Radiometry;
 use crate::thermal::face::FaceTemperature;
 
@@ -67,15 +69,6 @@ pub struct SpectrumFrame {
     pub radiometry: Option<Arc<Radiometry>>,
 }
 
-/// A box in some coordinate system: normalised [0, 1] canvas or source pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct BoundingBox {
-    pub x: f32,
-    pub y: f32,
-    pub w: f32,
-    pub h: f32,
-}
-
 /// Per-spectrum work and results, filled in stage by stage.
 #[derive(Debug, Clone, Default)]
 pub struct SpectrumResult {
@@ -97,24 +90,6 @@ pub struct SpectrumResult {
     pub error: Option<String>,
 }
 
-/// Every stage in pipeline order; each has an input queue named after it (config
-/// `queues.stage.NAME`).
-pub const PIPELINE_STAGES: [&str; 7] = [
-    "pair",
-    "preprocess",
-    "boundary",
-    "blackout",
-    "landmark",
-    "postprocess",
-    "sink",
-];
-
-/// The stages a frame records its latency through (all but the sink, which publishes it).
-pub const STAGES: &[&str] = match PIPELINE_STAGES.split_last() {
-    Some((_, before_sink)) => before_sink,
-    None => &[],
-};
-
 /// A visible/thermal pair (either side may be absent when unmatched frames are kept).
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -126,7 +101,7 @@ pub struct Frame {
     pub results: [Option<SpectrumResult>; 2],
     /// When the earliest of its images was received, and when each stage finished it.
     pub started: Instant,
-    pub stage_done: [Option<Instant>; STAGES.len()],
+    pub stage_done: [Option<Instant>; Stage::TIMED.len()],
     /// Thermal pixel → visible pixel for this camera's rig, when configured (set by the
     /// pair stage, so a camera restarted by a reload brings its new registration along).
     pub registration: Option<Arc<Homography>>,
@@ -166,7 +141,7 @@ impl Frame {
             thermal,
             results,
             started,
-            stage_done: [None; STAGES.len()],
+            stage_done: [None; Stage::TIMED.len()],
             registration: None,
             models: FrameModels::default(),
         }
@@ -195,20 +170,21 @@ impl Frame {
             .collect()
     }
 
-    pub fn mark_stage_done(&mut self, stage: &str) {
-        if let Some(i) = STAGES.iter().position(|s| *s == stage) {
-            self.stage_done[i] = Some(Instant::now());
+    pub fn mark_stage_done(&mut self, stage: Stage) {
+        if let Some(slot) = self.stage_done.get_mut(stage.index()) {
+            *slot = Some(Instant::now());
         }
     }
 
-    /// Milliseconds each stage took (from the previous stage's finish), in `STAGES` order.
-    pub fn stage_latencies_ms(&self) -> Vec<(&'static str, f64)> {
+    /// Milliseconds each stage took (from the previous stage's finish), in
+    /// [`Stage::TIMED`] order.
+    pub fn stage_latencies_ms(&self) -> Vec<(Stage, f64)> {
         let mut previous = self.started;
-        let mut out = Vec::with_capacity(STAGES.len());
-        for (name, done) in STAGES.iter().zip(self.stage_done.iter()) {
+        let mut out = Vec::with_capacity(Stage::TIMED.len());
+        for (stage, done) in Stage::TIMED.into_iter().zip(self.stage_done.iter()) {
             if let Some(t) = done {
                 out.push((
-                    *name,
+                    stage,
                     t.saturating_duration_since(previous).as_secs_f64() * 1000.0,
                 ));
                 previous = *t;

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use nalgebra::{DMatrix, Matrix3, Vector3};
 
-use crate::frame::BoundingBox;
+use crate::geometry::BoundingBox;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RegistrationError {

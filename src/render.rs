@@ -6,8 +6,9 @@ use image::{Rgb, RgbImage, imageops};
 use imageproc::drawing::{draw_filled_circle_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;
 
-use crate::config::ThermalNormalization;
-use crate::frame::{BoundingBox, Pixels, Spectrum};
+use crate::frame::{Pixels, Spectrum};
+use crate::geometry::BoundingBox;
+use crate::thermal::ThermalNormalization;
 use crate::thermal::palette::Palette;
 
 const BOX: Rgb<u8> = Rgb([0, 255, 0]);

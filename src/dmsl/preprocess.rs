@@ -7,8 +7,8 @@ use fast_image_resize::images::{TypedImage, TypedImageRef};
 use fast_image_resize::pixels::F32;
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 
-use crate::config::ThermalNormalization;
-use crate::frame::BoundingBox;
+use crate::geometry::BoundingBox;
+use crate::thermal::ThermalNormalization;
 use crate::thermal::{self, Converter, agc::AgcError};
 
 /// Side of the square model input.

@@ -15,9 +15,9 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::AppState;
+use super::ReloadRequest;
 use crate::frame::Spectrum;
 use crate::publish::hub::Latest;
-use crate::service::ReloadRequest;
 
 const PAGE: &str = include_str!("page/index.html");
 const SCRIPT: &str = include_str!("page/app.js");

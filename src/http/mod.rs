@@ -4,43 +4,40 @@
 //! It runs on its own small tokio runtime in one thread; the pipeline never waits for it.
 //! Routes that show data need the bearer token when one is configured; `/healthz`,
 //! `/readyz` and the page's static files do not (the page asks for the token and sends it).
+//! The listener, token check and limits are the shared [`crate::web`] layer.
 
 mod api;
-mod auth;
-pub(crate) use auth::{bearer_ok, unauthorized};
-mod listener;
+mod config;
 mod metrics;
+mod readiness;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
 use tokio::sync::{Semaphore, watch};
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 
-use crate::config::HttpConfig;
-use crate::publish::hub::Hub;
-use crate::service::{ReloadRequest, Status};
-use crate::telemetry::Events;
-
+pub use config::{HTTP_TOKEN_ENV, HttpConfig};
 pub use metrics::render as render_metrics;
+pub use readiness::{CameraReadiness, Readiness, Status};
+
+use crate::publish::hub::Hub;
+use crate::telemetry::Events;
+use crate::web::{self, BearerAuth, Limits, WebError, WebServer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("http.listen {addr}: {source}; pick a free port or stop what is using it")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Web(#[from] WebError),
     #[error("http.listen: {0}")]
     Address(String),
-    #[error("cannot start the HTTP thread: {0}")]
-    Runtime(std::io::Error),
+}
+
+/// A reload asked for over HTTP (`POST /api/v1/reload`); the daemon's control loop
+/// applies it and the reply says what changed or why it was refused.
+pub struct ReloadRequest {
+    pub reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
 }
 
 /// What every handler can reach.
@@ -51,19 +48,12 @@ pub struct AppState {
     pub status: Arc<Status>,
     /// Where `POST /api/v1/reload` sends its request; `None`: reload not offered.
     pub reload: Option<crossbeam_channel::Sender<ReloadRequest>>,
-    pub token: Option<Arc<str>>,
     pub event_streams: Arc<Semaphore>,
     /// Becomes true at shutdown: open event streams end.
     pub shutdown: watch::Receiver<bool>,
 }
 
-pub struct HttpServer {
-    pub addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-fn router(state: AppState, config: &HttpConfig) -> Router {
+fn router(state: AppState, auth: BearerAuth) -> Router {
     let api = Router::new()
         .route("/metrics", get(api::metrics))
         .route("/api/v1/cameras", get(api::cameras))
@@ -71,8 +61,8 @@ fn router(state: AppState, config: &HttpConfig) -> Router {
         .route("/api/v1/landmarks/stream", get(api::landmark_stream))
         .route("/api/v1/reload", post(api::reload))
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
+            auth,
+            web::require_bearer,
         ));
     Router::new()
         .route("/", get(api::page))
@@ -81,22 +71,17 @@ fn router(state: AppState, config: &HttpConfig) -> Router {
         .route("/readyz", get(api::readyz))
         .merge(api)
         .fallback(api::not_found)
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            config.max_body_bytes,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_millis(config.request_timeout_ms),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
         .with_state(state)
 }
 
+/// The daemon's HTTP API.
+pub struct HttpServer {
+    server: WebServer,
+}
+
 impl HttpServer {
-    /// Binds (failing here, with the address, when it cannot) and starts serving.
+    /// Binds (failing here, with the address, when it cannot) and starts serving; `None`
+    /// when `http.listen` is unset.
     pub fn start(
         config: &HttpConfig,
         hub: Arc<Hub>,
@@ -108,80 +93,38 @@ impl HttpServer {
             return Ok(None);
         };
         let addr = addr.map_err(HttpError::Address)?;
-        let std_listener =
-            std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind { addr, source })?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|source| HttpError::Bind { addr, source })?;
-        let local = std_listener
-            .local_addr()
-            .map_err(|source| HttpError::Bind { addr, source })?;
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let state = AppState {
-            hub,
-            events,
-            status,
-            reload,
-            token: config.effective_token().map(Into::into),
-            event_streams: Arc::new(Semaphore::new(config.max_event_streams)),
-            shutdown: shutdown_rx.clone(),
+        let limits = Limits {
+            max_connections: config.max_connections,
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
         };
-        let app = router(state, config);
-        let max_connections = config.max_connections;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("http")
-            .enable_all()
-            .build()
-            .map_err(HttpError::Runtime)?;
-        let thread = std::thread::Builder::new()
-            .name("http".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                        Ok(l) => listener::LimitedListener::new(l, max_connections),
-                        Err(e) => {
-                            tracing::error!("HTTP listener on {local}: {e}");
-                            return;
-                        }
-                    };
-                    let mut stop = shutdown_rx;
-                    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    });
-                    if let Err(e) = served.await {
-                        tracing::error!("HTTP server on {local} stopped: {e}");
-                    }
-                });
-                // Connections still open after the graceful phase are cut here.
-                runtime.shutdown_timeout(Duration::from_secs(2));
-            })
-            .map_err(HttpError::Runtime)?;
+        let refused = events.clone();
+        let auth = BearerAuth::new(config.effective_token().as_deref(), move || {
+            refused.http_unauthorized()
+        });
+        let max_event_streams = config.max_event_streams;
+        let server = WebServer::start("http", "http.listen", addr, limits, |shutdown| {
+            let state = AppState {
+                hub,
+                events,
+                status,
+                reload,
+                event_streams: Arc::new(Semaphore::new(max_event_streams)),
+                shutdown,
+            };
+            router(state, auth)
+        })?;
+        let local = server.addr;
         tracing::info!(address = %local, "HTTP API listening (live page at http://{local}/)");
-        Ok(Some(HttpServer {
-            addr: local,
-            shutdown: shutdown_tx,
-            thread: Some(thread),
-        }))
+        Ok(Some(HttpServer { server }))
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr
     }
 
     /// Ends open event streams, finishes in-flight requests, and stops.
-    pub fn stop(mut self) {
-        self.stop_in_place();
-    }
-
-    fn stop_in_place(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the HTTP thread panicked");
-        }
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.stop_in_place();
+    pub fn stop(self) {
+        self.server.stop();
     }
 }

@@ -5,6 +5,7 @@
 //! are validated when the model is loaded: a missing file, a changed file (sha256) or a graph
 //! whose inputs/outputs disagree with the manifest is a startup error naming the file.
 
+mod config;
 mod manifest;
 mod ort_backend;
 #[cfg(feature = "tract")]
@@ -12,10 +13,16 @@ mod tract_backend;
 
 use std::path::{Path, PathBuf};
 
+pub use config::{BackendKind, Device, ModelsConfig};
 pub use manifest::hex;
 pub use manifest::{Manifest, TensorSpec, list_manifests};
 
-use crate::config::{BackendKind, Device, ModelsConfig};
+/// Which model version produced a result: the manifest's name and the ONNX file's sha256.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModelId {
+    pub name: String,
+    pub sha256: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

@@ -15,7 +15,7 @@ use ort::value::TensorRef;
 
 use super::manifest::GraphTensor;
 use super::{Backend, Manifest, ModelError, TensorSpec};
-use crate::config::{Device, ModelsConfig};
+use super::{Device, ModelsConfig};
 
 static ENVIRONMENT: OnceLock<Result<(Environment, PathBuf), String>> = OnceLock::new();
 

@@ -33,7 +33,26 @@ pub mod store;
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 pub use model::{OfflineModel, Task};
+
+use crate::invalid::Invalid;
+
+/// `[offline]`: settings of the offline commands (`spectrald offline … --config FILE`).
+/// The daemon ignores them but checks them, so one file can serve both.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfflineConfig {
+    /// The dermoscopic lesion pipelines (docs/lesion.md).
+    pub lesion: lesion::LesionParams,
+}
+
+impl OfflineConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.lesion.validate().map_err(|e| e.within("lesion"))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {

@@ -8,7 +8,7 @@ use fast_image_resize::images::{TypedImage, TypedImageRef};
 use fast_image_resize::pixels::F32;
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions};
 
-use crate::config::ModelsConfig;
+use crate::infer::ModelsConfig;
 use crate::infer::{InferError, Manifest, Model, ModelError};
 
 use super::OfflineError;
@@ -142,4 +142,14 @@ pub fn resize_plane(
         .resize_typed(&src, &mut dst, &options)
         .map_err(|e| fail(e.to_string()))?;
     Ok(dst.pixels().iter().map(|p| p.0).collect())
+}
+
+/// A model name from a URL: a plain file stem, never a path.
+pub(crate) fn valid_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.')
 }

@@ -232,7 +232,7 @@ pub async fn query(
     UrlPath(model): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    if !super::service::valid_model_name(&model) {
+    if !super::model::valid_model_name(&model) {
         return ApiError::Model(ModelError::Missing {
             path: PathBuf::from(model),
         })

@@ -29,25 +29,24 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use super::OfflineError;
 use super::lesion::{self, LesionParams, Method};
-use super::model::OfflineModel;
+use super::model::{OfflineModel, valid_model_name};
 use super::raster::Scale16;
 use super::refine::RefineParams;
 use super::retrieval_api::{self, Retrieval};
 use super::run::{self, Analyzer, Outcome, Progress, RunOptions};
 use super::store::Store;
-use crate::config::ModelsConfig;
+use crate::infer::ModelsConfig;
+use crate::signals::Shutdown;
+use crate::web::{self, BearerAuth, Limits, WebError, WebServer};
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -68,11 +67,8 @@ pub struct ServeOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("--listen {addr}: {source}; pick a free port or stop what is using it")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Web(#[from] WebError),
     #[error(
         "--listen {0} is reachable from other machines: set SPECTRALD_HTTP_TOKEN (or --token-file), or listen on 127.0.0.1"
     )]
@@ -82,8 +78,8 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot start the HTTP runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("cannot start the job worker: {0}")]
+    Worker(std::io::Error),
 }
 
 #[derive(Clone)]
@@ -188,11 +184,12 @@ impl Progress for Job {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": message.into()}))).into_response()
+    web::json_error(status, message)
 }
 
-/// Starts the server and serves until `stop` becomes true.
-pub fn serve(options: ServeOptions, stop: Arc<AtomicBool>) -> Result<(), ServeError> {
+/// Starts the server and serves until `shutdown` is requested; a folder job in progress
+/// stops between two inputs.
+pub fn serve(options: ServeOptions, shutdown: &Shutdown) -> Result<(), ServeError> {
     if !options.listen.ip().is_loopback() && options.token.is_none() {
         return Err(ServeError::NeedsToken(options.listen));
     }
@@ -203,20 +200,19 @@ pub fn serve(options: ServeOptions, stop: Arc<AtomicBool>) -> Result<(), ServeEr
             source,
         })?);
     }
-    let listener =
-        std::net::TcpListener::bind(options.listen).map_err(|source| ServeError::Bind {
-            addr: options.listen,
-            source,
-        })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(ServeError::Runtime)?;
-    let local = listener.local_addr().map_err(ServeError::Runtime)?;
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<Arc<Job>>();
     let retrieval = Arc::new(Retrieval::new(
         options.models_dir.clone(),
         options.store.clone(),
     ));
+    let limits = Limits {
+        // serve-offline's uploads are large and its requests slow (a whole scene through
+        // a model): a few at once is what the CPU can take anyway.
+        max_connections: 64,
+        max_body_bytes: options.max_body_bytes,
+        request_timeout: Duration::from_millis(options.request_timeout_ms),
+    };
+    let listen = options.listen;
     let state = AppState {
         retrieval,
         options: Arc::new(options),
@@ -226,43 +222,27 @@ pub fn serve(options: ServeOptions, stop: Arc<AtomicBool>) -> Result<(), ServeEr
         unauthorized: Arc::default(),
     };
     let worker_state = state.clone();
-    let worker_stop = stop.clone();
+    let worker_stop = shutdown.flag();
     let worker = std::thread::Builder::new()
         .name("offline-jobs".into())
         .spawn(move || run_jobs(worker_state, job_rx, worker_stop))
-        .map_err(ServeError::Runtime)?;
-    let app = router(state);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("offline-http")
-        .enable_all()
-        .build()
-        .map_err(ServeError::Runtime)?;
-    tracing::info!(address = %local, "offline API listening");
-    runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("offline API listener: {e}");
-                return;
-            }
-        };
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        if let Err(e) = served.await {
-            tracing::error!("offline API stopped: {e}");
-        }
-    });
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    // The job worker sees `stop` between inputs.
+        .map_err(ServeError::Worker)?;
+    let server = WebServer::start("offline-http", "--listen", listen, limits, |_| {
+        router(state)
+    })?;
+    tracing::info!(address = %server.addr, "offline API listening");
+    shutdown.wait();
+    server.stop();
+    // The job worker sees the stop between inputs.
     let _ = worker.join();
     Ok(())
 }
 
 fn router(state: AppState) -> Router {
+    let refused = state.unauthorized.clone();
+    let auth = BearerAuth::new(state.options.token.as_deref(), move || {
+        refused.fetch_add(1, Ordering::Relaxed);
+    });
     let api = Router::new()
         .route("/api/v1/offline/models", get(list_models))
         .route("/api/v1/offline/stats", get(stats))
@@ -284,11 +264,9 @@ fn router(state: AppState) -> Router {
             post(retrieval_api::feedback),
         )
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_token,
+            auth,
+            web::require_bearer,
         ));
-    let max_body = state.options.max_body_bytes;
-    let timeout = Duration::from_millis(state.options.request_timeout_ms);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(api)
@@ -298,25 +276,7 @@ fn router(state: AppState) -> Router {
                 "no such route; see /api/v1/offline/models",
             )
         })
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
         .with_state(state)
-}
-
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if crate::http::bearer_ok(&request, state.options.token.as_deref()) {
-        next.run(request).await
-    } else {
-        state.unauthorized.fetch_add(1, Ordering::Relaxed);
-        crate::http::unauthorized()
-    }
 }
 
 /// Counters an operator watches: refused requests and jobs by state.
@@ -353,16 +313,6 @@ async fn list_models(State(state): State<AppState>) -> Response {
         })
         .collect();
     axum::Json(json!({ "models": models })).into_response()
-}
-
-/// A model name from a URL: a plain file stem, never a path.
-pub(crate) fn valid_model_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        && !name.starts_with('.')
 }
 
 #[derive(Deserialize, Default)]

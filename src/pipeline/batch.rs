@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::config::ModelsConfig;
 use crate::frame::{Frame, Spectrum};
 use crate::infer::Model;
+use crate::infer::ModelsConfig;
+use crate::stage::Stage;
 use crate::telemetry::Events;
 
 /// How an inference stage groups frames into one model call.
@@ -78,7 +79,7 @@ impl BatchOutput {
 /// `input` is the stage's reusable buffer. A spectrum whose inference failed carries the
 /// error in its result and is counted; its frame still goes on.
 pub fn infer_frames(
-    stage: &str,
+    stage: Stage,
     frames: &mut [Frame],
     model: &mut Model,
     input: &mut Vec<f32>,
@@ -104,7 +105,7 @@ pub fn infer_frames(
         Ok(outputs) => vec![BatchOutput { items, outputs }],
         Err(e) if frames.len() > 1 => {
             tracing::debug!(
-                stage,
+                stage = stage.as_str(),
                 frames = frames.len(),
                 "batch failed ({e}); running its frames one by one"
             );

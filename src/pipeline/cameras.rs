@@ -8,12 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use super::queue::{QueueSender, queue};
 use super::stages::{self, PairSetup};
 use super::{PipelineError, spawn};
-use crate::config::{CameraConfig, PairingConfig, QueueConfig, QueuesConfig};
 use crate::frame::Frame;
+use crate::pair::PairingConfig;
+use crate::queue::{QueueConfig, QueuesConfig};
+use crate::queue::{QueueSender, queue};
 use crate::registration::Homography;
+use crate::source::CameraConfig;
+use crate::stage::Stage;
 use crate::telemetry::Events;
 
 struct CameraRun {
@@ -69,8 +72,8 @@ impl Cameras {
             .transpose()?
             .map(Arc::new);
         let pair_queue = QueueConfig {
-            when_full: camera.source_queue_policy(self.queues.for_stage("pair").when_full),
-            ..self.queues.for_stage("pair")
+            when_full: camera.source_queue_policy(self.queues.for_stage(Stage::Pair).when_full),
+            ..self.queues.for_stage(Stage::Pair)
         };
         let (to_pair, pair_rx) = queue(&pair_queue, self.events.clone());
         // The probe holds a receiver: a sender would keep the queue open forever.

@@ -14,16 +14,18 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::stage::Stage;
+
 pub const FAULTS_ENV: &str = "SPECTRALD_FAULTS";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Fault {
     NanInput {
-        stage: String,
+        stage: Stage,
         sequence: u64,
     },
     Stall {
-        stage: String,
+        stage: Stage,
         sequence: u64,
         ms: u64,
     },
@@ -84,10 +86,11 @@ impl Faults {
 fn parse_entry(entry: &str) -> Option<Fault> {
     let (kind, rest) = entry.split_once(':')?;
     let (stage, rest) = rest.split_once('@')?;
-    if !matches!(stage, "boundary" | "landmark") {
-        return None;
-    }
-    let stage = stage.to_owned();
+    let stage = match stage {
+        "boundary" => Stage::Boundary,
+        "landmark" => Stage::Landmark,
+        _ => return None,
+    };
     match kind {
         "nan_input" => Some(Fault::NanInput {
             stage,
@@ -106,9 +109,9 @@ fn parse_entry(entry: &str) -> Option<Fault> {
 }
 
 /// Puts a NaN into `input` if a fault asks for it at this stage and frame.
-pub fn poison_input(stage: &str, sequence: u64, input: &mut [f32]) {
+pub fn poison_input(stage: Stage, sequence: u64, input: &mut [f32]) {
     let hit = Faults::active().faults.iter().any(
-        |f| matches!(f, Fault::NanInput { stage: s, sequence: q } if s == stage && *q == sequence),
+        |f| matches!(f, Fault::NanInput { stage: s, sequence: q } if *s == stage && *q == sequence),
     );
     if hit && let Some(first) = input.first_mut() {
         *first = f32::NAN;
@@ -116,14 +119,14 @@ pub fn poison_input(stage: &str, sequence: u64, input: &mut [f32]) {
 }
 
 /// Sleeps if a fault asks this stage to stall on this frame.
-pub fn stall(stage: &str, sequence: u64) {
+pub fn stall(stage: Stage, sequence: u64) {
     for f in &Faults::active().faults {
         if let Fault::Stall {
             stage: s,
             sequence: q,
             ms,
         } = f
-            && s == stage
+            && *s == stage
             && *q == sequence
         {
             std::thread::sleep(Duration::from_millis(*ms));
@@ -142,11 +145,11 @@ mod tests {
             faults.faults,
             vec![
                 Fault::NanInput {
-                    stage: "boundary".into(),
+                    stage: Stage::Boundary,
                     sequence: 5
                 },
                 Fault::Stall {
-                    stage: "landmark".into(),
+                    stage: Stage::Landmark,
                     sequence: 3,
                     ms: 4000
                 }

@@ -10,9 +10,7 @@
 mod batch;
 mod cameras;
 pub mod faults;
-mod heartbeat;
 mod models;
-mod queue;
 mod stages;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,18 +18,20 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use heartbeat::Heartbeat;
 pub use models::{BoundaryModel, LandmarkModel, StageModelError};
-pub use queue::{Closed, QueueSender, Tracked, queue};
 pub use stages::{KeyedSink, LatencyLog, SinkChange};
 
 use std::collections::BTreeMap;
 
 use crossbeam_channel::Sender;
 
-use crate::config::{CameraConfig, Config, PairingConfig};
+use crate::config::Config;
+use crate::pair::PairingConfig;
+use crate::queue::queue;
 use crate::registration::RegistrationError;
+use crate::source::CameraConfig;
 use crate::source::SourceError;
+use crate::stage::Stage;
 use crate::telemetry::Events;
 use cameras::Cameras;
 
@@ -232,13 +232,13 @@ impl Pipeline {
         events.set_model("boundary", (*boundary_model.id).clone());
         events.set_model("landmark", (*landmark_model.id).clone());
 
-        let q = |stage: &str| config.queues.for_stage(stage);
-        let (to_pre, pre_rx) = queue(&q("preprocess"), events.clone());
-        let (to_boundary, boundary_rx) = queue(&q("boundary"), events.clone());
-        let (to_blackout, blackout_rx) = queue(&q("blackout"), events.clone());
-        let (to_landmark, landmark_rx) = queue(&q("landmark"), events.clone());
-        let (to_post, post_rx) = queue(&q("postprocess"), events.clone());
-        let (to_sink, sink_rx) = queue(&q("sink"), events.clone());
+        let q = |stage: Stage| config.queues.for_stage(stage);
+        let (to_pre, pre_rx) = queue(&q(Stage::Preprocess), events.clone());
+        let (to_boundary, boundary_rx) = queue(&q(Stage::Boundary), events.clone());
+        let (to_blackout, blackout_rx) = queue(&q(Stage::Blackout), events.clone());
+        let (to_landmark, landmark_rx) = queue(&q(Stage::Landmark), events.clone());
+        let (to_post, post_rx) = queue(&q(Stage::Postprocess), events.clone());
+        let (to_sink, sink_rx) = queue(&q(Stage::Sink), events.clone());
         // Depth probes hold receivers: a probe holding a sender would keep a queue open.
         for (name, rx) in [
             ("preprocess", pre_rx.clone()),

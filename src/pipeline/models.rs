@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use super::batch::Batching;
-use crate::config::ModelsConfig;
 use crate::dmsl::LANDMARK_COUNT;
+use crate::infer::ModelId;
+use crate::infer::ModelsConfig;
 use crate::infer::{InferError, Model, ModelError};
-use crate::publish::record::ModelId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageModelError {

@@ -13,16 +13,20 @@ use fast_image_resize::Resizer;
 
 use super::batch::{BatchOutput, Batching, infer_frames, next_batch};
 use super::models::{BoundaryModel, LandmarkModel};
-use super::queue::QueueSender;
-use crate::config::{PairingConfig, RadiometryConfig, ThermalNormalization, Unmatched};
 use crate::dmsl::{self, BLACKOUT_MARGIN};
-use crate::frame::{BoundingBox, Frame, Pixels, Spectrum, SpectrumFrame, SpectrumResult};
+use crate::frame::{Frame, Pixels, Spectrum, SpectrumFrame, SpectrumResult};
+use crate::geometry::BoundingBox;
 use crate::infer::Model;
+use crate::infer::ModelId;
 use crate::pair::{Paired, Pairer};
-use crate::publish::{LandmarkRecord, Outgoing, Sink, SinkError, record::ModelId};
+use crate::pair::{PairingConfig, Unmatched};
+use crate::publish::{LandmarkRecord, Outgoing, Sink, SinkError};
+use crate::queue::QueueSender;
 use crate::registration::Homography;
+use crate::stage::Stage;
 use crate::telemetry::{DropReason, Events};
 use crate::thermal::face::{BoxSource, ThermalImage};
+use crate::thermal::{RadiometryConfig, ThermalNormalization};
 
 /// What the pair stage of one camera needs besides its queues.
 pub struct PairSetup {
@@ -105,7 +109,7 @@ pub fn pair(
             let number = sequence.fetch_add(1, Ordering::Relaxed);
             let mut frame = Frame::new(camera.clone(), number, visible, thermal);
             frame.registration = registration.clone();
-            frame.mark_stage_done("pair");
+            frame.mark_stage_done(Stage::Pair);
             if tx.send(frame).is_err() {
                 return;
             }
@@ -146,7 +150,7 @@ pub fn preprocess(
 ) {
     let mut resizer = Resizer::new();
     for mut frame in rx {
-        let busy = events.heartbeat().busy("preprocess");
+        let busy = events.heartbeat().busy(Stage::Preprocess);
         for spectrum in Spectrum::ALL {
             let Some(image) = frame.image(spectrum) else {
                 continue;
@@ -173,7 +177,7 @@ pub fn preprocess(
                 }
             }
         }
-        frame.mark_stage_done("preprocess");
+        frame.mark_stage_done(Stage::Preprocess);
         drop(busy);
         if tx.send(frame).is_err() {
             break;
@@ -192,7 +196,7 @@ fn take_swap<M>(current: &mut M, swaps: &Receiver<M>, role: &str, id: impl Fn(&M
 }
 
 /// Sends each frame of a finished batch on; false when the next stage has gone.
-fn send_batch(stage: &str, batch: &mut Vec<Frame>, tx: &QueueSender<Frame>) -> bool {
+fn send_batch(stage: Stage, batch: &mut Vec<Frame>, tx: &QueueSender<Frame>) -> bool {
     for mut frame in batch.drain(..) {
         frame.mark_stage_done(stage);
         if tx.send(frame).is_err() {
@@ -205,8 +209,8 @@ fn send_batch(stage: &str, batch: &mut Vec<Frame>, tx: &QueueSender<Frame>) -> b
 /// What the two inference stages share: a model that can be hot-swapped between batches,
 /// its batching policy, and where one image's outputs land in its spectrum's result.
 pub trait InferenceModel: Send {
-    /// The stage's name (heartbeat, faults, latency).
-    const STAGE: &'static str;
+    /// The stage (heartbeat, faults, latency).
+    const STAGE: Stage;
     fn model(&self) -> &Model;
     fn model_mut(&mut self) -> &mut Model;
     fn batching(&self) -> Batching;
@@ -218,7 +222,7 @@ pub trait InferenceModel: Send {
 
 /// DMSL boundary model: canvas → face box (normalised x, y, w, h) and a face score.
 impl InferenceModel for BoundaryModel {
-    const STAGE: &'static str = "boundary";
+    const STAGE: Stage = Stage::Boundary;
 
     fn model(&self) -> &Model {
         &self.model
@@ -251,7 +255,7 @@ impl InferenceModel for BoundaryModel {
 
 /// DMSL landmark model: blacked-out canvas → 68 normalised points.
 impl InferenceModel for LandmarkModel {
-    const STAGE: &'static str = "landmark";
+    const STAGE: Stage = Stage::Landmark;
 
     fn model(&self) -> &Model {
         &self.model
@@ -287,7 +291,9 @@ pub fn inference<M: InferenceModel>(
     let mut batch = Vec::new();
     let mut input = Vec::new();
     while next_batch(&rx, model.batching(), &mut batch) {
-        take_swap(&mut model, &swaps, M::STAGE, |m| m.model().manifest.id());
+        take_swap(&mut model, &swaps, M::STAGE.as_str(), |m| {
+            m.model().manifest.id()
+        });
         let busy = events.heartbeat().busy(M::STAGE);
         for frame in batch.iter_mut() {
             super::faults::stall(M::STAGE, frame.sequence);
@@ -310,7 +316,7 @@ pub fn inference<M: InferenceModel>(
 /// The paper's masking step: everything outside the (grown) face box becomes black.
 pub fn blackout(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Events>) {
     for mut frame in rx {
-        let busy = events.heartbeat().busy("blackout");
+        let busy = events.heartbeat().busy(Stage::Blackout);
         for s in frame.healthy_spectra() {
             if let Some(r) = frame.result_mut(s)
                 && let Some(b) = r.canvas_box
@@ -318,7 +324,7 @@ pub fn blackout(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Events>
                 dmsl::blackout(&mut r.canvas, b, BLACKOUT_MARGIN);
             }
         }
-        frame.mark_stage_done("blackout");
+        frame.mark_stage_done(Stage::Blackout);
         drop(busy);
         if tx.send(frame).is_err() {
             break;
@@ -330,7 +336,7 @@ pub fn blackout(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Events>
 /// temperature on radiometric thermal frames.
 pub fn postprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Events>) {
     for mut frame in rx {
-        let busy = events.heartbeat().busy("postprocess");
+        let busy = events.heartbeat().busy(Stage::Postprocess);
         // The model canvases have served their purpose; the sink and the live view (which
         // keeps each camera's newest frame) need only the source images and results.
         for r in frame.results.iter_mut().flatten() {
@@ -351,7 +357,7 @@ pub fn postprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Even
         if let Some(r) = frame.result_mut(Spectrum::Thermal) {
             r.temperature = temperature;
         }
-        frame.mark_stage_done("postprocess");
+        frame.mark_stage_done(Stage::Postprocess);
         drop(busy);
         if tx.send(frame).is_err() {
             break;
@@ -413,10 +419,10 @@ pub struct LatencyLog {
 }
 
 impl LatencyLog {
-    fn record(&mut self, latencies: &[(&'static str, f64)]) {
+    fn record(&mut self, latencies: &[(Stage, f64)]) {
         let mut total = 0.0;
         for &(stage, ms) in latencies {
-            self.per_stage.entry(stage).or_default().push(ms);
+            self.per_stage.entry(stage.as_str()).or_default().push(ms);
             total += ms;
         }
         self.per_stage.entry("total").or_default().push(total);
@@ -490,7 +496,7 @@ pub fn sink(
         while let Ok(change) = changes.try_recv() {
             apply_sink_change(&mut sinks, change);
         }
-        let busy = events.heartbeat().busy("sink");
+        let busy = events.heartbeat().busy(Stage::Sink);
         let now_drops = events.drops_by_reason(&frame.camera);
         let previous = drops_seen.entry(frame.camera.to_string()).or_default();
         let delta: BTreeMap<String, u64> = now_drops

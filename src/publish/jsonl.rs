@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Outgoing, Sink, SinkError};
+use crate::backoff::Backoff;
 use crate::telemetry::Events;
 
 enum Target {
@@ -253,7 +254,7 @@ impl JsonlSink {
 struct Outage {
     since: Instant,
     retries: u64,
-    backoff: Duration,
+    backoff: Backoff,
     stop_seen: Option<Instant>,
 }
 
@@ -262,7 +263,7 @@ impl Outage {
         Outage {
             since: Instant::now(),
             retries: 0,
-            backoff: FIRST_RETRY,
+            backoff: Backoff::steady(FIRST_RETRY, LONGEST_RETRY),
             stop_seen: None,
         }
     }
@@ -270,8 +271,7 @@ impl Outage {
     /// Sleeps before the next retry; false when a shutdown has waited long enough.
     fn wait(&mut self, stop: &AtomicBool, shutdown_timeout: Duration) -> bool {
         self.retries += 1;
-        let until = Instant::now() + self.backoff;
-        self.backoff = (self.backoff * 2).min(LONGEST_RETRY);
+        let until = Instant::now() + self.backoff.next_delay();
         while Instant::now() < until {
             if stop.load(Ordering::Relaxed) {
                 let seen = *self.stop_seen.get_or_insert_with(Instant::now);

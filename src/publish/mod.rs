@@ -1,11 +1,13 @@
 //! Sinks: where the landmark records go. Every sink receives the same serialized
 //! `spectrald.landmarks/v1` line (see [`record`]); one file per sink kind.
 
+mod config;
 pub mod hub;
 pub mod jsonl;
 pub mod mqtt;
 pub mod record;
 
+pub use config::{MQTT_PASSWORD_ENV, MqttConfig, MqttTls, MqttWhenFull, OutputConfig, Qos};
 pub use record::{LandmarkRecord, SCHEMA};
 
 use crate::frame::Frame;

@@ -26,8 +26,9 @@ use rumqttc::{
     Request, TlsConfiguration, Transport,
 };
 
+use super::{MqttConfig, MqttWhenFull, Qos};
 use super::{Outgoing as Message, Sink, SinkError};
-use crate::config::{MqttConfig, MqttWhenFull, Qos};
+use crate::backoff::{Backoff, sleep_unless};
 use crate::telemetry::{Events, StreamState};
 
 /// Requests rumqttc queues between the forwarder and its event loop; the real buffer is
@@ -397,9 +398,10 @@ impl Link {
     }
 
     fn run(self, mut connection: Connection) {
-        let initial = Duration::from_millis(self.config.initial_backoff_ms);
-        let max = Duration::from_millis(self.config.max_backoff_ms);
-        let mut backoff = initial;
+        let mut backoff = Backoff::new(
+            Duration::from_millis(self.config.initial_backoff_ms),
+            Duration::from_millis(self.config.max_backoff_ms),
+        );
         let mut held: VecDeque<Request> = VecDeque::new();
         // Packet id → when it was last sent, to put held messages back in sending order.
         let mut sent: SendOrder = SendOrder::default();
@@ -413,7 +415,7 @@ impl Link {
                 None => {}
                 Some(Ok(Event::Incoming(Incoming::ConnAck(ack)))) => {
                     self.on_connected(&mut connection, &mut held, ack.session_present);
-                    backoff = initial;
+                    backoff.reset();
                     last_error.clear();
                     self.publish_health();
                     last_health = Instant::now();
@@ -430,12 +432,7 @@ impl Link {
                     if self.done.load(Ordering::Relaxed) {
                         break;
                     }
-                    let jittered = backoff.mul_f64(0.5 + 0.5 * fastrand::f64());
-                    let until = Instant::now() + jittered;
-                    while Instant::now() < until && !self.done.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    backoff = (backoff * 2).min(max);
+                    sleep_unless(&self.done, backoff.next_delay());
                 }
             }
             if self.progress.connected.load(Ordering::Relaxed) {

@@ -8,16 +8,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::frame::{BoundingBox, Frame, Spectrum};
+use crate::frame::{Frame, Spectrum};
+use crate::geometry::BoundingBox;
+use crate::infer::ModelId;
 use crate::thermal::face::FaceTemperature;
 
 pub const SCHEMA: &str = "spectrald.landmarks/v1";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ModelId {
-    pub name: String,
-    pub sha256: String,
-}
 
 #[derive(Debug, Serialize)]
 pub struct SpectrumRecord {
@@ -104,7 +100,7 @@ impl<'a> LandmarkRecord<'a> {
         let mut latency_ms: BTreeMap<&'static str, f64> = BTreeMap::new();
         let mut total = 0.0;
         for (stage, ms) in frame.stage_latencies_ms() {
-            latency_ms.insert(stage, (ms * 1000.0).round() / 1000.0);
+            latency_ms.insert(stage.as_str(), (ms * 1000.0).round() / 1000.0);
             total += ms;
         }
         latency_ms.insert("total", (total * 1000.0).round() / 1000.0);

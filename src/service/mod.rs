@@ -9,7 +9,6 @@
 
 mod reload;
 mod sinks;
-mod status;
 pub mod systemd;
 
 use std::path::PathBuf;
@@ -17,18 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub use status::{CameraReadiness, Readiness, Status};
-
 use crate::config::Config;
-use crate::http::{HttpError, HttpServer};
+use crate::http::{HttpError, HttpServer, ReloadRequest, Status};
 use crate::pipeline::{Pipeline, PipelineError, Summary};
 use crate::publish::hub::Hub;
 use crate::telemetry::Events;
-
-/// A reload asked for over HTTP; the reply says what changed or why it was refused.
-pub struct ReloadRequest {
-    pub reply: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

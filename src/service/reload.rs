@@ -4,9 +4,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use super::Status;
 use super::sinks::{self, Running};
 use crate::config::Config;
+use crate::http::Status;
 use crate::pipeline::{BoundaryModel, LandmarkModel, PipelineControl, SinkChange, StageModelError};
 use crate::publish::hub::Hub;
 use crate::telemetry::Events;
@@ -36,7 +36,7 @@ pub fn apply(
 
     // Check everything before changing anything.
     let pairing_changed = new.pairing != old.pairing;
-    let changed_cameras: Vec<&crate::config::CameraConfig> = new
+    let changed_cameras: Vec<&crate::source::CameraConfig> = new
         .cameras
         .iter()
         .filter(|c| pairing_changed || !old.cameras.contains(c))

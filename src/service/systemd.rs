@@ -79,7 +79,7 @@ impl Watchdog {
                                 Some((stage, busy)) if !wedged_logged => {
                                     wedged_logged = true;
                                     tracing::error!(
-                                        stage,
+                                        stage = stage.as_str(),
                                         busy_s = busy.as_secs_f64(),
                                         "stage stuck on one frame; withholding watchdog pings so systemd restarts the service"
                                     );

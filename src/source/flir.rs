@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use super::{Source, SourceError};
 use crate::frame::{Pixels, Spectrum, SpectrumFrame};
-use crate::pipeline::QueueSender;
+use crate::queue::QueueSender;
 use crate::telemetry::{DropReason, Events};
 use crate::thermal::radiometry::{
     AtmosphereConstants, ObjectParameters, PlanckConstants, Radiometry,

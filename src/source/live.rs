@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::ReconnectConfig;
 use super::{Source, SourceError};
-use crate::config::ReconnectConfig;
+use crate::backoff::{Backoff, sleep_unless};
 use crate::frame::{Pixels, Spectrum, SpectrumFrame};
-use crate::pipeline::QueueSender;
+use crate::queue::QueueSender;
 use crate::telemetry::{Events, StreamState};
 
 /// One image as a live stream delivers it.
@@ -70,16 +71,6 @@ pub struct LiveSource {
     connector: Box<dyn Connector>,
     reconnect: ReconnectConfig,
     at_end: AtEnd,
-}
-
-/// The delay before reconnect attempt `attempt` (1-based): exponential, capped, with
-/// "equal jitter" (half fixed, half random) so that cameras behind one failed switch do
-/// not all retry in the same millisecond.
-pub fn backoff(config: &ReconnectConfig, attempt: u32, random: f64) -> Duration {
-    let exponent = attempt.saturating_sub(1).min(30);
-    let full = (config.initial_backoff_ms as f64 * 2f64.powi(exponent as i32))
-        .min(config.max_backoff_ms as f64);
-    Duration::from_secs_f64(full * (0.5 + 0.5 * random.clamp(0.0, 1.0)) / 1000.0)
 }
 
 /// Tracks the frame interval to decide when a stream has stalled.
@@ -216,18 +207,6 @@ enum Outcome {
     Permanent(String),
 }
 
-/// Sleeps `total` in short slices; false if `stop` was set meanwhile.
-fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) -> bool {
-    let until = Instant::now() + total;
-    while let Some(left) = until.checked_duration_since(Instant::now()) {
-        if stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
-    }
-    !stop.load(Ordering::Relaxed)
-}
-
 impl Source for LiveSource {
     fn run(
         mut self: Box<Self>,
@@ -237,7 +216,10 @@ impl Source for LiveSource {
     ) -> Result<(), SourceError> {
         let what = self.connector.describe();
         let spectrum = self.spectrum.as_str();
-        let mut failures = 0u32;
+        let mut backoff = Backoff::new(
+            Duration::from_millis(self.reconnect.initial_backoff_ms),
+            Duration::from_millis(self.reconnect.max_backoff_ms),
+        );
         loop {
             if stop.load(Ordering::Relaxed) {
                 self.state(&events, StreamState::Ended, "shutdown");
@@ -251,7 +233,7 @@ impl Source for LiveSource {
             let outcome = match self.connector.connect() {
                 Ok(stream) => {
                     let outcome = self.stream(stream, &out, &stop, &events);
-                    failures = 0; // it connected: the backoff starts over
+                    backoff.reset(); // it connected: the backoff starts over
                     outcome
                 }
                 Err(StreamError::Permanent(m)) => Outcome::Permanent(m),
@@ -278,14 +260,14 @@ impl Source for LiveSource {
                 }
                 Outcome::Retry(reason) => reason,
             };
-            failures += 1;
+            let delay = backoff.next_delay();
+            let failures = backoff.failures();
             if self.reconnect.max_attempts > 0 && failures >= self.reconnect.max_attempts {
                 let reason =
                     format!("gave up after {failures} failed attempts; last: {last_error}");
                 self.state(&events, StreamState::Failed, &reason);
                 return Ok(());
             }
-            let delay = backoff(&self.reconnect, failures, fastrand::f64());
             self.state(
                 &events,
                 StreamState::Reconnecting,
@@ -295,7 +277,7 @@ impl Source for LiveSource {
                 ),
             );
             events.count_reconnect(&self.camera, spectrum);
-            if !sleep_unless_stopped(delay, &stop) {
+            if !sleep_unless(&stop, delay) {
                 self.state(&events, StreamState::Ended, "shutdown");
                 return Ok(());
             }
@@ -306,20 +288,6 @@ impl Source for LiveSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_caps_and_jitters() {
-        let config = ReconnectConfig {
-            initial_backoff_ms: 100,
-            max_backoff_ms: 1000,
-            ..ReconnectConfig::default()
-        };
-        let ms = |attempt, r| backoff(&config, attempt, r).as_millis();
-        assert_eq!((ms(1, 1.0), ms(2, 1.0), ms(3, 1.0)), (100, 200, 400));
-        assert_eq!(ms(10, 1.0), 1000);
-        assert_eq!(ms(1, 0.0), 50);
-        assert_eq!(ms(40, 0.5), 750);
-    }
 
     #[test]
     fn stall_timeout_follows_the_frame_interval() {

@@ -10,9 +10,11 @@
 //! | `camera.rs`   | live cameras through nokhwa, feature `camera`                       |
 //! | `live.rs`     | the reconnect / stall supervisor every live stream runs under       |
 //! | `record.rs`   | writes frames back out as a replayable session (`spectrald record`) |
+//! | `config.rs`   | `[[cameras]]`: a camera's source, streams, reconnect, radiometry    |
 
 #[cfg(feature = "camera")]
 pub mod camera;
+mod config;
 pub mod flir;
 #[cfg(feature = "gstreamer")]
 pub mod gst;
@@ -23,9 +25,12 @@ pub mod replay;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::config::{CameraConfig, SourceConfig, StreamConfig};
+pub use config::{
+    AtEos, CameraConfig, ReconnectConfig, SourceConfig, StreamConfig, validate_cameras,
+};
+
 use crate::frame::{Spectrum, SpectrumFrame};
-use crate::pipeline::QueueSender;
+use crate::queue::QueueSender;
 use crate::telemetry::Events;
 
 #[derive(Debug, thiserror::Error)]
@@ -145,8 +150,8 @@ fn open_stream(
             let line = gst::launch_line(pipeline.as_deref(), uri.as_deref(), spectrum, *sync);
             let shown = uri.clone().or_else(|| pipeline.clone()).unwrap_or_default();
             let at_end = match at_eos {
-                crate::config::AtEos::Reconnect => live::AtEnd::Reconnect,
-                crate::config::AtEos::End => live::AtEnd::Stop,
+                AtEos::Reconnect => live::AtEnd::Reconnect,
+                AtEos::End => live::AtEnd::Stop,
             };
             Ok(Box::new(live::LiveSource::new(
                 &camera.id,

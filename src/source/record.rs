@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 
+use super::CameraConfig;
 use super::replay::{MANIFEST, MANIFEST_HEADER, RADIOMETRY};
 use super::{SourceError, open_camera};
-use crate::config::{CameraConfig, QueueConfig, WhenFull};
 use crate::frame::{Pixels, Spectrum, SpectrumFrame};
-use crate::pipeline::queue;
+use crate::queue::queue;
+use crate::queue::{QueueConfig, WhenFull};
 use crate::telemetry::Events;
 
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ use image::DynamicImage;
 
 use super::{Source, SourceError};
 use crate::frame::{Pixels, Spectrum, SpectrumFrame};
-use crate::pipeline::QueueSender;
+use crate::queue::QueueSender;
 use crate::telemetry::{DropReason, Events};
 use crate::thermal::Radiometry;
 

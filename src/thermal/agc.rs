@@ -4,7 +4,7 @@
 //! stretching adapts to the scene, histogram equalization spreads a low-contrast scene over
 //! the whole range (the paper's thermal inputs look like this).
 
-use crate::config::ThermalNormalization;
+use super::ThermalNormalization;
 use crate::thermal::radiometry::Converter;
 
 #[derive(Debug, thiserror::Error, PartialEq)]

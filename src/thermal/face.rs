@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::frame::BoundingBox;
+use crate::geometry::BoundingBox;
 use crate::thermal::Converter;
 
 /// Where the face box on the thermal image came from.

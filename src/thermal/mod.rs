@@ -5,10 +5,13 @@
 //!   histogram equalization).
 //! * [`palette`]: [0, 1] → colour (iron, rainbow, white-hot) for overlays.
 //! * [`face`]: temperature statistics inside a face box and at the inner eye corners.
+//! * `config`: the `[thermal]` section and a camera's `radiometry` table.
 
 pub mod agc;
+mod config;
 pub mod face;
 pub mod palette;
 pub mod radiometry;
 
+pub use config::{RadiometryConfig, ThermalConfig, ThermalNormalization, ThermalUnits};
 pub use radiometry::{Converter, Radiometry};

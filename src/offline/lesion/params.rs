@@ -3,20 +3,9 @@
 //! `../shared/papers/dermoscopy-lesion-pixel-classification.txt`) and to a stated choice
 //! where it does not.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ParamsError {
-    #[error("config file {path}: {message}")]
-    Read { path: String, message: String },
-    #[error("offline.lesion.{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
-}
+use crate::invalid::Invalid;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -113,49 +102,10 @@ impl Default for LesionParams {
     }
 }
 
-/// Only the `[offline]` part of a config file matters here; the rest is the daemon's.
-#[derive(Deserialize)]
-struct FileView {
-    #[serde(default)]
-    offline: OfflineView,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct OfflineView {
-    #[serde(default)]
-    lesion: LesionParams,
-}
-
 impl LesionParams {
-    /// `[offline.lesion]` of the config file when one is given, else the defaults.
-    pub fn load(config: Option<&Path>) -> Result<LesionParams, ParamsError> {
-        config.map_or_else(
-            || Ok(LesionParams::default()),
-            LesionParams::from_config_file,
-        )
-    }
-
-    /// `[offline.lesion]` of a config file (defaults when the section is absent).
-    pub fn from_config_file(path: &Path) -> Result<LesionParams, ParamsError> {
-        let read_err = |message: String| ParamsError::Read {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| read_err(e.to_string()))?;
-        let view: FileView = toml::from_str(&text)
-            .map_err(|e| read_err(e.to_string().lines().collect::<Vec<_>>().join(" ")))?;
-        view.offline.lesion.validate()?;
-        Ok(view.offline.lesion)
-    }
-
-    pub fn validate(&self) -> Result<(), ParamsError> {
-        let invalid = |field, message: &str| {
-            Err(ParamsError::Invalid {
-                field,
-                message: message.into(),
-            })
-        };
+    /// Checks `[offline.lesion]`; field names relative to it.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let invalid = |field: &str, message: &str| Err(Invalid::new(field, message));
         if self.hair_kernel_lengths.iter().any(|&l| l < 3) {
             return invalid("hair_kernel_lengths", "each length must be at least 3");
         }
@@ -215,37 +165,5 @@ mod tests {
             ..p
         };
         assert_eq!(fixed.scaled_radius(201, 768), 100);
-    }
-
-    #[test]
-    fn unknown_keys_and_bad_values_are_refused_by_name() {
-        let dir = std::env::temp_dir().join(format!("lesion-params-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("c.toml");
-        std::fs::write(&file, "[offline.lesion]\nclustres = 10\n").unwrap();
-        let e = LesionParams::from_config_file(&file)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("clustres"), "{e}");
-        std::fs::write(&file, "[offline.lesion]\nclusters = 0\n").unwrap();
-        let e = LesionParams::from_config_file(&file)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("offline.lesion.clusters"), "{e}");
-        std::fs::write(
-            &file,
-            "[models]\ndir = \"x\"\n[offline.lesion]\nclusters = 8\n",
-        )
-        .unwrap();
-        assert_eq!(LesionParams::from_config_file(&file).unwrap().clusters, 8);
-    }
-
-    #[test]
-    fn the_shipped_config_documents_the_defaults() {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
-        assert_eq!(
-            LesionParams::from_config_file(&file).unwrap(),
-            LesionParams::default()
-        );
     }
 }

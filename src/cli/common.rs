@@ -1,0 +1,68 @@
+//! What the commands share: exit codes, progress bars, the model/backend flags, stdout.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use spectrald::infer::{BackendKind, ModelsConfig};
+
+/// Exit code when some inputs failed and the rest were analysed.
+pub const EXIT_PARTIAL: u8 = 3;
+
+/// Success when every input went through, else the partial-success code.
+pub fn exit_code(all_ok: bool) -> ExitCode {
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PARTIAL)
+    }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn bar(total: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{bar:30}} {{pos}}/{{len}} {what} {{per_sec}} ETA {{eta}} {{msg}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Where the models are and how they run, for the offline commands.
+#[derive(Args)]
+pub struct BackendArgs {
+    /// Folder with the model manifests and ONNX files.
+    #[arg(long, default_value = "models")]
+    pub models_dir: PathBuf,
+    /// Inference backend: auto (ONNX Runtime if its library loads, else tract), ort, tract.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendKind,
+    /// Threads per model session.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+impl BackendArgs {
+    pub fn models_config(&self) -> ModelsConfig {
+        ModelsConfig {
+            dir: self.models_dir.clone(),
+            backend: self.backend,
+            threads: self.threads.max(1),
+            ..ModelsConfig::default()
+        }
+    }
+}
+
+/// Prints to stdout; a reader that went away (`| head`) is not an error.
+pub fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    }
+}

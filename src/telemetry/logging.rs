@@ -1,0 +1,49 @@
+//! `[log]` and the tracing subscriber: human-readable or JSON lines on stderr (stdout
+//! belongs to the landmark JSON lines).
+
+use serde::{Deserialize, Serialize};
+
+/// How log lines look (config `log.format`, `--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter, e.g. "info" or "spectrald=debug".
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Installs the global tracing subscriber: human-readable or JSON lines, on stderr
+/// (stdout belongs to the landmark JSON lines).
+pub fn init_logging(config: &LogConfig) {
+    // ONNX Runtime logs every graph transformation at info: keep it to warnings by default.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("SPECTRALD_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("ort=warn,{}", config.level))
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match config.format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    // A second init (tests building several pipelines) keeps the first subscriber.
+    let _ = result;
+}
