@@ -42,7 +42,7 @@ NON_CRATE = """
 | ONNX Runtime (`libonnxruntime.so` from PyPI's `onnxruntime` wheel) | MIT | loaded at run time (`ort` load-dynamic) |
 | GStreamer and its plugins (Debian packages) | LGPL-2.1-or-later | linked dynamically through `gstreamer-rs` |
 | glib / gobject (Debian packages) | LGPL-2.1-or-later | linked dynamically |
-| Eclipse Mosquitto (Debian package) | EPL-2.0 / EDL-1.0 | tests only: the broker in `tests/mqtt_broker.rs` |
+| Eclipse Mosquitto (Debian package) | EPL-2.0 / EDL-1.0 | tests only: the broker in `tests/it/mqtt_broker.rs` |
 | Chromium (Debian package) | BSD-3-Clause and others | tests only: the live page test |
 | Python packages of `scripts/setup.sh` (onnxruntime, numpy, pillow, jsonschema, scikit-learn) | MIT / BSD-3-Clause / HPND | tests and reference benchmarks only |
 | libjpeg (in `mozjpeg-sys`, IJG licence) | IJG | this software is based in part on the work of the Independent JPEG Group |

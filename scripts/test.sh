@@ -7,6 +7,8 @@ scripts/setup.sh
 export SPECTRALD_TEST_PYTHON="$PWD/.cache/venv/bin/python"
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
+# No module imports another that imports it back (docs/architecture.md, "Layers").
+python3 scripts/module_cycles.py
 # Every crate's licence accepted and listed in LICENSES-THIRD-PARTY.md.
 python3 scripts/licences.py --check
 # The RTSP reconnect tests start this example server; `cargo test` alone does not put it

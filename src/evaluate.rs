@@ -107,6 +107,13 @@ impl Sink for Collect {
     }
 }
 
+/// One labelled face: its name (the `.pts` stem), image and 68 true points.
+struct LabelledFace {
+    name: String,
+    image: PathBuf,
+    truth: Vec<[f32; 2]>,
+}
+
 /// Runs the pipeline of `config` (its models, queues, backend) over the labelled folder.
 pub fn evaluate(
     dir: &Path,
@@ -114,6 +121,24 @@ pub fn evaluate(
     held_out: bool,
     limit: usize,
 ) -> Result<Evaluation, EvaluateError> {
+    let faces = labelled_faces(dir, held_out, limit)?;
+    let session = replay_session(&faces)?;
+    config.cameras = vec![CameraConfig::replay(
+        "evaluate",
+        session.path().to_owned(),
+        0.0,
+        false,
+    )];
+    let lines = run_pipeline(&config)?;
+    Ok(score(&faces, &lines))
+}
+
+/// The faces of a 300-W-layout folder, sorted by name, optionally only the held-out ones.
+fn labelled_faces(
+    dir: &Path,
+    held_out: bool,
+    limit: usize,
+) -> Result<Vec<LabelledFace>, EvaluateError> {
     let (images, marks) = (dir.join("images"), dir.join("landmarks"));
     if !images.is_dir() || !marks.is_dir() {
         return Err(EvaluateError::Data {
@@ -135,64 +160,78 @@ pub fn evaluate(
     if limit > 0 {
         names.truncate(limit);
     }
-    let session = tempfile::tempdir()?;
-    std::fs::create_dir(session.path().join("visible"))?;
-    let mut manifest = String::from("spectrum,timestamp_us,file\n");
-    let mut faces = Vec::new();
-    for (i, name) in names.iter().enumerate() {
+    let mut faces = Vec::with_capacity(names.len());
+    for name in names {
         let Some(image) = ["jpg", "png", "jpeg"]
             .iter()
             .map(|x| images.join(format!("{name}.{x}")))
             .find(|p| p.is_file())
         else {
             return Err(EvaluateError::Data {
-                path: images.join(name),
+                path: images.join(&name),
                 message: "no image for this .pts file".into(),
             });
         };
         let truth = read_pts(&marks.join(format!("{name}.pts")))?;
-        let link = format!(
-            "visible/{i:06}.{}",
-            image
-                .extension()
-                .map_or("jpg".into(), |x| x.to_string_lossy())
-        );
-        std::os::unix::fs::symlink(std::path::absolute(&image)?, session.path().join(&link))?;
+        faces.push(LabelledFace { name, image, truth });
+    }
+    Ok(faces)
+}
+
+/// A temporary replay session with one visible frame per face (symlinks, nothing copied);
+/// frame i is face i, so a record's sequence number names its face.
+fn replay_session(faces: &[LabelledFace]) -> Result<tempfile::TempDir, EvaluateError> {
+    let session = tempfile::tempdir()?;
+    std::fs::create_dir(session.path().join("visible"))?;
+    let mut manifest = String::from("spectrum,timestamp_us,file\n");
+    for (i, face) in faces.iter().enumerate() {
+        let extension = face
+            .image
+            .extension()
+            .map_or("jpg".into(), |x| x.to_string_lossy());
+        let link = format!("visible/{i:06}.{extension}");
+        std::os::unix::fs::symlink(
+            std::path::absolute(&face.image)?,
+            session.path().join(&link),
+        )?;
         manifest.push_str(&format!("visible,{},{link}\n", i as i64 * 100_000));
-        faces.push((name.clone(), truth));
     }
     std::fs::write(session.path().join("manifest.csv"), manifest)?;
-    config.cameras = vec![CameraConfig::replay(
-        "evaluate",
-        session.path().to_owned(),
-        0.0,
-        false,
-    )];
+    Ok(session)
+}
+
+/// Runs the real pipeline to the end and returns the records it published.
+fn run_pipeline(config: &Config) -> Result<Vec<String>, EvaluateError> {
     let sink = Collect::default();
     let pipeline = Pipeline::start(
-        &config,
+        config,
         vec![("evaluate".to_owned(), Box::new(sink.clone()))],
         Arc::new(Events::new()),
         Arc::new(AtomicBool::new(false)),
     )?;
     pipeline.wait();
     let lines = sink.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(lines)
+}
+
+/// NME per face from the records; a face without landmarks counts as missing.
+fn score(faces: &[LabelledFace], lines: &[String]) -> Evaluation {
     let mut per_face = BTreeMap::new();
     let mut missing = 0;
     for line in lines {
-        let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else {
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        let Some((name, truth)) = record["sequence"]
+        let Some(face) = record["sequence"]
             .as_u64()
             .and_then(|s| faces.get(s as usize))
         else {
             continue;
         };
         let points = landmarks_of(&record, "visible");
-        match points.and_then(|p| nme(&p, truth)) {
+        match points.and_then(|p| nme(&p, &face.truth)) {
             Some(v) => {
-                per_face.insert(name.clone(), v);
+                per_face.insert(face.name.clone(), v);
             }
             None => missing += 1,
         }
@@ -201,7 +240,7 @@ pub fn evaluate(
     let mut values: Vec<f64> = per_face.values().copied().collect();
     values.sort_by(f64::total_cmp);
     let n = values.len().max(1) as f64;
-    Ok(Evaluation {
+    Evaluation {
         faces: faces.len(),
         nme_mean: values.iter().sum::<f64>() / n,
         nme_median: values.get(values.len() / 2).copied().unwrap_or(f64::NAN),
@@ -209,7 +248,7 @@ pub fn evaluate(
             / faces.len().max(1) as f64,
         missing,
         per_face,
-    })
+    }
 }
 
 #[cfg(test)]

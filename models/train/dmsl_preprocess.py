@@ -1,5 +1,5 @@
 """The DMSL preprocessing, defined once for training and mirrored by the daemon
-(`src/dmsl/preprocess.rs`); `tests/preprocess_parity.rs` proves the two agree.
+(`src/dmsl/preprocess.rs`); `tests/it/preprocess_parity.rs` proves the two agree.
 
 Coordinates: "continuous" pixel coordinates, where pixel i covers [i, i+1) and its centre is
 i + 0.5. Landmark files (0-based pixel centres) convert with +0.5. A canvas coordinate is

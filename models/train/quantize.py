@@ -9,7 +9,7 @@ fp32 boundary model's boxes. Weights are int8 per tensor (per channel cost 17 % 
 see the model card), activations uint8; the output layer and ops onnxruntime cannot run in
 int8 stay float. Writes a manifest beside each model (a copy of the
 fp32 manifest with the new file, sha256 and a `quantization` entry); the accuracy is then
-measured by `spectrald evaluate` (README "Performance") and written into the card
+measured by `spectrald evaluate` (docs/performance.md) and written into the card
 `models/dmsl-lite.md` by hand: NME is the number that decides whether int8 is worth it.
 
 Needs only onnx, onnxruntime, numpy, opencv and pillow (no torch).

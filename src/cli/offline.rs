@@ -67,7 +67,7 @@ pub enum OfflineCommand {
         /// Folder for confusion.csv, confusion.png and metrics.json.
         #[arg(long, default_value = "offline-out/evaluate")]
         out: PathBuf,
-        /// The labelled folder (README "Offline stage" for the layouts).
+        /// The labelled folder (docs/offline.md for the layouts).
         dataset: PathBuf,
     },
     /// Dermoscopic lesion segmentation: DullRazor hair removal, Otsu or colour clustering.

@@ -182,22 +182,7 @@ impl Target {
 
 pub fn run(command: RetrieveCommand) -> Result<ExitCode> {
     match command {
-        RetrieveCommand::Index { target } => {
-            let (manifest, _, index) = target.open()?;
-            println!(
-                "{}",
-                json!({
-                    "model": manifest.id(),
-                    "store": target.store,
-                    "indexed": index.entries.len(),
-                    "terms": manifest.classes,
-                })
-            );
-            if index.entries.is_empty() {
-                eprintln!("{}", index.require_entries().unwrap_err());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        RetrieveCommand::Index { target } => index_command(&target),
         RetrieveCommand::Query {
             target,
             terms,
@@ -205,61 +190,13 @@ pub fn run(command: RetrieveCommand) -> Result<ExitCode> {
             metric,
             session,
             query,
-        } => {
-            let metric = Metric::parse(&metric)?;
-            let (manifest, store, mut index) = target.open()?;
-            let retriever = terms.retriever(&manifest)?;
-            let position = match index.find(&query) {
-                Ok(i) => i,
-                Err(_) if Path::new(&query).is_file() => {
-                    // A new image: analyse it into the store, then it is indexed too.
-                    let mut analyzer = target.analyzer(store)?;
-                    let line = match analyzer.analyse_file(Path::new(&query))? {
-                        Outcome::Done(line) | Outcome::Skipped(line) => line,
-                    };
-                    let sha = line["input_sha256"].as_str().unwrap_or_default().to_owned();
-                    let mut store = analyzer.store.take().context("result store")?;
-                    index = Index::load(&mut store, &manifest.id(), &manifest.classes)?;
-                    index.by_sha(&sha).with_context(|| {
-                        format!("{query} was analysed but gave no term likelihoods")
-                    })?
-                }
-                Err(e) => return Err(e.into()),
-            };
-            index.require_entries()?;
-            let s = Session::new(
-                &manifest.id(),
-                &retriever,
-                metric,
-                k,
-                &index.entries[position],
-            )?;
-            print_line(&s.results(&index)?)?;
-            if let Some(path) = session {
-                save_session(&s, &path)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => query_command(&target, &terms, k, &metric, session.as_deref(), &query),
         RetrieveCommand::Feedback {
             session,
             store,
             relevant,
             irrelevant,
-        } => {
-            let text = std::fs::read_to_string(&session).with_context(|| {
-                format!(
-                    "session {}: cannot read it; `retrieve query --session FILE` writes one",
-                    session.display()
-                )
-            })?;
-            let mut s = Session::parse(&text, &session.display().to_string())?;
-            let mut store = Store::open(&store)?;
-            let index = Index::load(&mut store, &s.model, &s.terms)?;
-            s.add_feedback(&index, &relevant, &irrelevant)?;
-            print_line(&s.results(&index)?)?;
-            save_session(&s, &session)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => feedback_command(&session, &store, &relevant, &irrelevant),
         RetrieveCommand::Evaluate {
             target,
             terms,
@@ -282,6 +219,87 @@ pub fn run(command: RetrieveCommand) -> Result<ExitCode> {
             evaluate_command(&target, &terms, per_class, settings, &out, &dataset)
         }
     }
+}
+
+fn index_command(target: &Target) -> Result<ExitCode> {
+    let (manifest, _, index) = target.open()?;
+    println!(
+        "{}",
+        json!({
+            "model": manifest.id(),
+            "store": target.store,
+            "indexed": index.entries.len(),
+            "terms": manifest.classes,
+        })
+    );
+    if index.entries.is_empty() {
+        eprintln!("{}", index.require_entries().unwrap_err());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn query_command(
+    target: &Target,
+    terms: &TermArgs,
+    k: usize,
+    metric: &str,
+    session: Option<&Path>,
+    query: &str,
+) -> Result<ExitCode> {
+    let metric = Metric::parse(metric)?;
+    let (manifest, store, mut index) = target.open()?;
+    let retriever = terms.retriever(&manifest)?;
+    let position = match index.find(query) {
+        Ok(i) => i,
+        Err(_) if Path::new(query).is_file() => {
+            // A new image: analyse it into the store, then it is indexed too.
+            let mut analyzer = target.analyzer(store)?;
+            let line = match analyzer.analyse_file(Path::new(query))? {
+                Outcome::Done(line) | Outcome::Skipped(line) => line,
+            };
+            let sha = line["input_sha256"].as_str().unwrap_or_default().to_owned();
+            let mut store = analyzer.store.take().context("result store")?;
+            index = Index::load(&mut store, &manifest.id(), &manifest.classes)?;
+            index
+                .by_sha(&sha)
+                .with_context(|| format!("{query} was analysed but gave no term likelihoods"))?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    index.require_entries()?;
+    let s = Session::new(
+        &manifest.id(),
+        &retriever,
+        metric,
+        k,
+        &index.entries[position],
+    )?;
+    print_line(&s.results(&index)?)?;
+    if let Some(path) = session {
+        save_session(&s, path)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn feedback_command(
+    session: &Path,
+    store: &Path,
+    relevant: &[String],
+    irrelevant: &[String],
+) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(session).with_context(|| {
+        format!(
+            "session {}: cannot read it; `retrieve query --session FILE` writes one",
+            session.display()
+        )
+    })?;
+    let mut s = Session::parse(&text, &session.display().to_string())?;
+    let mut store = Store::open(store)?;
+    let index = Index::load(&mut store, &s.model, &s.terms)?;
+    s.add_feedback(&index, relevant, irrelevant)?;
+    print_line(&s.results(&index)?)?;
+    save_session(&s, session)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_line(line: &serde_json::Value) -> Result<()> {

@@ -96,7 +96,6 @@ impl ServiceConfig {
     }
 }
 
-
 impl Config {
     /// Reads, parses and validates `path`; relative paths inside become relative to its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -19,7 +19,7 @@ use super::refine::RefineParams;
 use super::segment::{self, Segmentation};
 use super::store::Store;
 
-/// Output lines carry this schema name (README "Offline stage").
+/// Output lines carry this schema name (docs/offline.md).
 pub const SCHEMA: &str = "spectrald.offline/v1";
 
 const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "tif", "tiff"];

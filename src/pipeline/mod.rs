@@ -23,11 +23,12 @@ pub use stages::{KeyedSink, LatencyLog, SinkChange};
 
 use std::collections::BTreeMap;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
+use crate::frame::Frame;
 use crate::pair::PairingConfig;
-use crate::queue::queue;
+use crate::queue::{QueueSender, queue};
 use crate::registration::RegistrationError;
 use crate::source::CameraConfig;
 use crate::source::SourceError;
@@ -208,6 +209,83 @@ pub(crate) fn spawn<T: Send + 'static>(
 /// How often the supervisor looks at the stop flag and at the cameras.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(20);
 
+/// The two DMSL models as loaded at start, and which backend each runs on.
+struct LoadedModels {
+    boundary: BoundaryModel,
+    landmark: LandmarkModel,
+    boundary_backend: &'static str,
+    landmark_backend: &'static str,
+}
+
+fn load_models(config: &Config, events: &Events) -> Result<LoadedModels, PipelineError> {
+    let boundary = BoundaryModel::load(&config.models.boundary, &config.models)?;
+    let landmark = LandmarkModel::load(&config.models.landmark, &config.models)?;
+    tracing::info!(
+        boundary = %boundary.model.manifest.id(),
+        landmark = %landmark.model.manifest.id(),
+        backend = boundary.model.backend_name(),
+        cameras = config.cameras.len(),
+        "models loaded, starting pipeline"
+    );
+    events.set_model("boundary", (*boundary.id).clone());
+    events.set_model("landmark", (*landmark.id).clone());
+    Ok(LoadedModels {
+        boundary_backend: boundary.model.backend_name(),
+        landmark_backend: landmark.model.backend_name(),
+        boundary,
+        landmark,
+    })
+}
+
+/// The queue in front of every stage after pair: `to_X` feeds stage X, `X` is its input.
+struct StageQueues {
+    to_preprocess: QueueSender<Frame>,
+    preprocess: Receiver<Frame>,
+    to_boundary: QueueSender<Frame>,
+    boundary: Receiver<Frame>,
+    to_blackout: QueueSender<Frame>,
+    blackout: Receiver<Frame>,
+    to_landmark: QueueSender<Frame>,
+    landmark: Receiver<Frame>,
+    to_postprocess: QueueSender<Frame>,
+    postprocess: Receiver<Frame>,
+    to_sink: QueueSender<Frame>,
+    sink: Receiver<Frame>,
+}
+
+impl StageQueues {
+    /// Each queue sized and with the policy of `[queues]`, its depth reported to `events`.
+    fn new(config: &Config, events: &Arc<Events>) -> StageQueues {
+        let make = |stage: Stage| {
+            let (tx, rx) = queue(&config.queues.for_stage(stage), events.clone());
+            // Depth probes hold receivers: a probe holding a sender would keep a queue open.
+            let probe = rx.clone();
+            events.register_queue(stage.as_str().to_owned(), Box::new(move || probe.len()));
+            (tx, rx)
+        };
+        let (to_preprocess, preprocess) = make(Stage::Preprocess);
+        let (to_boundary, boundary) = make(Stage::Boundary);
+        let (to_blackout, blackout) = make(Stage::Blackout);
+        let (to_landmark, landmark) = make(Stage::Landmark);
+        let (to_postprocess, postprocess) = make(Stage::Postprocess);
+        let (to_sink, sink) = make(Stage::Sink);
+        StageQueues {
+            to_preprocess,
+            preprocess,
+            to_boundary,
+            boundary,
+            to_blackout,
+            blackout,
+            to_landmark,
+            landmark,
+            to_postprocess,
+            postprocess,
+            to_sink,
+            sink,
+        }
+    }
+}
+
 impl Pipeline {
     /// Loads the models, opens the sources and starts every thread. Everything that can be
     /// wrong with the setup fails here, before the first frame.
@@ -218,40 +296,9 @@ impl Pipeline {
         stop: Arc<AtomicBool>,
     ) -> Result<Pipeline, PipelineError> {
         faults::Faults::from_env()?;
-        let boundary_model = BoundaryModel::load(&config.models.boundary, &config.models)?;
-        let landmark_model = LandmarkModel::load(&config.models.landmark, &config.models)?;
-        tracing::info!(
-            boundary = %boundary_model.model.manifest.id(),
-            landmark = %landmark_model.model.manifest.id(),
-            backend = boundary_model.model.backend_name(),
-            cameras = config.cameras.len(),
-            "models loaded, starting pipeline"
-        );
-        let boundary_backend = boundary_model.model.backend_name();
-        let landmark_backend = landmark_model.model.backend_name();
-        events.set_model("boundary", (*boundary_model.id).clone());
-        events.set_model("landmark", (*landmark_model.id).clone());
-
-        let q = |stage: Stage| config.queues.for_stage(stage);
-        let (to_pre, pre_rx) = queue(&q(Stage::Preprocess), events.clone());
-        let (to_boundary, boundary_rx) = queue(&q(Stage::Boundary), events.clone());
-        let (to_blackout, blackout_rx) = queue(&q(Stage::Blackout), events.clone());
-        let (to_landmark, landmark_rx) = queue(&q(Stage::Landmark), events.clone());
-        let (to_post, post_rx) = queue(&q(Stage::Postprocess), events.clone());
-        let (to_sink, sink_rx) = queue(&q(Stage::Sink), events.clone());
-        // Depth probes hold receivers: a probe holding a sender would keep a queue open.
-        for (name, rx) in [
-            ("preprocess", pre_rx.clone()),
-            ("boundary", boundary_rx.clone()),
-            ("blackout", blackout_rx.clone()),
-            ("landmark", landmark_rx.clone()),
-            ("postprocess", post_rx.clone()),
-            ("sink", sink_rx.clone()),
-        ] {
-            events.register_queue(name.to_owned(), Box::new(move || rx.len()));
-        }
-
-        let mut cameras = Cameras::new(to_pre, config.queues.clone(), events.clone());
+        let models = load_models(config, &events)?;
+        let queues = StageQueues::new(config, &events);
+        let mut cameras = Cameras::new(queues.to_preprocess, config.queues.clone(), events.clone());
         for camera in &config.cameras {
             cameras.start(camera, &config.pairing)?;
         }
@@ -260,37 +307,34 @@ impl Pipeline {
         let mut stages = Vec::new();
         let thermal = config.thermal.normalization;
         let ev = events.clone();
+        let (rx, tx) = (queues.preprocess, queues.to_boundary);
         stages.push(spawn("preprocess", move || {
-            stages::preprocess(pre_rx, to_boundary, thermal, ev)
+            stages::preprocess(rx, tx, thermal, ev)
         })?);
         let (boundary_swaps, boundary_swapped) = crossbeam_channel::unbounded();
         let ev = events.clone();
+        let (rx, tx, model) = (queues.boundary, queues.to_blackout, models.boundary);
         stages.push(spawn("boundary", move || {
-            stages::inference(
-                boundary_rx,
-                to_blackout,
-                boundary_model,
-                boundary_swapped,
-                ev,
-            )
+            stages::inference(rx, tx, model, boundary_swapped, ev)
         })?);
         let ev = events.clone();
-        stages.push(spawn("blackout", move || {
-            stages::blackout(blackout_rx, to_landmark, ev)
-        })?);
+        let (rx, tx) = (queues.blackout, queues.to_landmark);
+        stages.push(spawn("blackout", move || stages::blackout(rx, tx, ev))?);
         let (landmark_swaps, landmark_swapped) = crossbeam_channel::unbounded();
         let ev = events.clone();
+        let (rx, tx, model) = (queues.landmark, queues.to_postprocess, models.landmark);
         stages.push(spawn("landmark", move || {
-            stages::inference(landmark_rx, to_post, landmark_model, landmark_swapped, ev)
+            stages::inference(rx, tx, model, landmark_swapped, ev)
         })?);
         let ev = events.clone();
+        let (rx, tx) = (queues.postprocess, queues.to_sink);
         stages.push(spawn("postprocess", move || {
-            stages::postprocess(post_rx, to_sink, ev)
+            stages::postprocess(rx, tx, ev)
         })?);
         let (sink_changes, sink_changed) = crossbeam_channel::unbounded();
-        let (ev, st) = (events.clone(), stop.clone());
+        let (ev, st, rx) = (events.clone(), stop.clone(), queues.sink);
         let sink = spawn("sink", move || {
-            stages::sink(sink_rx, sinks, sink_changed, ev, st)
+            stages::sink(rx, sinks, sink_changed, ev, st)
         })?;
         let (watched, st) = (cameras.clone(), stop.clone());
         let supervisor = spawn("supervisor", move || supervise(watched, st))?;
@@ -308,8 +352,8 @@ impl Pipeline {
             },
             events,
             started: Instant::now(),
-            boundary_backend,
-            landmark_backend,
+            boundary_backend: models.boundary_backend,
+            landmark_backend: models.landmark_backend,
         })
     }
 

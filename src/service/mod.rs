@@ -11,7 +11,7 @@ mod reload;
 mod sinks;
 pub mod systemd;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -72,62 +72,30 @@ pub fn run(config: Config, options: Options) -> Result<Summary, ServiceError> {
     );
     systemd::ready(&format!("{} camera(s), models loaded", camera_ids.len()));
 
-    let mut state = reload::Applied {
-        config,
-        sinks: built.running,
+    let mut control = Control {
+        applied: reload::Applied {
+            config,
+            sinks: built.running,
+        },
+        daemon: reload::Daemon {
+            pipeline: pipeline.control(),
+            hub,
+            events,
+            status,
+            stop: options.stop.clone(),
+        },
+        last_model_check: Instant::now(),
+        last_model_error: String::new(),
     };
-    let control = pipeline.control();
-    let mut last_model_check = Instant::now();
-    let mut last_model_error = String::new();
     while !pipeline.is_finished() {
         let request = reload_rx.recv_timeout(Duration::from_millis(100)).ok();
         let signalled = options.reload_signal.swap(false, Ordering::Relaxed);
         if options.stop.load(Ordering::Relaxed) {
             continue;
         }
-        if (request.is_some() || signalled)
-            && let Some(path) = &options.config_path
-        {
-            systemd::reloading();
-            let outcome = reload::apply(
-                path,
-                &mut state,
-                &control,
-                &hub,
-                &events,
-                &status,
-                &options.stop,
-            );
-            match &outcome {
-                Ok(summary) => {
-                    events.reload("ok");
-                    tracing::info!("config reloaded: {summary}");
-                }
-                Err(why) => {
-                    events.reload("rejected");
-                    tracing::error!("{why}");
-                }
-            }
-            systemd::ready("reloaded");
-            if let Some(reply) = request.and_then(|r| r.reply) {
-                let _ = reply.send(outcome);
-            }
-            last_model_check = Instant::now();
-            continue;
-        }
-        let watch = state.config.service.model_watch_s;
-        if watch > 0 && last_model_check.elapsed() >= Duration::from_secs(watch) {
-            last_model_check = Instant::now();
-            match reload::swap_changed_models(&state.config, &control, &events) {
-                Ok(Some(summary)) => tracing::info!("models: {summary}"),
-                Ok(None) => {}
-                // Once per distinct problem, not every few seconds.
-                Err(why) if why != last_model_error => {
-                    tracing::error!("{why}");
-                    last_model_error = why;
-                }
-                Err(_) => {}
-            }
+        match &options.config_path {
+            Some(path) if request.is_some() || signalled => control.reload(path, request),
+            _ => control.check_models(),
         }
     }
     systemd::stopping();
@@ -137,4 +105,55 @@ pub fn run(config: Config, options: Options) -> Result<Summary, ServiceError> {
         http.stop();
     }
     Ok(summary)
+}
+
+/// The daemon's control loop state: the config in force, and the model watch.
+struct Control {
+    applied: reload::Applied,
+    daemon: reload::Daemon,
+    last_model_check: Instant,
+    /// The last model-update problem logged, so it is logged once, not every few seconds.
+    last_model_error: String,
+}
+
+impl Control {
+    /// Applies a reload (SIGHUP or HTTP) and answers the HTTP request, if any.
+    fn reload(&mut self, path: &Path, request: Option<ReloadRequest>) {
+        systemd::reloading();
+        let outcome = reload::apply(path, &mut self.applied, &self.daemon);
+        match &outcome {
+            Ok(summary) => {
+                self.daemon.events.reload("ok");
+                tracing::info!("config reloaded: {summary}");
+            }
+            Err(why) => {
+                self.daemon.events.reload("rejected");
+                tracing::error!("{why}");
+            }
+        }
+        systemd::ready("reloaded");
+        if let Some(reply) = request.and_then(|r| r.reply) {
+            let _ = reply.send(outcome);
+        }
+        self.last_model_check = Instant::now();
+    }
+
+    /// Every `service.model_watch_s`: swaps in models whose manifests changed.
+    fn check_models(&mut self) {
+        let watch = self.applied.config.service.model_watch_s;
+        if watch == 0 || self.last_model_check.elapsed() < Duration::from_secs(watch) {
+            return;
+        }
+        self.last_model_check = Instant::now();
+        let daemon = &self.daemon;
+        match reload::swap_changed_models(&self.applied.config, &daemon.pipeline, &daemon.events) {
+            Ok(Some(summary)) => tracing::info!("models: {summary}"),
+            Ok(None) => {}
+            Err(why) if why != self.last_model_error => {
+                tracing::error!("{why}");
+                self.last_model_error = why;
+            }
+            Err(_) => {}
+        }
+    }
 }

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::http::Status;
 use crate::pipeline::{BoundaryModel, LandmarkModel, PipelineControl, SinkChange, StageModelError};
 use crate::publish::hub::Hub;
+use crate::source::CameraConfig;
 use crate::telemetry::Events;
 
 /// The config in force and the sinks it runs.
@@ -17,102 +18,141 @@ pub struct Applied {
     pub sinks: Running,
 }
 
+/// What a reload changes things through: the running pipeline and the daemon's shared
+/// parts (the hub the HTTP side reads, the counters, readiness, the stop flag new sinks
+/// watch).
+pub struct Daemon {
+    pub pipeline: PipelineControl,
+    pub hub: Arc<Hub>,
+    pub events: Arc<Events>,
+    pub status: Arc<Status>,
+    pub stop: Arc<AtomicBool>,
+}
+
 /// Re-reads `path` and applies what changed; `Err` (old config untouched) when the new
 /// one does not load, a changed camera's sources do not check out, or a sink or model
 /// cannot be built.
-pub fn apply(
-    path: &Path,
-    applied: &mut Applied,
-    control: &PipelineControl,
-    hub: &Arc<Hub>,
-    events: &Arc<Events>,
-    status: &Status,
-    stop: &Arc<AtomicBool>,
-) -> Result<String, String> {
+pub fn apply(path: &Path, applied: &mut Applied, daemon: &Daemon) -> Result<String, String> {
     let refuse = |why: String| format!("reload refused, the running config stays: {why}");
-    let new = Config::load(path).map_err(|e| refuse(e.to_string()))?;
-    let old = &applied.config;
-    let mut notes = Vec::new();
-
-    // Check everything before changing anything.
-    let pairing_changed = new.pairing != old.pairing;
-    let changed_cameras: Vec<&crate::source::CameraConfig> = new
-        .cameras
-        .iter()
-        .filter(|c| pairing_changed || !old.cameras.contains(c))
-        .collect();
-    for camera in &changed_cameras {
-        crate::source::check_camera(camera)
-            .map_err(|e| refuse(format!("camera {}: {e}", camera.id)))?;
-    }
-    let models = load_changed_models(old, &new, events).map_err(refuse)?;
-    let built =
-        sinks::build(&new, hub, events, stop, &applied.sinks).map_err(|e| refuse(e.to_string()))?;
-
-    // Apply: models, sinks, cameras.
-    notes.extend(swap_in(models, control, events));
-    let added_sinks: Vec<String> = built.added.iter().map(|(_, s)| s.name()).collect();
-    let removed_sinks = applied
-        .sinks
-        .keys
-        .iter()
-        .filter(|k| !built.keep.contains(k))
-        .count();
-    if !added_sinks.is_empty() || removed_sinks > 0 {
-        notes.push(format!(
-            "sinks: {removed_sinks} closed, started {}",
-            if added_sinks.is_empty() {
-                "none".to_owned()
-            } else {
-                added_sinks.join(", ")
-            }
-        ));
-    }
-    control
-        .change_sinks(SinkChange {
-            keep: built.keep,
-            add: built.added,
-        })
-        .map_err(|e| e.to_string())?;
-    let restarted: Vec<String> = changed_cameras.iter().map(|c| c.id.clone()).collect();
-    let removed: Vec<String> = old
-        .cameras
-        .iter()
-        .filter(|c| !new.cameras.iter().any(|n| n.id == c.id))
-        .map(|c| c.id.clone())
-        .collect();
-    let failures = control.apply_cameras(&new.cameras, &new.pairing);
-    if !restarted.is_empty() {
-        notes.push(format!("cameras (re)started: {}", restarted.join(", ")));
-    }
-    if !removed.is_empty() {
-        notes.push(format!("cameras removed: {}", removed.join(", ")));
-    }
-    for (id, e) in &failures {
-        notes.push(format!("camera {id} failed to start: {e}"));
-    }
-    status.set_cameras(&control.camera_ids(), &restarted);
-
-    for (section, changed) in [
-        ("queues", new.queues != old.queues),
-        ("thermal", new.thermal != old.thermal),
-        ("http", new.http != old.http),
-        ("service", new.service != old.service),
-        ("log", new.log != old.log),
-    ] {
-        if changed {
-            notes.push(format!(
-                "[{section}] changed: takes effect at the next restart"
-            ));
-        }
-    }
-    applied.config = new;
-    applied.sinks = built.running;
+    let plan = Plan::check(path, applied, daemon).map_err(refuse)?;
+    let notes = plan.carry_out(applied, daemon)?;
     Ok(if notes.is_empty() {
         "nothing changed".into()
     } else {
         notes.join("; ")
     })
+}
+
+/// A new config that checked out, with what it needs built before anything changes.
+struct Plan {
+    new: Config,
+    /// Ids of the cameras whose settings (or the shared pairing) changed.
+    restarted: Vec<String>,
+    models: NewModels,
+    sinks: sinks::Built,
+}
+
+impl Plan {
+    /// Loads the file and builds everything new; nothing running is touched.
+    fn check(path: &Path, applied: &Applied, daemon: &Daemon) -> Result<Plan, String> {
+        let new = Config::load(path).map_err(|e| e.to_string())?;
+        let old = &applied.config;
+        let pairing_changed = new.pairing != old.pairing;
+        let changed: Vec<&CameraConfig> = new
+            .cameras
+            .iter()
+            .filter(|c| pairing_changed || !old.cameras.contains(c))
+            .collect();
+        for camera in &changed {
+            crate::source::check_camera(camera)
+                .map_err(|e| format!("camera {}: {e}", camera.id))?;
+        }
+        let restarted = changed.iter().map(|c| c.id.clone()).collect();
+        let models = load_changed_models(old, &new, &daemon.events)?;
+        let sinks = sinks::build(
+            &new,
+            &daemon.hub,
+            &daemon.events,
+            &daemon.stop,
+            &applied.sinks,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Plan {
+            new,
+            restarted,
+            models,
+            sinks,
+        })
+    }
+
+    /// Swaps models, sinks and cameras over; one note per change.
+    fn carry_out(self, applied: &mut Applied, daemon: &Daemon) -> Result<Vec<String>, String> {
+        let Plan {
+            new,
+            restarted,
+            models,
+            sinks: built,
+        } = self;
+        let control = &daemon.pipeline;
+        let old = &applied.config;
+        let mut notes = swap_in(models, control, &daemon.events);
+        let added_sinks: Vec<String> = built.added.iter().map(|(_, s)| s.name()).collect();
+        let removed_sinks = applied
+            .sinks
+            .keys
+            .iter()
+            .filter(|k| !built.keep.contains(k))
+            .count();
+        if !added_sinks.is_empty() || removed_sinks > 0 {
+            let started = match added_sinks.is_empty() {
+                true => "none".to_owned(),
+                false => added_sinks.join(", "),
+            };
+            notes.push(format!("sinks: {removed_sinks} closed, started {started}"));
+        }
+        control
+            .change_sinks(SinkChange {
+                keep: built.keep,
+                add: built.added,
+            })
+            .map_err(|e| e.to_string())?;
+        let removed: Vec<String> = old
+            .cameras
+            .iter()
+            .filter(|c| !new.cameras.iter().any(|n| n.id == c.id))
+            .map(|c| c.id.clone())
+            .collect();
+        let failures = control.apply_cameras(&new.cameras, &new.pairing);
+        if !restarted.is_empty() {
+            notes.push(format!("cameras (re)started: {}", restarted.join(", ")));
+        }
+        if !removed.is_empty() {
+            notes.push(format!("cameras removed: {}", removed.join(", ")));
+        }
+        for (id, e) in &failures {
+            notes.push(format!("camera {id} failed to start: {e}"));
+        }
+        daemon.status.set_cameras(&control.camera_ids(), &restarted);
+        notes.extend(restart_only_sections(old, &new));
+        applied.config = new;
+        applied.sinks = built.running;
+        Ok(notes)
+    }
+}
+
+/// Sections a running daemon cannot change: said so, applied at the next start.
+fn restart_only_sections(old: &Config, new: &Config) -> Vec<String> {
+    [
+        ("queues", new.queues != old.queues),
+        ("thermal", new.thermal != old.thermal),
+        ("http", new.http != old.http),
+        ("service", new.service != old.service),
+        ("log", new.log != old.log),
+    ]
+    .into_iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(section, _)| format!("[{section}] changed: takes effect at the next restart"))
+    .collect()
 }
 
 type NewModels = (Option<BoundaryModel>, Option<LandmarkModel>);

@@ -1,6 +1,6 @@
 //! Replays a recorded session folder.
 //!
-//! Layout (the README's "Replay format"):
+//! Layout (docs/sources.md, "Replay format"):
 //! ```text
 //! session/
 //!   manifest.csv        spectrum,timestamp_us,file   (one row per frame, any order)
@@ -181,7 +181,7 @@ pub fn read_radiometry(dir: &Path) -> Result<Option<Radiometry>, SourceError> {
     };
     let radiometry: Radiometry = serde_json::from_str(&text).map_err(|e| SourceError::Session {
         path: dir.display().to_string(),
-        message: format!("{RADIOMETRY}: {e}; see the README's \"Replay format\""),
+        message: format!("{RADIOMETRY}: {e}; see docs/sources.md, \"Replay format\""),
     })?;
     radiometry.validate().map_err(|e| SourceError::Session {
         path: dir.display().to_string(),

@@ -40,7 +40,7 @@ impl Ontology {
         let text = std::fs::read_to_string(path).map_err(|e| RetrievalError::Ontology {
             path: path.display().to_string(),
             message: format!(
-                "cannot read it ({e}); write the term hierarchy there (README \"Semantic retrieval\") or pass --ontology FILE"
+                "cannot read it ({e}); write the term hierarchy there (docs/retrieval.md) or pass --ontology FILE"
             ),
         })?;
         Ontology::parse(&text, &path.display().to_string())
