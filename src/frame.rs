@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::dmsl::Letterbox;
+use crate::detect::Detection;
+use crate::dmsl::{FaceCrop, Letterbox};
 use crate::geometry::BoundingBox;
 use crate::infer::ModelId;
 use crate::registration::Homography;
@@ -69,23 +70,90 @@ pub struct SpectrumFrame {
     pub radiometry: Option<Arc<Radiometry>>,
 }
 
+/// How the faces of one image were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaceSource {
+    /// The face detector ran on this image.
+    Detector,
+    /// The visible image's faces, mapped through the camera's homography.
+    RegisteredVisible,
+    /// No face was detected on a thermal image without a homography: the DMSL boundary
+    /// model ran on the whole image (one face at most, kept when its score is high enough).
+    WholeFrame,
+}
+
+/// Where a face's 128x128 canvas sits in the source image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CanvasMap {
+    /// A detected face's crop (the shared crop definition).
+    Crop(FaceCrop),
+    /// The whole image letterboxed (the whole-frame fallback).
+    Letterbox(Letterbox),
+}
+
+impl CanvasMap {
+    /// Normalised canvas point → 0-based pixel-centre source coordinates.
+    pub fn to_source_pixel(&self, u: f32, v: f32) -> [f32; 2] {
+        match self {
+            CanvasMap::Crop(c) => c.to_source_pixel(u, v),
+            CanvasMap::Letterbox(l) => l.to_source_pixel(u, v),
+        }
+    }
+}
+
+/// One face of one image, filled in stage by stage.
+#[derive(Debug, Clone)]
+pub struct FaceResult {
+    /// Box, score and keypoints in source pixels (detector, registration or fallback).
+    pub detection: Detection,
+    pub map: CanvasMap,
+    /// 128x128 model input (crop; blacked out after the black-out stage; freed after).
+    pub canvas: Vec<f32>,
+    /// Boundary model output, normalised to the canvas.
+    pub canvas_box: Option<BoundingBox>,
+    /// Mean boundary-mask probability inside that box: how face-like the crop is.
+    pub boundary_score: Option<f32>,
+    /// Landmark model output, normalised to the canvas, 68 (x, y) pairs.
+    pub canvas_landmarks: Option<Vec<[f32; 2]>>,
+    /// The 68 landmarks in source pixels (0-based pixel centres).
+    pub landmarks: Option<Vec<[f32; 2]>>,
+    /// Face temperature (thermal faces on radiometric frames).
+    pub temperature: Option<FaceTemperature>,
+    /// Same id while the face stays in view (per camera).
+    pub track_id: Option<u64>,
+}
+
+impl FaceResult {
+    pub fn new(detection: Detection, map: CanvasMap) -> FaceResult {
+        FaceResult {
+            detection,
+            map,
+            canvas: Vec::new(),
+            canvas_box: None,
+            boundary_score: None,
+            canvas_landmarks: None,
+            landmarks: None,
+            temperature: None,
+            track_id: None,
+        }
+    }
+}
+
 /// Per-spectrum work and results, filled in stage by stage.
 #[derive(Debug, Clone, Default)]
 pub struct SpectrumResult {
-    /// 128x128 model input (after preprocess; blacked out after the black-out stage).
-    pub canvas: Vec<f32>,
-    pub letterbox: Option<Letterbox>,
-    /// Boundary model output, normalised to the canvas.
-    pub canvas_box: Option<BoundingBox>,
-    /// Mean boundary-mask probability inside the box: how face-like the region is.
-    pub score: Option<f32>,
-    /// Landmark model output, normalised to the canvas, 68 (x, y) pairs.
-    pub canvas_landmarks: Option<Vec<[f32; 2]>>,
-    /// Final results in source pixels (0-based pixel centres).
-    pub source_box: Option<BoundingBox>,
-    pub source_landmarks: Option<Vec<[f32; 2]>>,
-    /// Face temperature (thermal only, when the frame is radiometric and a face was found).
-    pub temperature: Option<FaceTemperature>,
+    /// The image as grey [0, 1] at source size (visible luma, thermal AGC): what the face
+    /// crops are cut from. Set by preprocess, freed once the faces are cropped.
+    pub gray: Vec<f32>,
+    /// What the detector found (detect stage); the crop stage turns them into `faces`.
+    pub detections: Vec<Detection>,
+    /// How the faces were found; `None` until the detect and crop stages ran.
+    pub face_source: Option<FaceSource>,
+    /// Every face found, best detector score first.
+    pub faces: Vec<FaceResult>,
+    /// Faces beyond `detector.max_faces` that were found and left out.
+    pub faces_over_limit: usize,
     /// Set when a step failed for this spectrum; later stages skip it, the sink reports it.
     pub error: Option<String>,
 }
@@ -110,9 +178,10 @@ pub struct Frame {
     pub models: FrameModels,
 }
 
-/// Which boundary and landmark model versions a frame went through.
+/// Which detector, boundary and landmark model versions a frame went through.
 #[derive(Debug, Clone, Default)]
 pub struct FrameModels {
+    pub detector: Option<Arc<ModelId>>,
     pub boundary: Option<Arc<ModelId>>,
     pub landmark: Option<Arc<ModelId>>,
 }

@@ -12,6 +12,7 @@ pub mod signals;
 pub mod stage;
 
 // Components, each owning its config section.
+pub mod detect;
 pub mod dmsl;
 pub mod frame;
 pub mod http;
@@ -25,6 +26,7 @@ pub mod render;
 pub mod source;
 pub mod telemetry;
 pub mod thermal;
+pub mod track;
 pub mod web;
 
 // What puts them together.

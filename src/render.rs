@@ -1,6 +1,6 @@
 //! Overlay pictures: the visible frame and the thermal frame (in a palette) side by side,
-//! with each spectrum's face box and 68 landmarks drawn on, for people to look at
-//! (`spectrald overlay`, and later the HTTP snapshot).
+//! with every face's box, track id and 68 landmarks drawn on, for people to look at
+//! (`spectrald overlay`, the HTTP snapshot).
 
 use image::{Rgb, RgbImage, imageops};
 use imageproc::drawing::{draw_filled_circle_mut, draw_hollow_rect_mut};
@@ -11,15 +11,72 @@ use crate::geometry::BoundingBox;
 use crate::thermal::ThermalNormalization;
 use crate::thermal::palette::Palette;
 
-const BOX: Rgb<u8> = Rgb([0, 255, 0]);
 const POINT: Rgb<u8> = Rgb([255, 40, 40]);
 const CANTHUS: Rgb<u8> = Rgb([0, 200, 255]);
+/// Box colours, one per track (by id), so a face keeps its colour from frame to frame.
+const TRACK_COLOURS: [Rgb<u8>; 6] = [
+    Rgb([0, 255, 0]),
+    Rgb([255, 200, 0]),
+    Rgb([255, 0, 255]),
+    Rgb([0, 160, 255]),
+    Rgb([255, 120, 60]),
+    Rgb([160, 255, 160]),
+];
 
-/// What to draw on one spectrum's image (source pixel coordinates).
+/// The colour a track's box is drawn in.
+pub fn track_colour(track_id: u64) -> Rgb<u8> {
+    TRACK_COLOURS[track_id as usize % TRACK_COLOURS.len()]
+}
+
+/// One face to draw (source pixel coordinates).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceMarks {
+    pub face_box: BoundingBox,
+    pub landmarks: Option<Vec<[f32; 2]>>,
+    pub track_id: Option<u64>,
+}
+
+/// What to draw on one spectrum's image: every face.
 #[derive(Debug, Default, Clone)]
 pub struct Marks {
-    pub face_box: Option<BoundingBox>,
-    pub landmarks: Option<Vec<[f32; 2]>>,
+    pub faces: Vec<FaceMarks>,
+}
+
+/// 3x5 bitmaps of the digits 0-9 (rows top to bottom, 3 bits each): the track ids are
+/// drawn without a font file (imageproc's text drawing needs one).
+const DIGITS: [[u8; 5]; 10] = [
+    [7, 5, 5, 5, 7],
+    [2, 6, 2, 2, 7],
+    [7, 1, 7, 4, 7],
+    [7, 1, 7, 1, 7],
+    [5, 5, 7, 1, 1],
+    [7, 4, 7, 1, 7],
+    [7, 4, 7, 5, 7],
+    [7, 1, 1, 1, 1],
+    [7, 5, 7, 5, 7],
+    [7, 5, 7, 1, 7],
+];
+
+/// Writes `number` at (x, y) (top-left), each bitmap pixel `cell` image pixels wide, on a
+/// dark backing so it reads on any frame.
+fn draw_number(image: &mut RgbImage, number: u64, x: i32, y: i32, cell: i32, colour: Rgb<u8>) {
+    let text = number.to_string();
+    let width = text.len() as i32 * 4 * cell + cell;
+    let backing = Rect::at(x, y).of_size(width.max(1) as u32, (7 * cell) as u32);
+    imageproc::drawing::draw_filled_rect_mut(image, backing, Rgb([0, 0, 0]));
+    for (i, ch) in text.bytes().enumerate() {
+        let glyph = DIGITS[(ch - b'0') as usize % 10];
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..3 {
+                if bits & (4 >> col) != 0 {
+                    let px = x + cell + (i as i32 * 4 + col) * cell;
+                    let py = y + cell + row as i32 * cell;
+                    let cell_rect = Rect::at(px, py).of_size(cell as u32, cell as u32);
+                    imageproc::drawing::draw_filled_rect_mut(image, cell_rect, colour);
+                }
+            }
+        }
+    }
 }
 
 /// Raw thermal values shown through a palette, stretched between the 1st and 99th
@@ -35,29 +92,35 @@ pub fn thermal_view(values: &[u16], width: u32, height: u32, palette: Palette) -
 }
 
 fn draw(image: &mut RgbImage, marks: &Marks, scale: f32) {
-    if let Some(b) = marks.face_box {
+    let radius = (image.width().max(image.height()) / 240).max(1) as i32;
+    for face in &marks.faces {
+        let colour = track_colour(face.track_id.unwrap_or(0));
+        let b = face.face_box;
         let (x, y) = ((b.x * scale).round() as i32, (b.y * scale).round() as i32);
         let (w, h) = (
             (b.w * scale).round().max(1.0) as u32,
             (b.h * scale).round().max(1.0) as u32,
         );
-        draw_hollow_rect_mut(image, Rect::at(x, y).of_size(w, h), BOX);
+        draw_hollow_rect_mut(image, Rect::at(x, y).of_size(w, h), colour);
         draw_hollow_rect_mut(
             image,
             Rect::at(x + 1, y + 1).of_size(w.saturating_sub(2).max(1), h.saturating_sub(2).max(1)),
-            BOX,
+            colour,
         );
-    }
-    if let Some(points) = &marks.landmarks {
-        let radius = (image.width().max(image.height()) / 200).max(2) as i32;
-        for (i, p) in points.iter().enumerate() {
-            let color = if crate::thermal::face::INNER_CANTHI.contains(&i) {
-                CANTHUS
-            } else {
-                POINT
-            };
-            let centre = (((p[0] + 0.5) * scale) as i32, ((p[1] + 0.5) * scale) as i32);
-            draw_filled_circle_mut(image, centre, radius, color);
+        if let Some(points) = &face.landmarks {
+            for (i, p) in points.iter().enumerate() {
+                let colour = if crate::thermal::face::INNER_CANTHI.contains(&i) {
+                    CANTHUS
+                } else {
+                    POINT
+                };
+                let centre = (((p[0] + 0.5) * scale) as i32, ((p[1] + 0.5) * scale) as i32);
+                draw_filled_circle_mut(image, centre, radius, colour);
+            }
+        }
+        if let Some(id) = face.track_id {
+            let cell = (image.height() as i32 / 120).max(2);
+            draw_number(image, id, x, (y - 7 * cell).max(0), cell, colour);
         }
     }
 }
@@ -102,20 +165,15 @@ pub enum RenderError {
 }
 
 fn marks_of(record: &serde_json::Value, spectrum: &str) -> Marks {
-    let s = &record["spectra"][spectrum];
-    let number = |v: &serde_json::Value| v.as_f64().map(|f| f as f32);
-    let face_box = (|| {
-        let b = &s["box"];
-        Some(BoundingBox {
-            x: number(&b["x"])?,
-            y: number(&b["y"])?,
-            w: number(&b["w"])?,
-            h: number(&b["h"])?,
-        })
-    })();
     Marks {
-        face_box,
-        landmarks: crate::publish::record::landmarks_of(record, spectrum),
+        faces: crate::publish::record::faces_of(record, spectrum)
+            .into_iter()
+            .map(|f| FaceMarks {
+                face_box: f.face_box,
+                landmarks: f.landmarks,
+                track_id: f.track_id,
+            })
+            .collect(),
     }
 }
 
@@ -196,14 +254,20 @@ pub fn spectrum_png(frame: &crate::frame::Frame, spectrum: Spectrum) -> Option<V
     encode_png(&spectrum_image(frame, spectrum)?)
 }
 
-/// Both spectra side by side with each one's box and landmarks drawn, as PNG.
+/// Both spectra side by side with every face's box, track id and landmarks drawn, as PNG.
 pub fn snapshot_png(frame: &crate::frame::Frame) -> Option<Vec<u8>> {
     let panel = |spectrum| {
         let image = spectrum_image(frame, spectrum)?;
-        let result = frame.result(spectrum);
+        let faces = frame.result(spectrum).map_or(&[][..], |r| &r.faces);
         let marks = Marks {
-            face_box: result.and_then(|r| r.source_box),
-            landmarks: result.and_then(|r| r.source_landmarks.clone()),
+            faces: faces
+                .iter()
+                .map(|f| FaceMarks {
+                    face_box: f.detection.face_box,
+                    landmarks: f.landmarks.clone(),
+                    track_id: f.track_id,
+                })
+                .collect(),
         };
         Some((image, marks))
     };

@@ -10,6 +10,8 @@ use std::str::FromStr;
 pub enum Stage {
     Pair,
     Preprocess,
+    Detect,
+    Crop,
     Boundary,
     Blackout,
     Landmark,
@@ -18,9 +20,11 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Pair,
         Stage::Preprocess,
+        Stage::Detect,
+        Stage::Crop,
         Stage::Boundary,
         Stage::Blackout,
         Stage::Landmark,
@@ -29,9 +33,11 @@ impl Stage {
     ];
 
     /// The stages a frame records its latency through: all but the sink, which publishes it.
-    pub const TIMED: [Stage; 6] = [
+    pub const TIMED: [Stage; 8] = [
         Stage::Pair,
         Stage::Preprocess,
+        Stage::Detect,
+        Stage::Crop,
         Stage::Boundary,
         Stage::Blackout,
         Stage::Landmark,
@@ -42,6 +48,8 @@ impl Stage {
         match self {
             Stage::Pair => "pair",
             Stage::Preprocess => "preprocess",
+            Stage::Detect => "detect",
+            Stage::Crop => "crop",
             Stage::Boundary => "boundary",
             Stage::Blackout => "blackout",
             Stage::Landmark => "landmark",
@@ -88,7 +96,7 @@ mod tests {
             assert_eq!(stage.index(), i);
             assert_eq!(stage.as_str().parse::<Stage>(), Ok(stage));
         }
-        assert_eq!(Stage::TIMED, Stage::ALL[..6]);
+        assert_eq!(Stage::TIMED, Stage::ALL[..8]);
         assert!(
             "detector"
                 .parse::<Stage>()

@@ -13,8 +13,15 @@ Steps (all float32):
    128x128 canvas. `Letterbox` remembers scale and offset to map outputs back.
 3. blackout (between the models, paper Fig. 4/8): zero every canvas pixel whose centre lies
    outside the boundary box grown by BLACKOUT_MARGIN of its width/height on each side.
+
+The face crop (`face_crop`, mirrored by `src/dmsl/crop.rs`; `tests/it/crop_parity.rs`)
+replaces step 2 for a detected face: a square of side CROP_SCALE * sqrt(w * h) of the
+detector box, centred CENTRE_SHIFT * h below the box centre (along the face's own "down"
+when upright), rotated by the eye keypoints' angle when upright; each canvas pixel averages
+n x n bilinear samples (n = ceil(side / 128), at most MAX_SUBSAMPLES), outside is black.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +99,83 @@ def letterbox(gray: np.ndarray):
     return canvas, lb
 
 
+# The face crop's constants, measured on the training faces (src/dmsl/crop.rs says how).
+CROP_SCALE = 1.82
+CENTRE_SHIFT = 0.125
+MAX_SUBSAMPLES = 4
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    cx: float
+    cy: float
+    side: float
+    angle: float
+
+    @staticmethod
+    def of_detection(box, eyes=None, upright=True) -> "FaceCrop":
+        """box = (x, y, w, h) continuous source pixels; eyes = ((x, y) image-left eye,
+        (x, y) image-right eye), the detector's first two keypoints."""
+        x, y, w, h = (float(v) for v in box)
+        angle = 0.0
+        if upright and eyes is not None:
+            (ax, ay), (bx, by) = eyes
+            angle = math.atan2(float(np.float32(by) - np.float32(ay)),
+                               float(np.float32(bx) - np.float32(ax)))
+        sin, cos = math.sin(angle), math.cos(angle)
+        shift = CENTRE_SHIFT * h
+        return FaceCrop(x + w / 2.0 - sin * shift, y + h / 2.0 + cos * shift,
+                        CROP_SCALE * math.sqrt(max(w * h, 0.0)), angle)
+
+    def to_source(self, u, v):
+        """Normalised canvas coordinates -> continuous source coordinates."""
+        sin, cos = math.sin(self.angle), math.cos(self.angle)
+        dx, dy = (np.asarray(u, np.float64) - 0.5) * self.side, (np.asarray(v, np.float64) - 0.5) * self.side
+        return self.cx + cos * dx - sin * dy, self.cy + sin * dx + cos * dy
+
+    def to_canvas(self, x, y):
+        """Continuous source coordinates -> normalised canvas coordinates."""
+        sin, cos = math.sin(self.angle), math.cos(self.angle)
+        dx, dy = np.asarray(x, np.float64) - self.cx, np.asarray(y, np.float64) - self.cy
+        return (cos * dx + sin * dy) / self.side + 0.5, (-sin * dx + cos * dy) / self.side + 0.5
+
+    def subsamples(self) -> int:
+        return int(min(max(math.ceil(self.side / CANVAS), 1), MAX_SUBSAMPLES))
+
+
+def _bilinear(gray: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Values at pixel-index coordinates (centre of pixel i = i); outside is black."""
+    h, w = gray.shape
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
+
+    def at(xi, yi):
+        inside = (xi >= 0) & (yi >= 0) & (xi < w) & (yi < h)
+        xs = np.clip(xi, 0, w - 1).astype(np.int64)
+        ys = np.clip(yi, 0, h - 1).astype(np.int64)
+        return np.where(inside, gray[ys, xs], np.float32(0)).astype(np.float32)
+
+    one = np.float32(1)
+    top = at(x0, y0) * (one - fx) + at(x0 + 1, y0) * fx
+    bottom = at(x0, y0 + 1) * (one - fx) + at(x0 + 1, y0 + 1) * fx
+    return top * (one - fy) + bottom * fy
+
+
+def face_crop(gray: np.ndarray, crop: FaceCrop) -> np.ndarray:
+    """float32 HxW grey in [0, 1] -> the face's float32 128x128 canvas."""
+    gray = np.ascontiguousarray(gray, dtype=np.float32)
+    n = crop.subsamples()
+    idx = np.arange(CANVAS, dtype=np.float64)
+    total = np.zeros((CANVAS, CANVAS), np.float32)
+    for sy in range(n):
+        v = (idx[:, None] + (sy + 0.5) / n) / CANVAS
+        for sx in range(n):
+            u = (idx[None, :] + (sx + 0.5) / n) / CANVAS
+            x, y = crop.to_source(u, v)
+            total = total + _bilinear(gray, x - 0.5, y - 0.5)
+    return total * np.float32(1.0 / (n * n))
+
+
 def blackout(canvas: np.ndarray, box, margin: float = BLACKOUT_MARGIN) -> np.ndarray:
     """Zero the pixels outside `box` = (x, y, w, h), normalised, grown by `margin`."""
     x, y, w, h = (float(v) for v in box)
@@ -152,6 +236,9 @@ def _main():
     ap.add_argument("--spectrum", choices=("visible", "thermal"), required=True)
     ap.add_argument("--normalization", default="percentile:1:99",
                     help="thermal: fixed:LOW:HIGH or percentile:LOW:HIGH")
+    ap.add_argument("--crop", default=None,
+                    help="x,y,w,h[,ex0,ey0,ex1,ey1]: dump the face crop of this box instead")
+    ap.add_argument("--upright", action="store_true")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     pixels = np.asarray(Image.open(args.image))
@@ -163,7 +250,12 @@ def _main():
         if mode == "percentile":
             low, high = percentile_range(pixels, low, high)
         gray = thermal_to_gray(pixels, low, high)
-    canvas, _ = letterbox(gray)
+    if args.crop:
+        v = [float(t) for t in args.crop.split(",")]
+        eyes = ((v[4], v[5]), (v[6], v[7])) if len(v) == 8 else None
+        canvas = face_crop(gray, FaceCrop.of_detection(v[:4], eyes, args.upright))
+    else:
+        canvas, _ = letterbox(gray)
     canvas.astype("<f4").tofile(args.out)
 
 

@@ -42,12 +42,15 @@ pub fn evaluate(args: EvaluateArgs, log_format: Option<LogFormat>) -> Result<Exi
     telemetry::init_logging(&config.log);
     let result = spectrald::evaluate::evaluate(&args.dir, config, args.held_out, args.limit)?;
     println!(
-        "faces {}  NME mean {:.4}  median {:.4}  failures (NME > 0.1 or no output) {:.1} %  no output {}",
+        "faces {}  NME mean {:.4}  median {:.4}  failures (NME > 0.1 or no output) {:.1} %  NME > 0.08 {:.1} %  AUC@0.08 {:.3}  no output {} (detector missed {})",
         result.faces,
         result.nme_mean,
         result.nme_median,
         100.0 * result.failure_rate,
-        result.missing
+        100.0 * result.failure_rate_008,
+        result.auc_008,
+        result.missing,
+        result.missed_detections
     );
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&result)?)

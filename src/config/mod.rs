@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::DetectorConfig;
 use crate::http::HttpConfig;
 use crate::infer::ModelsConfig;
 use crate::invalid::Invalid;
@@ -20,6 +21,7 @@ use crate::queue::QueuesConfig;
 use crate::source::{CameraConfig, SourceConfig, StreamConfig, validate_cameras};
 use crate::telemetry::LogConfig;
 use crate::thermal::ThermalConfig;
+use crate::track::TrackingConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -55,6 +57,8 @@ pub struct Config {
     pub pairing: PairingConfig,
     pub thermal: ThermalConfig,
     pub models: ModelsConfig,
+    pub detector: DetectorConfig,
+    pub tracking: TrackingConfig,
     pub cameras: Vec<CameraConfig>,
     pub output: OutputConfig,
     pub http: HttpConfig,
@@ -180,6 +184,8 @@ impl Config {
         section("pairing", self.pairing.validate())?;
         section("thermal", self.thermal.validate())?;
         section("models", self.models.validate())?;
+        section("detector", self.detector.validate())?;
+        section("tracking", self.tracking.validate())?;
         section("cameras", validate_cameras(&self.cameras))?;
         section("http", self.http.validate())?;
         section("mqtt", self.mqtt.validate())?;

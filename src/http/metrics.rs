@@ -72,6 +72,11 @@ pub fn render(events: &Events) -> Result<String, std::fmt::Error> {
         "Images per inference call",
         events.batch_histograms(),
     );
+    registry.register(
+        "faces_per_image",
+        "Faces found per published image",
+        events.faces_histograms(),
+    );
     let depth = Family::<Labels, Gauge>::default();
     for (queue, n) in events.queue_depths() {
         depth

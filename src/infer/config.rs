@@ -49,7 +49,9 @@ impl Device {
 pub struct ModelsConfig {
     /// Folder with the `*.onnx` files and their `*.json` manifests.
     pub dir: PathBuf,
-    /// Manifest names (without `.json`) of the two DMSL models.
+    /// Manifest name (without `.json`) of the face detector.
+    pub detector: String,
+    /// Manifest names of the two DMSL models.
     pub boundary: String,
     pub landmark: String,
     pub backend: BackendKind,
@@ -71,6 +73,7 @@ impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
             dir: PathBuf::from("models"),
+            detector: "face-yunet-2023mar".into(),
             boundary: "dmsl-boundary-lite".into(),
             landmark: "dmsl-landmark-lite".into(),
             backend: BackendKind::Auto,

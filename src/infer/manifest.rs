@@ -7,11 +7,16 @@ use sha2::{Digest, Sha256};
 
 use super::ModelError;
 
-/// One tensor: name and shape, -1 for the dynamic batch axis.
+/// One tensor: name and shape, -1 for the dynamic batch axis (and, on size-free
+/// detectors, for the axes [`Manifest::sized`] fills in).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct TensorSpec {
     pub name: String,
     pub shape: Vec<i64>,
+    /// Detector heads: one row per cell of a grid of this stride over the input, so the
+    /// second axis is (height / stride) × (width / stride).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<u32>,
 }
 
 impl TensorSpec {
@@ -97,6 +102,22 @@ impl Manifest {
             )));
         }
         Ok(manifest)
+    }
+
+    /// The manifest of a size-free model run at `height × width`: the input's spatial axes
+    /// and each strided output's row count filled in.
+    pub fn sized(mut self, height: u32, width: u32) -> Manifest {
+        if let [_, _, h, w] = self.input.shape.as_mut_slice() {
+            (*h, *w) = (height as i64, width as i64);
+        }
+        for output in &mut self.outputs {
+            if let Some(stride) = output.stride.filter(|s| *s > 0)
+                && output.shape.len() >= 2
+            {
+                output.shape[1] = ((height / stride) * (width / stride)) as i64;
+            }
+        }
+        self
     }
 
     pub fn onnx_path(&self) -> PathBuf {

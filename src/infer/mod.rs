@@ -110,7 +110,11 @@ impl Model {
     /// Loads `dir/NAME.json` and the ONNX file it names, checks sha256 and the graph's
     /// input/output names and shapes, and opens it with the configured backend.
     pub fn load(dir: &Path, name: &str, config: &ModelsConfig) -> Result<Model, ModelError> {
-        let manifest = Manifest::read(&dir.join(format!("{name}.json")))?;
+        Model::open(Manifest::read(&dir.join(format!("{name}.json")))?, config)
+    }
+
+    /// Opens the model a manifest (already read, perhaps [`Manifest::sized`]) describes.
+    pub fn open(manifest: Manifest, config: &ModelsConfig) -> Result<Model, ModelError> {
         manifest.verify_checksum()?;
         let kind = resolve_backend(config)?;
         let backend: Box<dyn Backend> = match kind {

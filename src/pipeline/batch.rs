@@ -1,8 +1,9 @@
-//! Dynamic batching for the two inference stages.
+//! Dynamic batching for the inference stages (detector, boundary, landmark).
 //!
 //! The inference stages serve every camera, so frames waiting in their queue may come from
 //! different cameras; they go through the model in one call, up to `max_frames` frames (each
-//! brings one image per healthy spectrum). With `max_wait` zero a stage never waits for a batch
+//! brings its items: one image per healthy spectrum for the detector, one crop per face for
+//! the DMSL models; a frame without faces brings none). With `max_wait` zero a stage never waits for a batch
 //! to fill: it takes what is already queued, so batches grow only when the stage is behind
 //! and a lone frame is never delayed. A positive `max_wait` trades that latency for fuller
 //! batches (GPUs, where one call of 32 costs little more than one of 2).
@@ -60,14 +61,24 @@ pub fn next_batch(rx: &Receiver<Frame>, policy: Batching, batch: &mut Vec<Frame>
     true
 }
 
-/// The outputs of one model call, and the (frame index, spectrum) each image belongs to.
+/// One model input of a frame: an image of a spectrum (detector) or one of its faces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Item {
+    pub spectrum: Spectrum,
+    /// The face, for the per-face models.
+    pub face: Option<usize>,
+    /// Source → model input scale (detector inputs; 1 otherwise).
+    pub scale: f32,
+}
+
+/// The outputs of one model call, and the (frame index, item) each input belongs to.
 pub struct BatchOutput {
-    pub items: Vec<(usize, Spectrum)>,
+    pub items: Vec<(usize, Item)>,
     pub outputs: Vec<Vec<f32>>,
 }
 
 impl BatchOutput {
-    /// Image `i`'s values of output `output`.
+    /// Input `i`'s values of output `output`.
     pub fn item(&self, output: usize, i: usize) -> &[f32] {
         let values = &self.outputs[output];
         let len = values.len() / self.items.len();
@@ -75,33 +86,38 @@ impl BatchOutput {
     }
 }
 
-/// Runs `model` on the canvases of every healthy spectrum of `frames` as one batch.
-/// `input` is the stage's reusable buffer. A spectrum whose inference failed carries the
-/// error in its result and is counted; its frame still goes on.
-pub fn infer_frames(
+/// What an inference stage's model gives the batching: its inputs per frame.
+pub trait Inputs {
+    /// Appends `frame`'s inputs to `input`, one model input each, and names them.
+    fn fill(&mut self, frame: &mut Frame, input: &mut Vec<f32>) -> Vec<Item>;
+    fn model_mut(&mut self) -> &mut Model;
+}
+
+/// Runs the model on the inputs of every healthy spectrum of `frames` as one batch.
+/// `input` is the stage's reusable buffer. A frame whose inference failed carries the error
+/// in the results of its spectra and is counted; it still goes on.
+pub fn infer_frames<M: Inputs>(
     stage: Stage,
     frames: &mut [Frame],
-    model: &mut Model,
+    model: &mut M,
     input: &mut Vec<f32>,
     events: &Events,
 ) -> Vec<BatchOutput> {
     let mut items = Vec::with_capacity(frames.len() * 2);
     input.clear();
-    for (index, frame) in frames.iter().enumerate() {
+    for (index, frame) in frames.iter_mut().enumerate() {
         let start = input.len();
-        for spectrum in frame.healthy_spectra() {
-            if let Some(r) = frame.result(spectrum) {
-                input.extend_from_slice(&r.canvas);
-                items.push((index, spectrum));
-            }
+        for item in model.fill(frame, input) {
+            items.push((index, item));
         }
         super::faults::poison_input(stage, frame.sequence, &mut input[start..]);
     }
     if items.is_empty() {
         return Vec::new();
     }
-    events.observe_batch(&model.manifest.name, items.len());
-    match model.infer(input, items.len()) {
+    let name = model.model_mut().manifest.name.clone();
+    events.observe_batch(&name, items.len());
+    match model.model_mut().infer(input, items.len()) {
         Ok(outputs) => vec![BatchOutput { items, outputs }],
         Err(e) if frames.len() > 1 => {
             tracing::debug!(
@@ -122,9 +138,9 @@ pub fn infer_frames(
         }
         Err(e) => {
             let frame = &mut frames[0];
-            events.inference_failed(&frame.camera, &model.manifest.name, &e.to_string());
-            for (_, spectrum) in &items {
-                if let Some(r) = frame.result_mut(*spectrum) {
+            events.inference_failed(&frame.camera, &name, &e.to_string());
+            for (_, item) in &items {
+                if let Some(r) = frame.result_mut(item.spectrum) {
                     r.error = Some(format!("inference_failed: {e}"));
                 }
             }

@@ -1,7 +1,8 @@
 //! Builds and runs the pipeline: one thread per stage, bounded queues between them.
 //!
 //! ```text
-//! source(s) ─► pair (per camera) ─► preprocess ─► boundary ─► blackout ─► landmark ─► postprocess ─► sink
+//! source(s) ─► pair (per camera) ─► preprocess ─► detect ─► crop ─► boundary ─► blackout
+//!           ─► landmark ─► postprocess (map back, temperature, tracks) ─► sink
 //! ```
 //! Shutdown flows with the data: the stop flag ends the sources, each stage ends when its
 //! input closes, the sink flushes last. [`Pipeline::wait`] joins every thread in order and
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use models::{BoundaryModel, LandmarkModel, StageModelError};
+pub use models::{BoundaryModel, DetectorModel, LandmarkModel, StageModelError};
 pub use stages::{KeyedSink, LatencyLog, SinkChange};
 
 use std::collections::BTreeMap;
@@ -129,6 +130,7 @@ pub struct Pipeline {
     events: Arc<Events>,
     control: PipelineControl,
     started: Instant,
+    pub detector_backend: &'static str,
     pub boundary_backend: &'static str,
     pub landmark_backend: &'static str,
 }
@@ -137,6 +139,7 @@ pub struct Pipeline {
 #[derive(Clone)]
 pub struct PipelineControl {
     cameras: Arc<Mutex<Cameras>>,
+    detector: Sender<DetectorModel>,
     boundary: Sender<BoundaryModel>,
     landmark: Sender<LandmarkModel>,
     sinks: Sender<SinkChange>,
@@ -158,6 +161,12 @@ impl PipelineControl {
 
     pub fn camera_ids(&self) -> Vec<String> {
         self.cameras.lock().unwrap_or_else(|p| p.into_inner()).ids()
+    }
+
+    /// Hands a loaded, warmed-up detector to its stage; it takes over at the next frame.
+    pub fn swap_detector(&self, model: DetectorModel) -> Result<(), PipelineError> {
+        self.events.set_model("detector", (*model.id).clone());
+        self.detector.send(model).map_err(|_| PipelineError::Ended)
     }
 
     /// Hands a loaded, warmed-up boundary model to its stage; it takes over at the next frame.
@@ -209,29 +218,37 @@ pub(crate) fn spawn<T: Send + 'static>(
 /// How often the supervisor looks at the stop flag and at the cameras.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(20);
 
-/// The two DMSL models as loaded at start, and which backend each runs on.
+/// The three models as loaded at start, and which backend each runs on.
 struct LoadedModels {
+    detector: DetectorModel,
     boundary: BoundaryModel,
     landmark: LandmarkModel,
+    detector_backend: &'static str,
     boundary_backend: &'static str,
     landmark_backend: &'static str,
 }
 
 fn load_models(config: &Config, events: &Events) -> Result<LoadedModels, PipelineError> {
-    let boundary = BoundaryModel::load(&config.models.boundary, &config.models)?;
-    let landmark = LandmarkModel::load(&config.models.landmark, &config.models)?;
+    let models = &config.models;
+    let detector = DetectorModel::load(&models.detector, models, &config.detector)?;
+    let boundary = BoundaryModel::load(&models.boundary, models)?;
+    let landmark = LandmarkModel::load(&models.landmark, models)?;
     tracing::info!(
+        detector = %detector.model.manifest.id(),
         boundary = %boundary.model.manifest.id(),
         landmark = %landmark.model.manifest.id(),
         backend = boundary.model.backend_name(),
         cameras = config.cameras.len(),
         "models loaded, starting pipeline"
     );
+    events.set_model("detector", (*detector.id).clone());
     events.set_model("boundary", (*boundary.id).clone());
     events.set_model("landmark", (*landmark.id).clone());
     Ok(LoadedModels {
+        detector_backend: detector.model.backend_name(),
         boundary_backend: boundary.model.backend_name(),
         landmark_backend: landmark.model.backend_name(),
+        detector,
         boundary,
         landmark,
     })
@@ -241,6 +258,10 @@ fn load_models(config: &Config, events: &Events) -> Result<LoadedModels, Pipelin
 struct StageQueues {
     to_preprocess: QueueSender<Frame>,
     preprocess: Receiver<Frame>,
+    to_detect: QueueSender<Frame>,
+    detect: Receiver<Frame>,
+    to_crop: QueueSender<Frame>,
+    crop: Receiver<Frame>,
     to_boundary: QueueSender<Frame>,
     boundary: Receiver<Frame>,
     to_blackout: QueueSender<Frame>,
@@ -264,6 +285,8 @@ impl StageQueues {
             (tx, rx)
         };
         let (to_preprocess, preprocess) = make(Stage::Preprocess);
+        let (to_detect, detect) = make(Stage::Detect);
+        let (to_crop, crop) = make(Stage::Crop);
         let (to_boundary, boundary) = make(Stage::Boundary);
         let (to_blackout, blackout) = make(Stage::Blackout);
         let (to_landmark, landmark) = make(Stage::Landmark);
@@ -272,6 +295,10 @@ impl StageQueues {
         StageQueues {
             to_preprocess,
             preprocess,
+            to_detect,
+            detect,
+            to_crop,
+            crop,
             to_boundary,
             boundary,
             to_blackout,
@@ -307,10 +334,23 @@ impl Pipeline {
         let mut stages = Vec::new();
         let thermal = config.thermal.normalization;
         let ev = events.clone();
-        let (rx, tx) = (queues.preprocess, queues.to_boundary);
+        let (rx, tx) = (queues.preprocess, queues.to_detect);
         stages.push(spawn("preprocess", move || {
             stages::preprocess(rx, tx, thermal, ev)
         })?);
+        let (detector_swaps, detector_swapped) = crossbeam_channel::unbounded();
+        let ev = events.clone();
+        let (rx, tx, model) = (queues.detect, queues.to_crop, models.detector);
+        stages.push(spawn("detect", move || {
+            stages::inference(rx, tx, model, detector_swapped, ev)
+        })?);
+        let crop = stages::CropSetup {
+            upright: config.detector.upright,
+            whole_frame_fallback: config.detector.thermal_whole_frame_fallback,
+        };
+        let ev = events.clone();
+        let (rx, tx) = (queues.crop, queues.to_boundary);
+        stages.push(spawn("crop", move || stages::crop(rx, tx, crop, ev))?);
         let (boundary_swaps, boundary_swapped) = crossbeam_channel::unbounded();
         let ev = events.clone();
         let (rx, tx, model) = (queues.boundary, queues.to_blackout, models.boundary);
@@ -326,10 +366,14 @@ impl Pipeline {
         stages.push(spawn("landmark", move || {
             stages::inference(rx, tx, model, landmark_swapped, ev)
         })?);
+        let post = stages::PostprocessSetup {
+            whole_frame_min_score: config.detector.whole_frame_min_score,
+            tracking: config.tracking,
+        };
         let ev = events.clone();
         let (rx, tx) = (queues.postprocess, queues.to_sink);
         stages.push(spawn("postprocess", move || {
-            stages::postprocess(rx, tx, ev)
+            stages::postprocess(rx, tx, post, ev)
         })?);
         let (sink_changes, sink_changed) = crossbeam_channel::unbounded();
         let (ev, st, rx) = (events.clone(), stop.clone(), queues.sink);
@@ -345,6 +389,7 @@ impl Pipeline {
             stop,
             control: PipelineControl {
                 cameras,
+                detector: detector_swaps,
                 boundary: boundary_swaps,
                 landmark: landmark_swaps,
                 sinks: sink_changes,
@@ -352,6 +397,7 @@ impl Pipeline {
             },
             events,
             started: Instant::now(),
+            detector_backend: models.detector_backend,
             boundary_backend: models.boundary_backend,
             landmark_backend: models.landmark_backend,
         })

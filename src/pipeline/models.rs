@@ -1,10 +1,14 @@
-//! The two DMSL models as the inference stages hold them: loaded, checked against their
-//! task, warmed up once, and tagged with the id that goes into every record. The same path
-//! serves startup and hot-swap, so a model that would fail at startup is refused at swap.
+//! The detector and the two DMSL models as the inference stages hold them: loaded, checked
+//! against their task, warmed up once, and tagged with the id that goes into every record.
+//! The same path serves startup and hot-swap, so a model that would fail at startup is
+//! refused at swap.
 
 use std::sync::Arc;
 
+use fast_image_resize::Resizer;
+
 use super::batch::Batching;
+use crate::detect::{DetectorConfig, Heads};
 use crate::dmsl::LANDMARK_COUNT;
 use crate::infer::ModelId;
 use crate::infer::ModelsConfig;
@@ -21,6 +25,14 @@ pub enum StageModelError {
         task: &'static str,
         output: &'static str,
     },
+    #[error(
+        "model {model} ({path}) is not a YuNet face detector: it has no output {output}; set models.detector to a detector manifest (models/face-yunet-2023mar.json)"
+    )]
+    NotADetector {
+        model: String,
+        path: String,
+        output: String,
+    },
     #[error("model {model} failed its warm-up run: {source}")]
     WarmUp { model: String, source: InferError },
     #[error(
@@ -33,6 +45,17 @@ pub enum StageModelError {
         got: usize,
         want: usize,
     },
+}
+
+/// The face detector, sized to `[detector]`'s input, with its settings.
+pub struct DetectorModel {
+    pub model: Model,
+    pub id: Arc<ModelId>,
+    pub heads: Heads,
+    pub config: DetectorConfig,
+    pub batching: Batching,
+    /// Scales frames to the detector input (reused buffers).
+    pub resizer: Resizer,
 }
 
 /// The boundary model with the positions of its outputs.
@@ -107,6 +130,33 @@ fn check_len(
             output,
             got,
             want,
+        })
+    }
+}
+
+impl DetectorModel {
+    pub fn load(
+        name: &str,
+        config: &ModelsConfig,
+        detector: &DetectorConfig,
+    ) -> Result<Self, StageModelError> {
+        let manifest = crate::infer::Manifest::read(&config.dir.join(format!("{name}.json")))?
+            .sized(detector.input_height, detector.input_width);
+        let names: Vec<&str> = manifest.outputs.iter().map(|o| o.name.as_str()).collect();
+        let heads = Heads::find(&names).map_err(|output| StageModelError::NotADetector {
+            model: manifest.name.clone(),
+            path: manifest.path.display().to_string(),
+            output,
+        })?;
+        let mut model = Model::open(manifest, config)?;
+        warm_up(&mut model)?;
+        Ok(DetectorModel {
+            id: id_of(&model),
+            model,
+            heads,
+            config: detector.clone(),
+            batching: Batching::from_config(config),
+            resizer: Resizer::new(),
         })
     }
 }

@@ -11,22 +11,29 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fast_image_resize::Resizer;
 
-use super::batch::{BatchOutput, Batching, infer_frames, next_batch};
-use super::models::{BoundaryModel, LandmarkModel};
-use crate::dmsl::{self, BLACKOUT_MARGIN};
-use crate::frame::{Frame, Pixels, Spectrum, SpectrumFrame, SpectrumResult};
+use fast_image_resize::pixels::F32;
+
+use super::batch::{BatchOutput, Batching, Inputs, Item, infer_frames, next_batch};
+use super::models::{BoundaryModel, DetectorModel, LandmarkModel};
+use crate::detect::{self, Detection, ThermalDetection};
+use crate::dmsl::{self, BLACKOUT_MARGIN, FaceCrop};
+use crate::frame::{
+    CanvasMap, FaceResult, FaceSource, Frame, Pixels, Spectrum, SpectrumFrame, SpectrumResult,
+};
 use crate::geometry::BoundingBox;
 use crate::infer::Model;
 use crate::infer::ModelId;
 use crate::pair::{Paired, Pairer};
 use crate::pair::{PairingConfig, Unmatched};
+use crate::publish::record::RecordModels;
 use crate::publish::{LandmarkRecord, Outgoing, Sink, SinkError};
 use crate::queue::QueueSender;
 use crate::registration::Homography;
 use crate::stage::Stage;
 use crate::telemetry::{DropReason, Events};
-use crate::thermal::face::{BoxSource, ThermalImage};
+use crate::thermal::face::ThermalImage;
 use crate::thermal::{RadiometryConfig, ThermalNormalization};
+use crate::track::{TrackingConfig, Tracks};
 
 /// What the pair stage of one camera needs besides its queues.
 pub struct PairSetup {
@@ -141,14 +148,14 @@ impl StreamOrder {
     }
 }
 
-/// Decode-independent preprocessing: grey [0, 1] image → 128x128 letterboxed canvas.
+/// Each image → grey [0, 1] at its own size (visible luma, thermal AGC), what the detector
+/// (thermal) and the face crops read.
 pub fn preprocess(
     rx: Receiver<Frame>,
     tx: QueueSender<Frame>,
     thermal: ThermalNormalization,
     events: Arc<Events>,
 ) {
-    let mut resizer = Resizer::new();
     for mut frame in rx {
         let busy = events.heartbeat().busy(Stage::Preprocess);
         for spectrum in Spectrum::ALL {
@@ -163,16 +170,9 @@ pub fn preprocess(
                         .map_err(|e| e.to_string())
                 }
             };
-            let outcome = gray.and_then(|gray| {
-                dmsl::letterbox(&gray, image.width, image.height, &mut resizer)
-                    .map_err(|e| e.to_string())
-            });
             if let Some(result) = frame.result_mut(spectrum) {
-                match outcome {
-                    Ok((canvas, letterbox)) => {
-                        result.canvas = canvas;
-                        result.letterbox = Some(letterbox);
-                    }
+                match gray {
+                    Ok(gray) => result.gray = gray.into_iter().map(|p| p.0).collect(),
                     Err(e) => result.error = Some(e),
                 }
             }
@@ -206,30 +206,147 @@ fn send_batch(stage: Stage, batch: &mut Vec<Frame>, tx: &QueueSender<Frame>) -> 
     true
 }
 
-/// What the two inference stages share: a model that can be hot-swapped between batches,
-/// its batching policy, and where one image's outputs land in its spectrum's result.
-pub trait InferenceModel: Send {
+/// What the three inference stages share: a model that can be hot-swapped between batches,
+/// its batching policy, its inputs per frame, and where one input's outputs land.
+pub trait InferenceModel: Inputs + Send {
     /// The stage (heartbeat, faults, latency).
     const STAGE: Stage;
     fn model(&self) -> &Model;
-    fn model_mut(&mut self) -> &mut Model;
     fn batching(&self) -> Batching;
     /// Names this model in the frame's record.
     fn tag(&self, frame: &mut Frame);
-    /// Stores image `i` of `out` in its spectrum's result.
-    fn store(&self, out: &BatchOutput, i: usize, result: &mut SpectrumResult);
+    /// Stores input `i` of `out` (which is `item` of `frame`).
+    fn store(&self, out: &BatchOutput, i: usize, item: Item, frame: &mut Frame);
 }
 
-/// DMSL boundary model: canvas → face box (normalised x, y, w, h) and a face score.
-impl InferenceModel for BoundaryModel {
-    const STAGE: Stage = Stage::Boundary;
+/// The canvases of every face of every healthy spectrum: the DMSL models' inputs.
+fn face_inputs(frame: &Frame, input: &mut Vec<f32>) -> Vec<Item> {
+    let mut items = Vec::new();
+    for spectrum in frame.healthy_spectra() {
+        let Some(result) = frame.result(spectrum) else {
+            continue;
+        };
+        for (face, f) in result.faces.iter().enumerate() {
+            if f.canvas.len() == dmsl::CANVAS * dmsl::CANVAS {
+                input.extend_from_slice(&f.canvas);
+                items.push(Item {
+                    spectrum,
+                    face: Some(face),
+                    scale: 1.0,
+                });
+            }
+        }
+    }
+    items
+}
+
+fn face_of(frame: &mut Frame, item: Item) -> Option<&mut FaceResult> {
+    frame.result_mut(item.spectrum)?.faces.get_mut(item.face?)
+}
+
+/// The detector's inputs: the visible image, and the thermal one when it has no homography
+/// to take the visible faces through (and `[detector] thermal` is not off).
+impl Inputs for DetectorModel {
+    fn fill(&mut self, frame: &mut Frame, input: &mut Vec<f32>) -> Vec<Item> {
+        let size = (self.config.input_width, self.config.input_height);
+        let mut items = Vec::new();
+        for spectrum in frame.healthy_spectra() {
+            let Some(image) = frame.image(spectrum) else {
+                continue;
+            };
+            let (w, h) = (image.width, image.height);
+            let made = match (&*image.pixels, spectrum) {
+                (Pixels::Rgb8(rgb), _) => {
+                    Some(detect::rgb_input(rgb, w, h, size, &mut self.resizer))
+                }
+                // With a homography the visible faces are mapped instead (crop stage), unless
+                // this thermal image came without its visible partner.
+                (Pixels::Gray16(_), Spectrum::Thermal)
+                    if (frame.registration.is_none() || frame.visible.is_none())
+                        && self.config.thermal != ThermalDetection::Off =>
+                {
+                    let gray = frame.result(spectrum).map_or(&[][..], |r| &r.gray);
+                    let inverted = self.config.thermal == ThermalDetection::Inverted;
+                    Some(detect::gray_input(
+                        gray,
+                        w,
+                        h,
+                        size,
+                        inverted,
+                        &mut self.resizer,
+                    ))
+                }
+                _ => None,
+            };
+            match made {
+                Some(Ok((canvas, scale))) => {
+                    input.extend_from_slice(&canvas);
+                    items.push(Item {
+                        spectrum,
+                        face: None,
+                        scale,
+                    });
+                }
+                Some(Err(e)) => {
+                    if let Some(r) = frame.result_mut(spectrum) {
+                        r.error = Some(format!("detector input: {e}"));
+                    }
+                }
+                None => {}
+            }
+        }
+        items
+    }
+
+    fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+}
+
+/// The face detector: each image → its faces (box, score, five keypoints).
+impl InferenceModel for DetectorModel {
+    const STAGE: Stage = Stage::Detect;
 
     fn model(&self) -> &Model {
         &self.model
     }
 
+    fn batching(&self) -> Batching {
+        self.batching
+    }
+
+    fn tag(&self, frame: &mut Frame) {
+        frame.models.detector = Some(self.id.clone());
+    }
+
+    fn store(&self, out: &BatchOutput, i: usize, item: Item, frame: &mut Frame) {
+        let outputs: Vec<&[f32]> = (0..out.outputs.len()).map(|k| out.item(k, i)).collect();
+        let (w, h) = (self.config.input_width, self.config.input_height);
+        let (faces, over) = detect::decode(&outputs, &self.heads, w, h, item.scale, &self.config);
+        if let Some(r) = frame.result_mut(item.spectrum) {
+            r.detections = faces;
+            r.faces_over_limit = over;
+            r.face_source = Some(FaceSource::Detector);
+        }
+    }
+}
+
+impl Inputs for BoundaryModel {
+    fn fill(&mut self, frame: &mut Frame, input: &mut Vec<f32>) -> Vec<Item> {
+        face_inputs(frame, input)
+    }
+
     fn model_mut(&mut self) -> &mut Model {
         &mut self.model
+    }
+}
+
+/// DMSL boundary model: a face's canvas → its boundary box (normalised) and a face score.
+impl InferenceModel for BoundaryModel {
+    const STAGE: Stage = Stage::Boundary;
+
+    fn model(&self) -> &Model {
+        &self.model
     }
 
     fn batching(&self) -> Batching {
@@ -240,7 +357,7 @@ impl InferenceModel for BoundaryModel {
         frame.models.boundary = Some(self.id.clone());
     }
 
-    fn store(&self, out: &BatchOutput, i: usize, result: &mut SpectrumResult) {
+    fn store(&self, out: &BatchOutput, i: usize, item: Item, frame: &mut Frame) {
         let b = out.item(self.boxes, i);
         let face_box = BoundingBox {
             x: b[0],
@@ -248,21 +365,30 @@ impl InferenceModel for BoundaryModel {
             w: b[2],
             h: b[3],
         };
-        result.canvas_box = Some(face_box);
-        result.score = self.mask.map(|m| dmsl::box_score(out.item(m, i), face_box));
+        let score = self.mask.map(|m| dmsl::box_score(out.item(m, i), face_box));
+        if let Some(face) = face_of(frame, item) {
+            face.canvas_box = Some(face_box);
+            face.boundary_score = score;
+        }
     }
 }
 
-/// DMSL landmark model: blacked-out canvas → 68 normalised points.
+impl Inputs for LandmarkModel {
+    fn fill(&mut self, frame: &mut Frame, input: &mut Vec<f32>) -> Vec<Item> {
+        face_inputs(frame, input)
+    }
+
+    fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+}
+
+/// DMSL landmark model: a face's blacked-out canvas → 68 normalised points.
 impl InferenceModel for LandmarkModel {
     const STAGE: Stage = Stage::Landmark;
 
     fn model(&self) -> &Model {
         &self.model
-    }
-
-    fn model_mut(&mut self) -> &mut Model {
-        &mut self.model
     }
 
     fn batching(&self) -> Batching {
@@ -273,9 +399,11 @@ impl InferenceModel for LandmarkModel {
         frame.models.landmark = Some(self.id.clone());
     }
 
-    fn store(&self, out: &BatchOutput, i: usize, result: &mut SpectrumResult) {
+    fn store(&self, out: &BatchOutput, i: usize, item: Item, frame: &mut Frame) {
         let values = out.item(self.landmarks, i);
-        result.canvas_landmarks = Some(values.chunks_exact(2).map(|p| [p[0], p[1]]).collect());
+        if let Some(face) = face_of(frame, item) {
+            face.canvas_landmarks = Some(values.chunks_exact(2).map(|p| [p[0], p[1]]).collect());
+        }
     }
 }
 
@@ -299,11 +427,9 @@ pub fn inference<M: InferenceModel>(
             super::faults::stall(M::STAGE, frame.sequence);
             model.tag(frame);
         }
-        for out in infer_frames(M::STAGE, &mut batch, model.model_mut(), &mut input, &events) {
-            for (i, &(index, spectrum)) in out.items.iter().enumerate() {
-                if let Some(result) = batch[index].result_mut(spectrum) {
-                    model.store(&out, i, result);
-                }
+        for out in infer_frames(M::STAGE, &mut batch, &mut model, &mut input, &events) {
+            for (i, &(index, item)) in out.items.iter().enumerate() {
+                model.store(&out, i, item, &mut batch[index]);
             }
         }
         drop(busy);
@@ -313,15 +439,123 @@ pub fn inference<M: InferenceModel>(
     }
 }
 
-/// The paper's masking step: everything outside the (grown) face box becomes black.
+/// What the crop stage needs from `[detector]`.
+#[derive(Debug, Clone, Copy)]
+pub struct CropSetup {
+    pub upright: bool,
+    pub whole_frame_fallback: bool,
+}
+
+/// Each image's faces → their 128x128 canvases (the shared crop definition). A thermal image
+/// with a homography takes the visible faces through it; one without, where the detector
+/// found nothing, may fall back to the whole image (one face at most).
+pub fn crop(rx: Receiver<Frame>, tx: QueueSender<Frame>, setup: CropSetup, events: Arc<Events>) {
+    let mut resizer = Resizer::new();
+    for mut frame in rx {
+        let busy = events.heartbeat().busy(Stage::Crop);
+        register_thermal_faces(&mut frame);
+        for spectrum in frame.healthy_spectra() {
+            let Some(image) = frame.image(spectrum) else {
+                continue;
+            };
+            let (w, h) = (image.width, image.height);
+            let Some(r) = frame.result_mut(spectrum) else {
+                continue;
+            };
+            let gray = std::mem::take(&mut r.gray);
+            for d in std::mem::take(&mut r.detections) {
+                let eyes = Some((d.keypoints[0], d.keypoints[1]));
+                let crop = FaceCrop::of_detection(d.face_box, eyes, setup.upright);
+                let mut face = FaceResult::new(d, CanvasMap::Crop(crop));
+                face.canvas = crop.sample(&gray, w as usize, h as usize);
+                r.faces.push(face);
+            }
+            let fallback = spectrum == Spectrum::Thermal
+                && setup.whole_frame_fallback
+                && r.faces.is_empty()
+                && r.face_source != Some(FaceSource::RegisteredVisible);
+            if fallback {
+                whole_frame_face(r, &gray, w, h, &mut resizer);
+            }
+        }
+        frame.mark_stage_done(Stage::Crop);
+        drop(busy);
+        if tx.send(frame).is_err() {
+            break;
+        }
+    }
+}
+
+/// With a homography, the thermal image's faces are the visible ones taken through it.
+fn register_thermal_faces(frame: &mut Frame) {
+    let Some(to_visible) = frame.registration.clone() else {
+        return;
+    };
+    let Some(visible) = frame
+        .result(Spectrum::Visible)
+        .filter(|r| r.error.is_none())
+        .map(|r| r.detections.clone())
+    else {
+        return;
+    };
+    let to_thermal = to_visible.inverse();
+    let Some(thermal) = frame
+        .result_mut(Spectrum::Thermal)
+        .filter(|r| r.error.is_none())
+    else {
+        return;
+    };
+    thermal.detections = visible
+        .iter()
+        .map(|d| {
+            let points = to_thermal.map_points(&d.keypoints);
+            Detection {
+                face_box: to_thermal.map_box(d.face_box),
+                score: d.score,
+                keypoints: std::array::from_fn(|i| points[i]),
+            }
+        })
+        .collect();
+    thermal.face_source = Some(FaceSource::RegisteredVisible);
+}
+
+/// The whole image letterboxed as one candidate face; postprocess keeps it only if the
+/// boundary model's mask agrees it is a face.
+fn whole_frame_face(r: &mut SpectrumResult, gray: &[f32], w: u32, h: u32, resizer: &mut Resizer) {
+    let pixels: Vec<F32> = gray.iter().map(|&v| F32::new(v)).collect();
+    match dmsl::letterbox(&pixels, w, h, resizer) {
+        Ok((canvas, letterbox)) => {
+            let whole = Detection {
+                face_box: BoundingBox {
+                    x: 0.0,
+                    y: 0.0,
+                    w: w as f32,
+                    h: h as f32,
+                },
+                score: 0.0,
+                keypoints: [[0.0; 2]; 5],
+            };
+            let mut face = FaceResult::new(whole, CanvasMap::Letterbox(letterbox));
+            face.canvas = canvas;
+            r.faces.push(face);
+            r.face_source = Some(FaceSource::WholeFrame);
+        }
+        Err(e) => r.error = Some(e.to_string()),
+    }
+}
+
+/// The paper's masking step: everything outside each face's (grown) boundary box becomes
+/// black.
 pub fn blackout(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Events>) {
     for mut frame in rx {
         let busy = events.heartbeat().busy(Stage::Blackout);
         for s in frame.healthy_spectra() {
-            if let Some(r) = frame.result_mut(s)
-                && let Some(b) = r.canvas_box
-            {
-                dmsl::blackout(&mut r.canvas, b, BLACKOUT_MARGIN);
+            if let Some(r) = frame.result_mut(s) {
+                for face in &mut r.faces {
+                    if let Some(b) = face.canvas_box {
+                        dmsl::blackout(&mut face.canvas, b, BLACKOUT_MARGIN);
+                    }
+                }
             }
         }
         frame.mark_stage_done(Stage::Blackout);
@@ -332,30 +566,41 @@ pub fn blackout(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Events>
     }
 }
 
-/// Maps canvas results back to each spectrum's source pixels, then measures the face
-/// temperature on radiometric thermal frames.
-pub fn postprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Events>) {
+/// What postprocess needs from `[detector]` and `[tracking]`.
+#[derive(Debug, Clone, Copy)]
+pub struct PostprocessSetup {
+    pub whole_frame_min_score: f32,
+    pub tracking: TrackingConfig,
+}
+
+/// Maps each face's canvas results back to its image's source pixels, decides the
+/// whole-frame fallback, measures face temperatures on radiometric thermal frames, and
+/// gives each face its track id.
+pub fn postprocess(
+    rx: Receiver<Frame>,
+    tx: QueueSender<Frame>,
+    setup: PostprocessSetup,
+    events: Arc<Events>,
+) {
+    let mut tracks = Tracks::default();
     for mut frame in rx {
         let busy = events.heartbeat().busy(Stage::Postprocess);
-        // The model canvases have served their purpose; the sink and the live view (which
-        // keeps each camera's newest frame) need only the source images and results.
-        for r in frame.results.iter_mut().flatten() {
-            r.canvas = Vec::new();
-        }
         for s in frame.healthy_spectra() {
-            let Some(r) = frame.result_mut(s) else {
-                continue;
-            };
-            let Some(lb) = r.letterbox else { continue };
-            r.source_box = r.canvas_box.map(|b| lb.to_source_box(b));
-            r.source_landmarks = r
-                .canvas_landmarks
-                .as_ref()
-                .map(|pts| pts.iter().map(|p| lb.to_source_pixel(p[0], p[1])).collect());
+            if let Some(r) = frame.result_mut(s) {
+                map_faces_back(r, setup.whole_frame_min_score);
+            }
         }
-        let temperature = face_temperature(&frame, frame.registration.as_deref());
-        if let Some(r) = frame.result_mut(Spectrum::Thermal) {
-            r.temperature = temperature;
+        for r in frame.results.iter_mut().flatten() {
+            // The canvases have served their purpose; the sink and the live view (which
+            // keeps each camera's newest frame) need only the source images and results.
+            r.faces.iter_mut().for_each(|f| f.canvas = Vec::new());
+        }
+        face_temperatures(&mut frame);
+        assign_tracks(&mut frame, &mut tracks, &setup.tracking);
+        for s in Spectrum::ALL {
+            if let Some(r) = frame.result(s).filter(|r| r.error.is_none()) {
+                events.observe_faces(&frame.camera, s.as_str(), r.faces.len(), r.faces_over_limit);
+            }
         }
         frame.mark_stage_done(Stage::Postprocess);
         drop(busy);
@@ -365,51 +610,78 @@ pub fn postprocess(rx: Receiver<Frame>, tx: QueueSender<Frame>, events: Arc<Even
     }
 }
 
-/// The face box (and landmarks) on the thermal image: the visible detection mapped through
-/// the rig's homography when there is one, else the thermal image's own detection.
-fn face_temperature(
-    frame: &Frame,
-    thermal_to_visible: Option<&Homography>,
-) -> Option<crate::thermal::face::FaceTemperature> {
-    let image = frame.thermal.as_ref()?;
-    let converter = image.radiometry.as_ref()?.converter();
-    let Pixels::Gray16(values) = &*image.pixels else {
-        return None;
-    };
-    let visible = frame
-        .result(Spectrum::Visible)
-        .filter(|r| r.error.is_none());
-    let registered = thermal_to_visible
-        .zip(visible.and_then(|r| r.source_box))
-        .map(|(h, b)| {
-            let to_thermal = h.inverse();
-            let landmarks = visible
-                .and_then(|r| r.source_landmarks.as_ref())
-                .map(|pts| to_thermal.map_points(pts));
-            (
-                to_thermal.map_box(b),
-                BoxSource::RegisteredVisible,
-                landmarks,
-            )
+fn map_faces_back(r: &mut SpectrumResult, whole_frame_min_score: f32) {
+    for face in &mut r.faces {
+        face.landmarks = face.canvas_landmarks.as_ref().map(|pts| {
+            pts.iter()
+                .map(|p| face.map.to_source_pixel(p[0], p[1]))
+                .collect()
         });
-    let thermal = frame
-        .result(Spectrum::Thermal)
-        .filter(|r| r.error.is_none());
-    let (face_box, source, landmarks) = registered.or_else(|| {
-        let r = thermal?;
-        Some((
-            r.source_box?,
-            BoxSource::Thermal,
-            r.source_landmarks.clone(),
-        ))
-    })?;
-    ThermalImage {
+        if let (CanvasMap::Letterbox(lb), Some(b)) = (face.map, face.canvas_box) {
+            face.detection.face_box = lb.to_source_box(b);
+            face.detection.score = face.boundary_score.unwrap_or(0.0);
+        }
+    }
+    if r.face_source == Some(FaceSource::WholeFrame) {
+        r.faces
+            .retain(|f| f.boundary_score.unwrap_or(0.0) >= whole_frame_min_score);
+    }
+}
+
+/// Each thermal face's temperature, from its own box and landmarks on the raw values.
+fn face_temperatures(frame: &mut Frame) {
+    let Some(image) = frame.thermal.as_ref() else {
+        return;
+    };
+    let Some(converter) = image.radiometry.as_ref().map(|r| r.converter()) else {
+        return;
+    };
+    let Pixels::Gray16(values) = &*image.pixels else {
+        return;
+    };
+    let thermal = ThermalImage {
         values,
         width: image.width,
         height: image.height,
         converter: &converter,
+    };
+    let Some(r) = frame.results[Spectrum::Thermal as usize]
+        .as_mut()
+        .filter(|r| r.error.is_none())
+    else {
+        return;
+    };
+    for face in &mut r.faces {
+        face.temperature =
+            thermal.face_temperature(face.detection.face_box, face.landmarks.as_deref());
     }
-    .face_temperature(face_box, source, landmarks.as_deref())
+}
+
+/// Track ids: visible faces by the camera's visible tracker; thermal faces registered from
+/// the visible ones share their ids; thermal faces found on their own have their own tracker.
+fn assign_tracks(frame: &mut Frame, tracks: &mut Tracks, config: &TrackingConfig) {
+    let camera = frame.camera.clone();
+    let mut visible_ids = Vec::new();
+    for s in Spectrum::ALL {
+        let Some(captured) = frame.image(s).map(|i| i.captured_us) else {
+            continue;
+        };
+        let Some(r) = frame.result_mut(s).filter(|r| r.error.is_none()) else {
+            continue;
+        };
+        let ids = if r.face_source == Some(FaceSource::RegisteredVisible) {
+            visible_ids.clone()
+        } else {
+            let boxes: Vec<BoundingBox> = r.faces.iter().map(|f| f.detection.face_box).collect();
+            tracks.update(&camera, s as usize, &boxes, captured, config)
+        };
+        for (face, id) in r.faces.iter_mut().zip(&ids) {
+            face.track_id = Some(*id);
+        }
+        if s == Spectrum::Visible {
+            visible_ids = ids;
+        }
+    }
 }
 
 /// Per-stage latency samples, for the exit summary and the benchmark.
@@ -505,9 +777,12 @@ pub fn sink(
             .filter(|(_, v)| *v > 0)
             .collect();
         *previous = now_drops;
-        let boundary = frame.models.boundary.as_deref().unwrap_or(&unknown);
-        let landmark = frame.models.landmark.as_deref().unwrap_or(&unknown);
-        let record = LandmarkRecord::from_frame(&frame, boundary, landmark, delta);
+        let models = RecordModels {
+            detector: frame.models.detector.as_deref().unwrap_or(&unknown),
+            boundary: frame.models.boundary.as_deref().unwrap_or(&unknown),
+            landmark: frame.models.landmark.as_deref().unwrap_or(&unknown),
+        };
+        let record = LandmarkRecord::from_frame(&frame, models, delta);
         let line = match serde_json::to_string(&record) {
             Ok(line) => line,
             Err(e) => {

@@ -6,8 +6,11 @@ use std::sync::atomic::AtomicBool;
 
 use super::sinks::{self, Running};
 use crate::config::Config;
+use crate::detect::DetectorConfig;
 use crate::http::Status;
-use crate::pipeline::{BoundaryModel, LandmarkModel, PipelineControl, SinkChange, StageModelError};
+use crate::pipeline::{
+    BoundaryModel, DetectorModel, LandmarkModel, PipelineControl, SinkChange, StageModelError,
+};
 use crate::publish::hub::Hub;
 use crate::source::CameraConfig;
 use crate::telemetry::Events;
@@ -68,7 +71,7 @@ impl Plan {
                 .map_err(|e| format!("camera {}: {e}", camera.id))?;
         }
         let restarted = changed.iter().map(|c| c.id.clone()).collect();
-        let models = load_changed_models(old, &new, &daemon.events)?;
+        let models = load_changed_models(old, &new, &old.detector, &daemon.events)?;
         let sinks = sinks::build(
             &new,
             &daemon.hub,
@@ -144,6 +147,8 @@ impl Plan {
 fn restart_only_sections(old: &Config, new: &Config) -> Vec<String> {
     [
         ("queues", new.queues != old.queues),
+        ("detector", new.detector != old.detector),
+        ("tracking", new.tracking != old.tracking),
         ("thermal", new.thermal != old.thermal),
         ("http", new.http != old.http),
         ("service", new.service != old.service),
@@ -155,11 +160,30 @@ fn restart_only_sections(old: &Config, new: &Config) -> Vec<String> {
     .collect()
 }
 
-type NewModels = (Option<BoundaryModel>, Option<LandmarkModel>);
+/// The models a reload or the model watch loaded, to hand to their stages.
+#[derive(Default)]
+struct NewModels {
+    detector: Option<DetectorModel>,
+    boundary: Option<BoundaryModel>,
+    landmark: Option<LandmarkModel>,
+}
+
+impl NewModels {
+    fn is_empty(&self) -> bool {
+        self.detector.is_none() && self.boundary.is_none() && self.landmark.is_none()
+    }
+}
 
 /// Loads (and warms up) the models whose name, settings or manifest differ from the ones
-/// running.
-fn load_changed_models(old: &Config, new: &Config, events: &Events) -> Result<NewModels, String> {
+/// running. The detector is loaded with `detector` (the running `[detector]` section: its
+/// input size is what the running stages were built for; a changed section takes effect at
+/// the next start).
+fn load_changed_models(
+    old: &Config,
+    new: &Config,
+    detector: &DetectorConfig,
+    events: &Events,
+) -> Result<NewModels, String> {
     let running = events.models();
     let settings_changed = new.models != old.models;
     let differs = |role: &str, name: &str| -> bool {
@@ -172,19 +196,27 @@ fn load_changed_models(old: &Config, new: &Config, events: &Events) -> Result<Ne
             _ => true,
         }
     };
-    let boundary = load_if(
-        differs("boundary", &new.models.boundary),
-        "boundary",
-        events,
-        || BoundaryModel::load(&new.models.boundary, &new.models),
-    )?;
-    let landmark = load_if(
-        differs("landmark", &new.models.landmark),
-        "landmark",
-        events,
-        || LandmarkModel::load(&new.models.landmark, &new.models),
-    )?;
-    Ok((boundary, landmark))
+    let models = &new.models;
+    Ok(NewModels {
+        detector: load_if(
+            differs("detector", &models.detector),
+            "detector",
+            events,
+            || DetectorModel::load(&models.detector, models, detector),
+        )?,
+        boundary: load_if(
+            differs("boundary", &models.boundary),
+            "boundary",
+            events,
+            || BoundaryModel::load(&models.boundary, models),
+        )?,
+        landmark: load_if(
+            differs("landmark", &models.landmark),
+            "landmark",
+            events,
+            || LandmarkModel::load(&models.landmark, models),
+        )?,
+    })
 }
 
 fn load_if<M>(
@@ -204,15 +236,20 @@ fn load_if<M>(
 
 /// Hands loaded models to their stages; one note per model swapped.
 fn swap_in(models: NewModels, control: &PipelineControl, events: &Events) -> Vec<String> {
-    let (boundary, landmark) = models;
     let mut notes = Vec::new();
-    if let Some(m) = boundary {
+    if let Some(m) = models.detector {
+        notes.push(format!("detector model → {}", m.model.manifest.id()));
+        if control.swap_detector(m).is_ok() {
+            events.model_swap("detector", "ok");
+        }
+    }
+    if let Some(m) = models.boundary {
         notes.push(format!("boundary model → {}", m.model.manifest.id()));
         if control.swap_boundary(m).is_ok() {
             events.model_swap("boundary", "ok");
         }
     }
-    if let Some(m) = landmark {
+    if let Some(m) = models.landmark {
         notes.push(format!("landmark model → {}", m.model.manifest.id()));
         if control.swap_landmark(m).is_ok() {
             events.model_swap("landmark", "ok");
@@ -228,8 +265,8 @@ pub fn swap_changed_models(
     control: &PipelineControl,
     events: &Events,
 ) -> Result<Option<String>, String> {
-    match load_changed_models(config, config, events) {
-        Ok((None, None)) => Ok(None),
+    match load_changed_models(config, config, &config.detector, events) {
+        Ok(models) if models.is_empty() => Ok(None),
         Ok(models) => Ok(Some(swap_in(models, control, events).join("; "))),
         Err(why) => Err(format!(
             "model update refused, the running models stay: {why}"

@@ -57,6 +57,7 @@ pub const EVENT_LABELS: &[(&str, &str, &str)] = &[
     ("frame_dropped", "camera", "reason"),
     ("pair_unmatched", "camera", "spectrum"),
     ("pair_published", "camera", ""),
+    ("faces_over_limit", "camera", "spectrum"),
     ("inference_failed", "camera", "model"),
     ("sink_failed", "camera", "sink"),
     ("sink_write_retries", "", "sink"),
@@ -127,6 +128,10 @@ fn batch_histogram() -> Histogram {
     Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0])
 }
 
+fn faces_histogram() -> Histogram {
+    Histogram::new([0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0])
+}
+
 /// The shared event sink. Cheap enough for per-frame use at camera rates (one mutex).
 pub struct Events {
     counters: Mutex<BTreeMap<CounterKey, u64>>,
@@ -135,8 +140,10 @@ pub struct Events {
     latency: HistogramFamily,
     /// Images per inference call, labels {model}.
     batch: HistogramFamily,
+    /// Faces per published image, labels {spectrum}.
+    faces: HistogramFamily,
     queues: Mutex<BTreeMap<String, DepthProbe>>,
-    /// Model versions in use, by role ("boundary", "landmark").
+    /// Model versions in use, by role ("detector", "boundary", "landmark").
     models: Mutex<BTreeMap<&'static str, ModelId>>,
     heartbeat: Heartbeat,
 }
@@ -157,6 +164,7 @@ impl Default for Events {
             streams: Mutex::default(),
             latency: Family::new_with_constructor(latency_histogram),
             batch: Family::new_with_constructor(batch_histogram),
+            faces: Family::new_with_constructor(faces_histogram),
             queues: Mutex::default(),
             models: Mutex::default(),
             heartbeat: Heartbeat::default(),
@@ -195,6 +203,27 @@ impl Events {
         self.batch
             .get_or_create(&vec![("model".to_owned(), model.to_owned())])
             .observe(images as f64);
+    }
+
+    /// One image's faces: the faces-per-image histogram, and the faces found beyond
+    /// `detector.max_faces` (`faces_over_limit`, counted and logged at debug).
+    pub fn observe_faces(&self, camera: &str, spectrum: &str, faces: usize, over_limit: usize) {
+        self.faces
+            .get_or_create(&vec![("spectrum".to_owned(), spectrum.to_owned())])
+            .observe(faces as f64);
+        if over_limit > 0 {
+            self.add("faces_over_limit", camera, spectrum, over_limit as u64);
+            tracing::debug!(
+                camera,
+                spectrum,
+                over_limit,
+                "faces beyond detector.max_faces left out"
+            );
+        }
+    }
+
+    pub fn faces_histograms(&self) -> HistogramFamily {
+        self.faces.clone()
     }
 
     pub fn latency_histograms(&self) -> HistogramFamily {

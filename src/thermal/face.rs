@@ -9,21 +9,10 @@ use serde::Serialize;
 use crate::geometry::BoundingBox;
 use crate::thermal::Converter;
 
-/// Where the face box on the thermal image came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BoxSource {
-    /// The visible face box mapped through the rig's homography.
-    RegisteredVisible,
-    /// The thermal image's own boundary-model box.
-    Thermal,
-}
-
 /// Temperatures in °C, rounded to 0.01.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FaceTemperature {
     pub unit: &'static str,
-    pub box_source: BoxSource,
     pub box_max: f64,
     pub box_mean: f64,
     /// Maximum over small squares at both inner eye corners (landmarks 40 and 43).
@@ -75,7 +64,6 @@ impl ThermalImage<'_> {
     pub fn face_temperature(
         &self,
         face_box: BoundingBox,
-        box_source: BoxSource,
         landmarks: Option<&[[f32; 2]]>,
     ) -> Option<FaceTemperature> {
         let (box_max, box_mean) = self.stats(face_box)?;
@@ -88,7 +76,7 @@ impl ThermalImage<'_> {
                 return None;
             };
             // Squares half the distance between the corners wide (at least 3 px): landmark
-            // error of a few pixels still lands on the canthus (tests/landmarks_map_back_to_source_pixels.rs).
+            // error of a few pixels still lands on the canthus (tests/it/landmarks_map_back_to_source_pixels.rs).
             let half = ((a[0] - b[0]).hypot(a[1] - b[1]) * 0.25).max(1.5);
             corners
                 .iter()
@@ -106,7 +94,6 @@ impl ThermalImage<'_> {
         let round = |v: f64| (v * 100.0).round() / 100.0;
         Some(FaceTemperature {
             unit: "celsius",
-            box_source,
             box_max: round(box_max),
             box_mean: round(box_mean),
             canthus_max: canthus_max.map(round),
@@ -146,7 +133,7 @@ mod tests {
         landmarks[39] = [3.0, 3.0];
         landmarks[42] = [6.0, 3.0];
         let t = image
-            .face_temperature(face, BoxSource::Thermal, Some(&landmarks))
+            .face_temperature(face, Some(&landmarks))
             .expect("inside");
         assert_eq!(t.box_max, 36.5);
         assert!(
@@ -160,10 +147,6 @@ mod tests {
             w: 5.0,
             h: 5.0,
         };
-        assert!(
-            image
-                .face_temperature(outside, BoxSource::Thermal, None)
-                .is_none()
-        );
+        assert!(image.face_temperature(outside, None).is_none());
     }
 }

@@ -129,16 +129,81 @@ fn missing_session_folder_is_named() {
 
 #[test]
 fn missing_model_is_named() {
+    // An empty folder: the detector, loaded first, is the one named.
     let dir = tempfile::tempdir().expect("tempdir");
-    let (code, _, stderr) = spectrald(&[
-        "replay",
-        &fixture_session().display().to_string(),
-        "--models-dir",
-        &dir.path().display().to_string(),
-    ]);
+    let replay = |models: &std::path::Path| {
+        spectrald(&[
+            "replay",
+            &fixture_session().display().to_string(),
+            "--models-dir",
+            &models.display().to_string(),
+        ])
+    };
+    let (code, _, stderr) = replay(dir.path());
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("face-yunet-2023mar.json") && stderr.contains("spectrald models"),
+        "{stderr}"
+    );
+    // With the detector there, the missing DMSL model is named.
+    write_detector_manifest(dir.path(), |_| {});
+    let (code, _, stderr) = replay(dir.path());
     assert_eq!(code, 2);
     assert!(
         stderr.contains("dmsl-boundary-lite.json") && stderr.contains("spectrald models"),
+        "{stderr}"
+    );
+}
+
+/// The shipped detector's manifest in `dir` (its ONNX file stays where it is), edited by `edit`.
+fn write_detector_manifest(dir: &std::path::Path, edit: impl Fn(&mut serde_json::Value)) {
+    let mut manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("models/face-yunet-2023mar.json")).expect("manifest"),
+    )
+    .expect("json");
+    manifest["file"] = serde_json::json!(repo().join("models/face-yunet-2023mar.onnx"));
+    edit(&mut manifest);
+    std::fs::write(dir.join("face-yunet-2023mar.json"), manifest.to_string())
+        .expect("write detector manifest");
+}
+
+#[test]
+fn a_detector_that_changed_or_is_not_a_detector_is_refused_at_start() {
+    let models = models_with(|_| {});
+    write_detector_manifest(models.path(), |m| {
+        m["sha256"] = serde_json::json!("0".repeat(64))
+    });
+    let replay = |extra: &[&str]| {
+        let session = fixture_session().display().to_string();
+        let dir = models.path().display().to_string();
+        let mut args = vec!["replay", &session, "--models-dir", &dir];
+        args.extend_from_slice(extra);
+        spectrald(&args)
+    };
+    let (code, stdout, stderr) = replay(&[]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty(), "nothing published");
+    assert!(
+        stderr.contains("sha256") && stderr.contains("face-yunet-2023mar.onnx"),
+        "{stderr}"
+    );
+    // A DMSL model named as the detector: the missing head is named, with the fix.
+    let config = models.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[models]\ndir = \"{}\"\ndetector = \"dmsl-landmark-lite\"\n[[cameras]]\nid = \"a\"\nsource = {{ kind = \"replay\", path = \"{}\" }}\n",
+            models.path().display(),
+            fixture_session().display()
+        ),
+    )
+    .expect("config");
+    let (code, _, stderr) = replay(&["--config", &config.display().to_string()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("not a YuNet face detector")
+            && stderr.contains("cls_8")
+            && stderr.contains("models.detector"),
         "{stderr}"
     );
 }
@@ -167,6 +232,7 @@ fn models_with(edit: impl Fn(&mut serde_json::Value)) -> tempfile::TempDir {
         )
         .expect("write manifest");
     }
+    write_detector_manifest(dir.path(), |_| {});
     dir
 }
 
@@ -214,9 +280,10 @@ fn models_command_verifies_checksums() {
         &repo().join("tests/fixtures/models").display().to_string(),
     ]);
     assert_eq!(code, 0);
+    // The two random DMSL models and the detector.
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok")).count(),
-        2,
+        3,
         "{stdout}"
     );
     let models = models_with(|m| m["sha256"] = serde_json::json!("0".repeat(64)));

@@ -27,7 +27,8 @@ fn landmarks(records: &[serde_json::Value]) -> Vec<((String, u64, String), Vec<f
     let mut out = Vec::new();
     for r in records {
         for spectrum in ["visible", "thermal"] {
-            let points = r["spectra"][spectrum]["landmarks"]
+            // The bundled session shows one face per spectrum.
+            let points = r["spectra"][spectrum]["faces"][0]["landmarks"]
                 .as_array()
                 .unwrap_or_else(|| panic!("{spectrum} landmarks in {r}"));
             let flat = points

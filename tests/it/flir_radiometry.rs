@@ -7,6 +7,7 @@ use crate::common;
 use std::path::PathBuf;
 
 use spectrald::config::Config;
+use spectrald::detect::{DetectorConfig, ThermalDetection};
 use spectrald::source::flir::{FffError, FffFrame, frame_len, parse_fff};
 use spectrald::source::{CameraConfig, StreamConfig};
 use spectrald::thermal::Radiometry;
@@ -144,8 +145,15 @@ fn thermal_only_camera(path: PathBuf) -> Config {
         speed: 0.0,
         looped: false,
     });
+    // The FLIR scenes show no face: the detector is off for thermal and the whole-frame
+    // face is kept whatever its score, so every frame gets a box to read temperatures in.
     Config {
         models: common::random_models(),
+        detector: DetectorConfig {
+            thermal: ThermalDetection::Off,
+            whole_frame_min_score: 0.0,
+            ..Default::default()
+        },
         cameras: vec![camera],
         ..Default::default()
     }
@@ -161,7 +169,8 @@ fn flir_seq_replays_with_face_temperatures_in_celsius() {
     for record in &run.records {
         let thermal = &record["spectra"]["thermal"];
         assert_eq!(thermal["width"], 640);
-        let t = &thermal["temperature"];
+        assert_eq!(thermal["detector"], "whole_frame");
+        let t = &thermal["faces"][0]["temperature"];
         assert_eq!(t["unit"], "celsius");
         // The scene (an outdoor Duo Pro R frame) lies between 9.5 and 12.6 °C.
         let max = t["box_max"].as_f64().expect("box_max");
@@ -227,7 +236,7 @@ fn missing_planck_tags_are_named_and_config_constants_fill_in() {
     });
     let run = common::run(&config, common::MemorySink::default());
     assert_eq!(run.records.len(), 1);
-    let max = run.records[0]["spectra"]["thermal"]["temperature"]["box_max"]
+    let max = run.records[0]["spectra"]["thermal"]["faces"][0]["temperature"]["box_max"]
         .as_f64()
         .expect("temperature");
     assert!((20.0..=30.0).contains(&max), "T420 frame reads {max} °C");

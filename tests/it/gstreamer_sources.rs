@@ -405,12 +405,15 @@ listen = "127.0.0.1:{port}"
         "after 20 reconnects: {threads_20} threads, {fds_20} fds, {rss_20} KiB; after 120: {threads_120}, {fds_120}, {rss_120} KiB"
     );
     // A leaked pipeline per cycle would leave its streaming thread and its bus/pipe fds
-    // (100 of each) and hundreds of KiB; allow the few that come and go.
+    // (100 of each) and hundreds of KiB; allow the few that come and go: a reconnect in
+    // progress holds ~4 fds, and the test's own /metrics requests one connection each
+    // (seen: 16 → 20 on a loaded 2-core machine), so +10 still catches a leak every 10th
+    // cycle.
     assert!(
         threads_120 <= threads_20 + 3,
         "threads {threads_20} → {threads_120}"
     );
-    assert!(fds_120 <= fds_20 + 3, "fds {fds_20} → {fds_120}");
+    assert!(fds_120 <= fds_20 + 10, "fds {fds_20} → {fds_120}");
     assert!(
         rss_120 <= rss_20 + 8 * 1024,
         "resident memory {rss_20} → {rss_120} KiB"

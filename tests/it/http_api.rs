@@ -59,7 +59,7 @@ fn health_readiness_metrics_cameras_events_and_snapshots_describe_the_running_pi
     assert_eq!(cameras[0]["id"], "kiosk-1");
     assert!(cameras[0]["fps"].as_f64().unwrap_or(0.0) > 1.0, "{body}");
     assert_eq!(
-        cameras[0]["last_record"]["schema"], "spectrald.landmarks/v1",
+        cameras[0]["last_record"]["schema"], "spectrald.landmarks/v2",
         "{body}"
     );
 
@@ -84,6 +84,15 @@ fn health_readiness_metrics_cameras_events_and_snapshots_describe_the_running_pi
     );
     assert!(sample("spectrald_pair_published_total{camera=\"kiosk-1\"}") >= 5.0);
     assert!(sample("spectrald_stage_latency_ms_count{stage=\"landmark\"}") >= 5.0);
+    // The detector's latency and the faces found per image (one face per fixture frame).
+    assert!(sample("spectrald_stage_latency_ms_count{stage=\"detect\"}") >= 5.0);
+    let images = sample("spectrald_faces_per_image_count{spectrum=\"visible\"}");
+    assert!(images >= 5.0);
+    assert_eq!(
+        sample("spectrald_faces_per_image_sum{spectrum=\"visible\"}"),
+        images,
+        "one face in every visible frame"
+    );
     assert!(sample("spectrald_inference_batch_size_count{model=\"dmsl-boundary-lite\"}") >= 5.0);
     sample("spectrald_queue_depth{queue=\"pair:kiosk-1\"}");
     let manifest: serde_json::Value = serde_json::from_str(

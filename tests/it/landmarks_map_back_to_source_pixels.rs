@@ -47,7 +47,7 @@ fn landmarks_map_back_to_source_pixels() {
             .map(|p| [p[0] * 2.0 + 0.5, p[1] * 2.0 + 0.5])
             .collect();
         thermal_nme.push(nme(&thermal_in_visible, &truth).expect("nme"));
-        let b = &record["spectra"]["visible"]["box"];
+        let b = &record["spectra"]["visible"]["faces"][0]["box"];
         let (x, w) = (
             b["x"].as_f64().unwrap_or(-1.0),
             b["w"].as_f64().unwrap_or(-1.0),
@@ -109,12 +109,15 @@ fn face_temperature_reads_the_warm_inner_canthi() {
     );
     assert_eq!(registered.records.len(), 24);
     for (n, (with_h, without_h)) in registered.records.iter().zip(&alone.records).enumerate() {
-        let t = &with_h["spectra"]["thermal"]["temperature"];
-        assert_eq!(t["box_source"], "registered_visible", "frame {n}");
+        let t = &with_h["spectra"]["thermal"]["faces"][0]["temperature"];
         assert_eq!(
-            without_h["spectra"]["thermal"]["temperature"]["box_source"],
-            "thermal"
+            with_h["spectra"]["thermal"]["detector"], "registered_visible",
+            "frame {n}"
         );
+        // Without a homography the detector finds no face on the synthetic thermal blob:
+        // the whole-frame boundary model does, and the face is read there.
+        assert_eq!(without_h["spectra"]["thermal"]["detector"], "whole_frame");
+        assert!(without_h["spectra"]["thermal"]["faces"][0]["temperature"]["box_max"].is_number());
         let (max, mean) = (
             t["box_max"].as_f64().expect("max"),
             t["box_mean"].as_f64().expect("mean"),

@@ -7,6 +7,7 @@ mod common;
 mod bad_setup_fails_early_with_a_clear_message;
 mod batching;
 mod corrupt_frame_is_skipped_and_counted;
+mod crop_parity;
 mod drop_oldest_keeps_newest_under_slow_consumer;
 mod evaluate_scores_a_labelled_folder;
 mod fault_injection;

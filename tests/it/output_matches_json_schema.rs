@@ -6,7 +6,7 @@ use common::*;
 
 fn validator() -> jsonschema::Validator {
     let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("schema/landmarks-v1.json")).expect("schema file"),
+        &std::fs::read_to_string(repo().join("schema/landmarks-v2.json")).expect("schema file"),
     )
     .expect("schema JSON");
     jsonschema::validator_for(&schema).expect("valid schema")
@@ -52,15 +52,47 @@ fn single_spectrum_and_drop_records_match_json_schema() {
 }
 
 #[test]
-fn schema_rejects_a_record_without_landmarks_or_error() {
-    let bad = serde_json::json!({
-        "schema": "spectrald.landmarks/v1", "camera": "c", "sequence": 0,
-        "spectra": {"visible": {"width": 1, "height": 1, "captured_us": 0}},
-        "models": {"boundary": {"name": "b", "sha256": "0".repeat(64)}, "landmark": {"name": "l", "sha256": "0".repeat(64)}},
-        "latency_ms": {"total": 1.0}, "drops_since_last": {}
+fn schema_rejects_a_record_without_faces_or_with_landmarks_beside_an_error() {
+    let models = serde_json::json!({
+        "detector": {"name": "d", "sha256": "0".repeat(64)},
+        "boundary": {"name": "b", "sha256": "0".repeat(64)},
+        "landmark": {"name": "l", "sha256": "0".repeat(64)}
     });
+    let record = |visible: serde_json::Value| {
+        serde_json::json!({
+            "schema": "spectrald.landmarks/v2", "camera": "c", "sequence": 0,
+            "spectra": {"visible": visible}, "models": models,
+            "latency_ms": {"total": 1.0}, "drops_since_last": {}
+        })
+    };
+    let validator = validator();
+    let face = serde_json::json!({
+        "track_id": 3, "score": 0.9, "box": {"x": 1.0, "y": 2.0, "w": 30.0, "h": 40.0},
+        "landmarks": vec![[1.0, 2.0]; 68]
+    });
+    let good = record(serde_json::json!({
+        "width": 64, "height": 48, "captured_us": 0, "detector": "detector", "faces": [face]
+    }));
+    assert!(validator.is_valid(&good), "a face with its landmarks");
+    let none = record(serde_json::json!({
+        "width": 64, "height": 48, "captured_us": 0, "detector": "detector", "faces": []
+    }));
+    assert!(validator.is_valid(&none), "no face: an empty list");
+    let missing = record(serde_json::json!({"width": 64, "height": 48, "captured_us": 0}));
     assert!(
-        !validator().is_valid(&bad),
-        "the schema must not accept an empty spectrum"
+        !validator.is_valid(&missing),
+        "the schema must not accept a spectrum without its faces list"
+    );
+    let short = record(serde_json::json!({
+        "width": 64, "height": 48, "captured_us": 0, "detector": "detector",
+        "faces": [{"score": 0.9, "box": {"x": 1.0, "y": 2.0, "w": 3.0, "h": 4.0}, "landmarks": [[1.0, 2.0]]}]
+    }));
+    assert!(!validator.is_valid(&short), "landmarks are 68 points");
+    let failed_with_faces = record(serde_json::json!({
+        "width": 64, "height": 48, "captured_us": 0, "error": "inference_failed: x", "faces": [face]
+    }));
+    assert!(
+        !validator.is_valid(&failed_with_faces),
+        "no landmarks beside an error"
     );
 }

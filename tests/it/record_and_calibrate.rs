@@ -104,7 +104,10 @@ fn recorded_flir_session_keeps_its_radiometry() {
     let seq = common::repo().join("tests/fixtures/flir/duo-pro-r-3frames.seq");
     let config = write_config(
         dir.path(),
-        &format!("[[cameras]]\nid = \"duo\"\n[cameras.thermal]\nkind = \"flir\"\npath = {seq:?}\n"),
+        // No face in the FLIR scene: the whole-frame face is kept to read temperatures in.
+        &format!(
+            "[detector]\nthermal = \"off\"\nwhole_frame_min_score = 0.0\n[[cameras]]\nid = \"duo\"\n[cameras.thermal]\nkind = \"flir\"\npath = {seq:?}\n"
+        ),
     );
     let session = dir.path().join("session");
     run_ok(
@@ -131,7 +134,7 @@ fn recorded_flir_session_keeps_its_radiometry() {
     let temps = |out: &str| -> Vec<serde_json::Value> {
         records(out)
             .iter()
-            .map(|r| r["spectra"]["thermal"]["temperature"].clone())
+            .map(|r| r["spectra"]["thermal"]["faces"][0]["temperature"].clone())
             .collect()
     };
     let direct = temps(&direct);
@@ -228,7 +231,8 @@ fn overlay_draws_boxes_and_landmarks_where_the_records_say() {
         .get_pixel((nose[0] + 0.5) as u32, (nose[1] + 0.5) as u32)
         .0;
     assert_eq!(p, [255, 40, 40], "landmark dot on the visible panel");
-    let b = &record["spectra"]["thermal"]["box"];
+    let face = &record["spectra"]["thermal"]["faces"][0];
+    let b = &face["box"];
     let (x, y) = (
         b["x"].as_f64().expect("x") * 2.0,
         b["y"].as_f64().expect("y") * 2.0,
@@ -236,5 +240,6 @@ fn overlay_draws_boxes_and_landmarks_where_the_records_say() {
     let corner = picture
         .get_pixel(324 + x.round() as u32, y.round() as u32 + 5)
         .0;
-    assert_eq!(corner, [0, 255, 0], "box edge on the thermal panel");
+    let colour = spectrald::render::track_colour(face["track_id"].as_u64().expect("track id"));
+    assert_eq!(corner, colour.0, "box edge on the thermal panel");
 }

@@ -1,12 +1,16 @@
-// spectrald live page: camera list from /api/v1/cameras, records from the event stream,
-// each spectrum's newest image from /api/v1/cameras/ID/SPECTRUM.png drawn on a canvas
-// with the record of the same sequence (box, 68 landmarks, face temperature) on top.
+// spectrald live page: camera list from /api/v1/cameras, records from the event stream
+// (spectrald.landmarks/v2), each spectrum's newest image from
+// /api/v1/cameras/ID/SPECTRUM.png drawn on a canvas with the record of the same sequence on
+// top: every face's box (coloured by track, as in the PNG snapshots), track id, 68
+// landmarks and, on thermal, its temperature.
 // The API token (when the daemon has one) comes from the URL fragment (#token=...) or
 // the form, and goes in an Authorization header; EventSource cannot send headers, so
 // the stream is read with fetch.
 "use strict";
 
-const BOX = "rgb(0,255,0)";
+// One colour per track (id modulo 6), the same as src/render.rs.
+const TRACK_COLOURS = ["rgb(0,255,0)", "rgb(255,200,0)", "rgb(255,0,255)", "rgb(0,160,255)",
+  "rgb(255,120,60)", "rgb(160,255,160)"];
 const POINT = "rgb(255,40,40)";
 const CANTHUS = "rgb(0,200,255)";
 const INNER_CANTHI = [39, 42];
@@ -64,31 +68,43 @@ function cameraView(id) {
   return view;
 }
 
+// Draws every face of one spectrum; returns how many landmark points it drew.
 function drawMarks(ctx, spec, scale) {
-  if (!spec) return 0;
-  if (spec.box) {
-    ctx.strokeStyle = BOX;
-    ctx.lineWidth = 2;
-    ctx.strokeRect(spec.box.x * scale, spec.box.y * scale, spec.box.w * scale, spec.box.h * scale);
-  }
+  if (!spec || !spec.faces) return 0;
   let drawn = 0;
-  if (spec.landmarks) {
-    const r = Math.max(2, Math.round(ctx.canvas.width / 200));
-    spec.landmarks.forEach(([x, y], i) => {
+  const r = Math.max(2, Math.round(ctx.canvas.width / 200));
+  for (const face of spec.faces) {
+    const colour = TRACK_COLOURS[(face.track_id || 0) % TRACK_COLOURS.length];
+    const b = face.box;
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = 2;
+    ctx.strokeRect(b.x * scale, b.y * scale, b.w * scale, b.h * scale);
+    if (face.track_id != null) {
+      ctx.font = "bold 12px sans-serif";
+      const label = `#${face.track_id}`;
+      const y = Math.max(12, b.y * scale - 2);
+      ctx.fillStyle = "rgba(0,0,0,0.6)";
+      ctx.fillRect(b.x * scale, y - 12, ctx.measureText(label).width + 4, 14);
+      ctx.fillStyle = colour;
+      ctx.fillText(label, b.x * scale + 2, y);
+    }
+    for (const [i, [x, y]] of (face.landmarks || []).entries()) {
       ctx.fillStyle = INNER_CANTHI.includes(i) ? CANTHUS : POINT;
       // Whole-pixel squares: exact colours, no antialiasing (also what tests look for).
       ctx.fillRect(Math.round((x + 0.5) * scale) - r, Math.round((y + 0.5) * scale) - r, 2 * r, 2 * r);
       drawn += 1;
-    });
+    }
   }
   return drawn;
 }
 
+// The warmest face's reading (canthus when known, else its box maximum).
 function temperatureText(record) {
-  const t = record.spectra && record.spectra.thermal && record.spectra.thermal.temperature;
-  if (!t) return null;
-  const value = t.canthus_max ?? t.box_max;
-  return value == null ? null : `${value.toFixed(1)} °C`;
+  const faces = (record.spectra && record.spectra.thermal && record.spectra.thermal.faces) || [];
+  const values = faces.map((f) => f.temperature && (f.temperature.canthus_max ?? f.temperature.box_max))
+    .filter((v) => v != null);
+  if (!values.length) return null;
+  return `${Math.max(...values).toFixed(1)} °C`;
 }
 
 async function refreshImage(view, spectrum) {
@@ -112,16 +128,19 @@ async function refreshImage(view, spectrum) {
     const drawn = drawMarks(ctx, record.spectra[spectrum], 1);
     const temperature = spectrum === "thermal" ? temperatureText(record) : null;
     if (temperature) {
+      // Bottom-left: the track labels sit above the boxes, near the top.
+      const y = canvas.height - 26;
       ctx.font = "bold 16px sans-serif";
       ctx.fillStyle = "rgba(0,0,0,0.6)";
-      ctx.fillRect(4, 4, 84, 22);
+      ctx.fillRect(4, y, 84, 22);
       ctx.fillStyle = "#fff";
-      ctx.fillText(temperature, 8, 21);
+      ctx.fillText(temperature, 8, y + 17);
     }
     slot.shownSequence = sequence;
     slot.caption.textContent = `${spectrum} · #${sequence}` + (temperature ? ` · ${temperature}` : "");
     canvas.dataset.sequence = String(sequence);
     canvas.dataset.landmarks = String(drawn);
+    canvas.dataset.faces = String((record.spectra[spectrum] && record.spectra[spectrum].faces || []).length);
     if (temperature) canvas.dataset.temperature = temperature;
     framesDrawn += 1;
     view.section.dataset.framesDrawn = String(Number(view.section.dataset.framesDrawn) + 1);

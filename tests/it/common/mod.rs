@@ -157,9 +157,18 @@ pub fn sequences(records: &[serde_json::Value]) -> Vec<u64> {
         .collect()
 }
 
-/// Landmarks of one spectrum of one record as (x, y) pairs.
+/// Landmarks of the first (best-scored) face of one spectrum of one record as (x, y)
+/// pairs: the bundled session shows one face.
 pub fn landmarks(record: &serde_json::Value, spectrum: &str) -> Option<Vec<[f32; 2]>> {
-    spectrald::publish::record::landmarks_of(record, spectrum)
+    faces(record, spectrum).into_iter().next()?.landmarks
+}
+
+/// Every face of one spectrum of one record.
+pub fn faces(
+    record: &serde_json::Value,
+    spectrum: &str,
+) -> Vec<spectrald::publish::record::ParsedFace> {
+    spectrald::publish::record::faces_of(record, spectrum)
 }
 
 /// The Python interpreter with numpy/pillow/onnxruntime (set up by scripts/setup.sh).
