@@ -3,9 +3,12 @@
 //!
 //! Per camera and spectrum, each live track predicts where its box is now (constant velocity
 //! from its last two sightings); detections are assigned to tracks by the Hungarian method
-//! on IoU with those predictions (a pair needs IoU ≥ `iou_threshold`), so two faces that
-//! cross keep their own ids. An unmatched detection starts a new track; a track not seen for
-//! `max_age_ms` of capture time ends, and its id is never reused in this run of the daemon.
+//! on their overlap (IoU) with those predictions, so two faces that cross keep their own ids.
+//! A pair with IoU ≥ `iou_threshold` is a match; failing that, a face whose centre is within
+//! `max_jump` face sizes of the prediction (a fast face at a low frame rate, or a track seen
+//! once, with no velocity yet) may still continue it, but every overlap match outranks such a
+//! jump. An unmatched detection starts a new track; a track not seen for `max_age_ms` of
+//! capture time ends, and its id is never reused in this run of the daemon.
 
 use std::collections::HashMap;
 
@@ -24,6 +27,9 @@ pub struct TrackingConfig {
     /// A detection continues a track when its box overlaps the track's predicted box at
     /// least this much (IoU).
     pub iou_threshold: f32,
+    /// Without that overlap, a face may continue a track whose predicted centre is at most
+    /// this many face sizes (√(w·h)) away, if the sizes agree within a factor of 1.5.
+    pub max_jump: f32,
     /// A track unseen for this long (capture time) has left; a face seen again later is new.
     pub max_age_ms: u64,
 }
@@ -32,6 +38,7 @@ impl Default for TrackingConfig {
     fn default() -> Self {
         TrackingConfig {
             iou_threshold: 0.3,
+            max_jump: 1.0,
             max_age_ms: 1_000,
         }
     }
@@ -43,6 +50,12 @@ impl TrackingConfig {
             return Err(Invalid::new(
                 "iou_threshold",
                 format!("{}: must be above 0 and at most 1", self.iou_threshold),
+            ));
+        }
+        if !(self.max_jump >= 0.0 && self.max_jump.is_finite()) {
+            return Err(Invalid::new(
+                "max_jump",
+                format!("{}: must be >= 0 (0: overlap only)", self.max_jump),
             ));
         }
         Ok(())
@@ -75,9 +88,28 @@ pub struct Tracker {
     tracks: Vec<Track>,
 }
 
-/// IoU as an integer weight for the assignment (the solver wants an ordered number type).
-fn weight(overlap: f32) -> i64 {
-    (overlap * 1_000_000.0).round() as i64
+/// How well a face continues a predicted track box, as an integer weight for the assignment
+/// (the solver wants an ordered number type); 0: it does not. Overlap matches weigh
+/// 1 000 000 + IoU · 1 000 000, jumps less than 1 000 000 (closer is heavier), so any
+/// overlap match outranks any jump.
+fn weight(face: BoundingBox, predicted: BoundingBox, config: &TrackingConfig) -> i64 {
+    let overlap = iou(face, predicted);
+    if overlap >= config.iou_threshold {
+        return 1_000_000 + (overlap * 1_000_000.0).round() as i64;
+    }
+    let size = |b: BoundingBox| (b.w * b.h).max(0.0).sqrt();
+    let (a, b) = (size(face), size(predicted));
+    if a <= 0.0 || b <= 0.0 || a.max(b) > 1.5 * a.min(b) {
+        return 0;
+    }
+    let centre = |b: BoundingBox| [b.x + b.w / 2.0, b.y + b.h / 2.0];
+    let (p, q) = (centre(face), centre(predicted));
+    let jump = (p[0] - q[0]).hypot(p[1] - q[1]) / a.max(b);
+    if jump <= config.max_jump {
+        (999_999.0 * (1.0 - jump / (config.max_jump + 1e-6))).max(1.0) as i64
+    } else {
+        0
+    }
 }
 
 impl Tracker {
@@ -92,16 +124,16 @@ impl Tracker {
         let max_age = config.max_age_ms as i64 * 1000;
         self.tracks
             .retain(|t| captured_us - t.seen_us <= max_age && captured_us >= t.seen_us);
-        let overlaps: Vec<Vec<f32>> = faces
+        let weights: Vec<Vec<i64>> = faces
             .iter()
             .map(|f| {
                 self.tracks
                     .iter()
-                    .map(|t| iou(*f, t.predicted(captured_us)))
+                    .map(|t| weight(*f, t.predicted(captured_us), config))
                     .collect()
             })
             .collect();
-        let matched = assign(&overlaps, config.iou_threshold);
+        let matched = assign(&weights);
         let mut ids = Vec::with_capacity(faces.len());
         for (i, face) in faces.iter().enumerate() {
             match matched[i] {
@@ -132,20 +164,16 @@ impl Tracker {
     }
 }
 
-/// For each face, the track it continues: the assignment of greatest total IoU, keeping only
-/// pairs at or above `threshold`.
-fn assign(overlaps: &[Vec<f32>], threshold: f32) -> Vec<Option<usize>> {
-    let faces = overlaps.len();
-    let tracks = overlaps.first().map_or(0, Vec::len);
+/// For each face, the track it continues: the assignment of greatest total weight, keeping
+/// only pairs of positive weight.
+fn assign(weights: &[Vec<i64>]) -> Vec<Option<usize>> {
+    let faces = weights.len();
+    let tracks = weights.first().map_or(0, Vec::len);
     let mut out = vec![None; faces];
     if faces == 0 || tracks == 0 {
         return out;
     }
-    // Pairs below the threshold weigh 0, so the solver never prefers them over a real match.
-    let w = |f: usize, t: usize| {
-        let o = overlaps[f][t];
-        if o >= threshold { weight(o) } else { 0 }
-    };
+    let w = |f: usize, t: usize| weights[f][t];
     // kuhn_munkres needs no more rows than columns.
     if faces <= tracks {
         let m = Matrix::from_fn(faces, tracks, |(f, t)| w(f, t));
@@ -306,6 +334,29 @@ mod tests {
         assert_eq!(
             tracks.update("b", 0, &[face(0.0, 0.0)], 0, &config),
             vec![0]
+        );
+    }
+
+    #[test]
+    fn a_fast_face_seen_once_continues_its_track_by_a_jump() {
+        // 40 px face moving 36 px per frame: no overlap with its first sighting (IoU 0.05),
+        // but its centre is within one face size; a second face far away is new.
+        let ids = run(&[
+            vec![face(0.0, 0.0)],
+            vec![face(36.0, 0.0), face(300.0, 0.0)],
+            vec![face(72.0, 0.0), face(300.0, 0.0)],
+        ]);
+        assert_eq!(ids, vec![vec![0], vec![0, 1], vec![0, 1]]);
+        // Overlap only (max_jump 0): the jump is a new track.
+        let config = TrackingConfig {
+            max_jump: 0.0,
+            ..Default::default()
+        };
+        let (mut tracker, mut next) = (Tracker::default(), 0);
+        tracker.update(&[face(0.0, 0.0)], 0, &config, &mut next);
+        assert_eq!(
+            tracker.update(&[face(36.0, 0.0)], FRAME_US, &config, &mut next),
+            vec![1]
         );
     }
 }

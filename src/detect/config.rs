@@ -22,8 +22,9 @@ pub enum ThermalDetection {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorConfig {
-    /// The detector's input size; each frame is scaled to fit (aspect kept). Multiples of 32.
-    /// Larger finds smaller faces and costs more (ORT, 2 cores: 640x480 ~5 ms, 320x240 ~1.5 ms).
+    /// The detector's input size; each frame is scaled to fit (aspect kept), and the input is
+    /// padded to multiples of 32 (the model's coarsest stride), as OpenCV does. Larger finds
+    /// smaller faces and costs more (ORT, 2 cores: 640x480 ~5 ms, 320x240 ~1.5 ms).
     pub input_width: u32,
     pub input_height: u32,
     /// A detection below this score (0-1) is not a face.
@@ -71,17 +72,21 @@ const MAX_INPUT_SIDE: u32 = 4096;
 const MAX_FACES: usize = 1024;
 
 impl DetectorConfig {
+    /// The model's input: the configured size padded up to multiples of 32.
+    pub fn model_size(&self) -> (u32, u32) {
+        let pad = |v: u32| v.div_ceil(32) * 32;
+        (pad(self.input_width), pad(self.input_height))
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
         for (field, side) in [
             ("input_width", self.input_width),
             ("input_height", self.input_height),
         ] {
-            if side == 0 || side % 32 != 0 || side > MAX_INPUT_SIDE {
+            if !(32..=MAX_INPUT_SIDE).contains(&side) {
                 return Err(Invalid::new(
                     field,
-                    format!(
-                        "{side}: use a multiple of 32 between 32 and {MAX_INPUT_SIDE} (e.g. 640 or 320)"
-                    ),
+                    format!("{side}: use 32 to {MAX_INPUT_SIDE} pixels (e.g. 640 or 320)"),
                 ));
             }
         }
@@ -123,11 +128,18 @@ mod tests {
         let field = |c: DetectorConfig| c.validate().unwrap_err().field;
         assert_eq!(
             field(DetectorConfig {
-                input_width: 630,
+                input_width: 16,
                 ..Default::default()
             }),
             "input_width"
         );
+        let odd = DetectorConfig {
+            input_width: 320,
+            input_height: 240,
+            ..Default::default()
+        };
+        assert_eq!(odd.validate(), Ok(()));
+        assert_eq!(odd.model_size(), (320, 256));
         assert_eq!(
             field(DetectorConfig {
                 input_height: 0,

@@ -1,5 +1,6 @@
-//! A frame → the detector's input: scaled to fit `width × height` (aspect kept), placed
-//! top-left on black, as planar BGR 0-255 floats (what YuNet was trained on).
+//! A frame → the detector's input: scaled to fit `fit` (aspect kept), placed top-left on a
+//! black canvas of `canvas` (the fit padded to multiples of 32), as planar BGR 0-255 floats
+//! (what YuNet was trained on).
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -30,15 +31,17 @@ fn resize(
     Ok(dst.into_vec())
 }
 
-/// 8-bit RGB `w × h` → (input of 3 × height × width, the scale source → input).
+/// 8-bit RGB `w × h` → (input of 3 × height × width fitted into `fit`, the scale
+/// source → input).
 pub fn rgb_input(
     rgb: &[u8],
     w: u32,
     h: u32,
+    (fit_w, fit_h): (u32, u32),
     (width, height): (u32, u32),
     resizer: &mut Resizer,
 ) -> Result<(Vec<f32>, f32), String> {
-    let (scale, nw, nh) = fit(w, h, width, height);
+    let (scale, nw, nh) = fit(w, h, fit_w.min(width), fit_h.min(height));
     let scaled = resize(resizer, rgb, (w, h), (nw, nh), PixelType::U8x3)?;
     let plane = (width * height) as usize;
     let mut input = vec![0.0f32; 3 * plane];
@@ -60,11 +63,12 @@ pub fn gray_input(
     gray: &[f32],
     w: u32,
     h: u32,
+    (fit_w, fit_h): (u32, u32),
     (width, height): (u32, u32),
     inverted: bool,
     resizer: &mut Resizer,
 ) -> Result<(Vec<f32>, f32), String> {
-    let (scale, nw, nh) = fit(w, h, width, height);
+    let (scale, nw, nh) = fit(w, h, fit_w.min(width), fit_h.min(height));
     let bytes: Vec<u8> = gray
         .iter()
         .map(|&v| {
@@ -95,7 +99,7 @@ mod tests {
         let mut resizer = Resizer::new();
         // 4x2 red frame into 8x8: scale 2, 8x4 of red (BGR: blue plane 0, red plane 255).
         let rgb: Vec<u8> = [255u8, 0, 0].repeat(8);
-        let (input, scale) = rgb_input(&rgb, 4, 2, (8, 8), &mut resizer).expect("input");
+        let (input, scale) = rgb_input(&rgb, 4, 2, (8, 8), (8, 8), &mut resizer).expect("input");
         assert_eq!(scale, 2.0);
         assert_eq!(input.len(), 3 * 64);
         assert_eq!(input[0], 0.0, "blue plane");
@@ -107,8 +111,22 @@ mod tests {
     #[test]
     fn grey_is_copied_to_every_channel_and_can_be_inverted() {
         let mut resizer = Resizer::new();
-        let (input, _) = gray_input(&[1.0, 0.0], 2, 1, (2, 2), true, &mut resizer).expect("in");
+        let (input, _) =
+            gray_input(&[1.0, 0.0], 2, 1, (2, 2), (2, 2), true, &mut resizer).expect("in");
         assert_eq!([input[0], input[4], input[8]], [0.0, 0.0, 0.0]);
         assert_eq!([input[1], input[5], input[9]], [255.0, 255.0, 255.0]);
+    }
+
+    #[test]
+    fn the_fit_can_be_smaller_than_the_padded_canvas() {
+        let mut resizer = Resizer::new();
+        // 320x240 fit in a 320x256 canvas: a 640x480 frame halves, rows 240.. stay black.
+        let rgb = vec![200u8; 640 * 480 * 3];
+        let (input, scale) =
+            rgb_input(&rgb, 640, 480, (320, 240), (320, 256), &mut resizer).expect("input");
+        assert_eq!(scale, 0.5);
+        assert_eq!(input.len(), 3 * 320 * 256);
+        assert_eq!(input[239 * 320], 200.0);
+        assert_eq!(input[240 * 320], 0.0);
     }
 }

@@ -141,7 +141,7 @@ impl DetectorModel {
         detector: &DetectorConfig,
     ) -> Result<Self, StageModelError> {
         let manifest = crate::infer::Manifest::read(&config.dir.join(format!("{name}.json")))?
-            .sized(detector.input_height, detector.input_width);
+            .sized(detector.model_size().1, detector.model_size().0);
         let names: Vec<&str> = manifest.outputs.iter().map(|o| o.name.as_str()).collect();
         let heads = Heads::find(&names).map_err(|output| StageModelError::NotADetector {
             model: manifest.name.clone(),

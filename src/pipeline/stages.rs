@@ -248,7 +248,8 @@ fn face_of(frame: &mut Frame, item: Item) -> Option<&mut FaceResult> {
 /// to take the visible faces through (and `[detector] thermal` is not off).
 impl Inputs for DetectorModel {
     fn fill(&mut self, frame: &mut Frame, input: &mut Vec<f32>) -> Vec<Item> {
-        let size = (self.config.input_width, self.config.input_height);
+        let fit = (self.config.input_width, self.config.input_height);
+        let size = self.config.model_size();
         let mut items = Vec::new();
         for spectrum in frame.healthy_spectra() {
             let Some(image) = frame.image(spectrum) else {
@@ -257,7 +258,7 @@ impl Inputs for DetectorModel {
             let (w, h) = (image.width, image.height);
             let made = match (&*image.pixels, spectrum) {
                 (Pixels::Rgb8(rgb), _) => {
-                    Some(detect::rgb_input(rgb, w, h, size, &mut self.resizer))
+                    Some(detect::rgb_input(rgb, w, h, fit, size, &mut self.resizer))
                 }
                 // With a homography the visible faces are mapped instead (crop stage), unless
                 // this thermal image came without its visible partner.
@@ -271,6 +272,7 @@ impl Inputs for DetectorModel {
                         gray,
                         w,
                         h,
+                        fit,
                         size,
                         inverted,
                         &mut self.resizer,
@@ -321,7 +323,7 @@ impl InferenceModel for DetectorModel {
 
     fn store(&self, out: &BatchOutput, i: usize, item: Item, frame: &mut Frame) {
         let outputs: Vec<&[f32]> = (0..out.outputs.len()).map(|k| out.item(k, i)).collect();
-        let (w, h) = (self.config.input_width, self.config.input_height);
+        let (w, h) = self.config.model_size();
         let (faces, over) = detect::decode(&outputs, &self.heads, w, h, item.scale, &self.config);
         if let Some(r) = frame.result_mut(item.spectrum) {
             r.detections = faces;

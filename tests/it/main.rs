@@ -10,6 +10,7 @@ mod corrupt_frame_is_skipped_and_counted;
 mod crop_parity;
 mod drop_oldest_keeps_newest_under_slow_consumer;
 mod evaluate_scores_a_labelled_folder;
+mod faces_move_cross_and_leave;
 mod fault_injection;
 mod flir_radiometry;
 mod fuzz_parsers;
