@@ -2,12 +2,17 @@
 //!
 //!     cargo bench --bench replay_throughput [-- SECONDS]
 //!
-//! For each backend, in the same process run: (1) the daemon's pipeline replays the bundled
-//! session in a loop as fast as possible for SECONDS (default 10) and reports pairs/s and
-//! per-stage p50/p99 latency; (2) the same two models run alone on the same frames, already
-//! preprocessed (boundary, black-out, landmark; both spectra as one batch, like the
-//! pipeline) for the same time. The ratio end-to-end / model-only is the pipeline's cost
-//! (or, above 1, the gain from running the two models' stages on different cores).
+//! Sessions (built once into `target/bench/sessions` from the bundled one, replayed with its
+//! rig's homography, so each visible face is also a thermal face): 0 faces per frame (a
+//! background), 1 (the bundled session), 4 (its frames tiled 2 × 2).
+//! For each backend, in the same process run: (1) the daemon's pipeline replays the
+//! one-face session in a loop as fast as possible for SECONDS (default 10) and reports
+//! pairs/s and per-stage p50/p99 latency; (2) the three models run alone on the same frames,
+//! already preprocessed (detector on the visible frame; boundary, black-out, landmark on both
+//! spectra's face crops as one batch, like the pipeline) for the same time. The ratio
+//! end-to-end / model-only is the pipeline's cost (or, above 1, the gain from running the
+//! models' stages on different cores). (1b) pairs/s with 0, 1 and 4 faces per frame, both
+//! backends, and the Python reference on the same sessions.
 //! (3) 1, 2 and 4 cameras replaying at once through the same model stages (ORT): pairs/s
 //! over all cameras, latency and peak resident memory.
 //! (4) Variants through ORT: dynamic batching (`max_batch` 8) and the int8 lite models,
@@ -26,11 +31,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use spectrald::config::Config;
-use spectrald::dmsl::{self, BLACKOUT_MARGIN, CANVAS};
+use spectrald::detect::{self, DetectorConfig};
+use spectrald::dmsl::{self, BLACKOUT_MARGIN, CANVAS, FaceCrop};
+use spectrald::frame::Pixels;
 use spectrald::geometry::BoundingBox;
 use spectrald::infer::Model;
 use spectrald::infer::{BackendKind, Device, ModelsConfig};
-use spectrald::pipeline::Pipeline;
+use spectrald::pipeline::{DetectorModel, Pipeline};
 use spectrald::publish::{Outgoing, Sink, SinkError};
 use spectrald::source::CameraConfig;
 use spectrald::telemetry::Events;
@@ -90,17 +97,110 @@ fn rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
-/// `cameras` replays of the session at once, as fast as possible, for `seconds`.
+/// The bundled session's rig: thermal pixel (x, y) sees visible pixel (2x + 0.5, 2y + 0.5).
+const RIG: [[f64; 3]; 3] = [[2.0, 0.0, 0.5], [0.0, 2.0, 0.5], [0.0, 0.0, 1.0]];
+
+fn fixture() -> PathBuf {
+    repo().join("tests/fixtures/session-pexels")
+}
+
+type Error = Box<dyn std::error::Error>;
+
+/// Writes a session of `frames` (visible, thermal) images with the fixture's timestamps.
+fn write_session(
+    dir: &std::path::Path,
+    frames: impl Iterator<
+        Item = (
+            image::RgbImage,
+            image::ImageBuffer<image::Luma<u16>, Vec<u16>>,
+        ),
+    >,
+) -> Result<(), Error> {
+    std::fs::create_dir_all(dir.join("visible"))?;
+    std::fs::create_dir_all(dir.join("thermal"))?;
+    let mut manifest = String::from("spectrum,timestamp_us,file\n");
+    for (i, (visible, thermal)) in frames.enumerate() {
+        let t = i as i64 * 83_417;
+        let (v, th) = (format!("visible/{i:06}.png"), format!("thermal/{i:06}.png"));
+        visible.save(dir.join(&v))?;
+        thermal.save(dir.join(&th))?;
+        manifest += &format!("visible,{t},{v}\nthermal,{},{th}\n", t + 4000);
+    }
+    std::fs::write(dir.join("manifest.csv"), manifest)?;
+    std::fs::copy(
+        fixture().join("radiometry.json"),
+        dir.join("radiometry.json"),
+    )?;
+    Ok(())
+}
+
+/// The sessions with 0, 1 and 4 faces per frame (see the module doc).
+fn sessions() -> Result<Vec<(usize, PathBuf)>, Error> {
+    let root = repo().join("target/bench/sessions");
+    let fixture_frames: Vec<_> = (0..24)
+        .map(|i| -> Result<_, Error> {
+            let visible = image::open(fixture().join(format!("visible/{i:06}.jpg")))?.to_rgb8();
+            let thermal = image::open(fixture().join(format!("thermal/{i:06}.png")))?.to_luma16();
+            Ok((visible, thermal))
+        })
+        .collect::<Result<_, _>>()?;
+    let four = root.join("faces-4");
+    if !four.join("manifest.csv").is_file() {
+        write_session(
+            &four,
+            (0..24).map(|i| {
+                let tile = |k: usize| &fixture_frames[(i + 6 * k) % 24];
+                let mut v = image::RgbImage::new(640, 480);
+                let mut t = image::ImageBuffer::new(320, 240);
+                for k in 0..4 {
+                    let (x, y) = ((k % 2) as i64, (k / 2) as i64);
+                    image::imageops::replace(&mut v, &tile(k).0, x * 320, y * 240);
+                    image::imageops::replace(&mut t, &tile(k).1, x * 160, y * 120);
+                }
+                (v, t)
+            }),
+        )?;
+    }
+    let none = root.join("faces-0");
+    if !none.join("manifest.csv").is_file() {
+        // The wall behind the face (the frames' top-left corner), scaled up: no face.
+        write_session(
+            &none,
+            fixture_frames.iter().map(|(v, t)| {
+                let wall = image::imageops::crop_imm(v, 0, 0, 64, 48).to_image();
+                let wall =
+                    image::imageops::resize(&wall, 320, 240, image::imageops::FilterType::Triangle);
+                (wall, t.clone())
+            }),
+        )?;
+    }
+    Ok(vec![(0, none), (1, fixture()), (4, four)])
+}
+
+/// `cameras` replays of `session` at once, as fast as possible, for `seconds`.
 fn end_to_end(
     models: ModelsConfig,
     seconds: f64,
     cameras: usize,
 ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-    let session = repo().join("tests/fixtures/session-pexels");
+    end_to_end_on(&fixture(), models, seconds, cameras)
+}
+
+fn end_to_end_on(
+    session: &std::path::Path,
+    models: ModelsConfig,
+    seconds: f64,
+    cameras: usize,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let config = Config {
         models,
         cameras: (0..cameras)
-            .map(|i| CameraConfig::replay(&format!("bench-{i}"), session.clone(), 0.0, true))
+            .map(|i| {
+                let mut camera =
+                    CameraConfig::replay(&format!("bench-{i}"), session.to_owned(), 0.0, true);
+                camera.homography = Some(RIG);
+                camera
+            })
             .collect(),
         ..Default::default()
     };
@@ -138,40 +238,95 @@ fn end_to_end(
     )
 }
 
-fn canvases() -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
-    let session = repo().join("tests/fixtures/session-pexels");
+/// One pair, ready for the models: the detector's input for the visible frame, and the
+/// visible and thermal face crops (the face the detector finds, the thermal one through the
+/// rig), as the pipeline makes them.
+struct Prepared {
+    detector_input: Vec<f32>,
+    crops: Vec<f32>,
+}
+
+fn prepare(config: &ModelsConfig) -> Result<Vec<Prepared>, Error> {
+    let detector_config = DetectorConfig::default();
+    let mut detector = DetectorModel::load(&config.detector, config, &detector_config)?;
+    let names: Vec<&str> = detector
+        .model
+        .manifest
+        .outputs
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect();
+    let heads = detect::Heads::find(&names)?;
+    let to_thermal = spectrald::registration::Homography::new(RIG)?.inverse();
     let mut resizer = fast_image_resize::Resizer::new();
     let mut out = Vec::new();
-    for entry in spectrald::source::replay::read_manifest(&session)? {
-        let (w, h, pixels) =
-            spectrald::source::replay::decode(&session.join(&entry.file), entry.spectrum)?;
-        let gray = match &pixels {
-            spectrald::frame::Pixels::Rgb8(rgb) => dmsl::gray_from_rgb8(rgb),
-            spectrald::frame::Pixels::Gray16(v) => {
-                dmsl::gray_from_thermal(v, Default::default(), None)
-                    .expect("percentile AGC needs no radiometry")
-            }
+    let entries = spectrald::source::replay::read_manifest(&fixture())?;
+    for pair in entries.chunks_exact(2) {
+        let decoded = |i: usize| {
+            spectrald::source::replay::decode(&fixture().join(&pair[i].file), pair[i].spectrum)
         };
-        out.push(dmsl::letterbox(&gray, w, h, &mut resizer)?.0);
+        let ((vw, vh, visible), (tw, th, thermal)) = (decoded(0)?, decoded(1)?);
+        let (Pixels::Rgb8(rgb), Pixels::Gray16(counts)) = (&visible, &thermal) else {
+            return Err("the fixture pairs visible then thermal".into());
+        };
+        let (input, scale) = detect::rgb_input(
+            rgb,
+            vw,
+            vh,
+            (detector_config.input_width, detector_config.input_height),
+            detector_config.model_size(),
+            &mut resizer,
+        )?;
+        let outputs = detector.model.infer(&input, 1)?;
+        let views: Vec<&[f32]> = outputs.iter().map(Vec::as_slice).collect();
+        let (w, h) = detector_config.model_size();
+        let (faces, _) = detect::decode(&views, &heads, w, h, scale, &detector_config);
+        let face = faces.first().ok_or("no face in a fixture frame")?;
+        let gray_visible: Vec<f32> = dmsl::gray_from_rgb8(rgb).into_iter().map(|p| p.0).collect();
+        let gray_thermal: Vec<f32> = dmsl::gray_from_thermal(counts, Default::default(), None)?
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
+        let eyes = |k: &[[f32; 2]]| Some((k[0], k[1]));
+        let visible_crop = FaceCrop::of_detection(face.face_box, eyes(&face.keypoints), true);
+        let keypoints = to_thermal.map_points(&face.keypoints);
+        let thermal_crop =
+            FaceCrop::of_detection(to_thermal.map_box(face.face_box), eyes(&keypoints), true);
+        let mut crops = visible_crop.sample(&gray_visible, vw as usize, vh as usize);
+        crops.extend(thermal_crop.sample(&gray_thermal, tw as usize, th as usize));
+        out.push(Prepared {
+            detector_input: input,
+            crops,
+        });
     }
+    detector.model.infer(&out[0].detector_input, 1)?;
     Ok(out)
+}
+
+/// The face crops alone, one canvas each (for the batch-size runs).
+fn canvases(prepared: &[Prepared]) -> Vec<Vec<f32>> {
+    prepared
+        .iter()
+        .flat_map(|p| p.crops.chunks_exact(CANVAS * CANVAS).map(<[f32]>::to_vec))
+        .collect()
 }
 
 fn model_only(
     config: ModelsConfig,
     seconds: f64,
-    frames: &[Vec<f32>],
+    prepared: &[Prepared],
 ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let mut detector = DetectorModel::load(&config.detector, &config, &DetectorConfig::default())?;
     let mut boundary = Model::load(&config.dir, &config.boundary, &config)?;
     let mut landmark = Model::load(&config.dir, &config.landmark, &config)?;
     let started = Instant::now();
     let mut pairs = 0usize;
     let mut input = Vec::with_capacity(2 * CANVAS * CANVAS);
     while started.elapsed().as_secs_f64() < seconds {
-        let pair = (pairs * 2) % frames.len();
+        let pair = &prepared[pairs % prepared.len()];
+        detector.model.infer(&pair.detector_input, 1)?;
         input.clear();
-        input.extend_from_slice(&frames[pair]);
-        input.extend_from_slice(&frames[pair + 1]);
+        input.extend_from_slice(&pair.crops);
         let boxes = boundary.infer(&input, 2)?;
         for (i, canvas) in input.chunks_exact_mut(CANVAS * CANVAS).enumerate() {
             let b = &boxes[0][i * 4..i * 4 + 4];
@@ -229,8 +384,11 @@ fn rate(v: &serde_json::Value) -> f64 {
     v["pairs_per_s"].as_f64().unwrap_or(f64::NAN)
 }
 
-/// Runs the Python reference pipeline for `seconds`; its JSON summary.
-fn python_reference(seconds: f64) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+/// Runs the Python reference pipeline on `session` for `seconds`; its JSON summary.
+fn python_reference(
+    session: &std::path::Path,
+    seconds: f64,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let python = std::env::var_os("SPECTRALD_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(".cache/venv/bin/python"));
@@ -239,7 +397,7 @@ fn python_reference(seconds: f64) -> Result<serde_json::Value, Box<dyn std::erro
         .arg("--models")
         .arg(repo().join("models"))
         .arg("--session")
-        .arg(repo().join("tests/fixtures/session-pexels"))
+        .arg(session)
         .args(["--seconds", &seconds.to_string(), "--threads", "1"])
         .output()
         .map_err(|e| format!("{}: {e} (run scripts/setup.sh)", python.display()))?;
@@ -259,7 +417,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         1.0
     };
     let seconds: f64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(default);
-    let frames = canvases()?;
+    let prepared = prepare(&models(BackendKind::Ort))?;
+    let frames = canvases(&prepared);
+    let sessions = sessions()?;
     let mut results = serde_json::Map::new();
     println!(
         "{:<7} {:>12} {:>12} {:>7}  {:>22}  {:>22}",
@@ -278,7 +438,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             }
         };
-        let only = model_only(models(backend), seconds, &frames)?;
+        let only = model_only(models(backend), seconds, &prepared)?;
         let ratio = e2e["pairs_per_s"].as_f64().unwrap_or(0.0)
             / only["pairs_per_s"].as_f64().unwrap_or(f64::NAN);
         let lat = |stage: &str| {
@@ -298,6 +458,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         results.insert(name.into(), serde_json::json!({"end_to_end": e2e, "model_only": only, "ratio_end_to_end_over_model_only": ratio}));
     }
+    // Faces per frame: the per-face models run once per face and spectrum.
+    println!("faces/frame  ort pairs/s  tract pairs/s  python pairs/s  ort / python");
+    let mut by_faces = Vec::new();
+    for (faces, session) in &sessions {
+        let ort = end_to_end_on(session, models(BackendKind::Ort), seconds, 1)?;
+        let tract = end_to_end_on(session, models(BackendKind::Tract), seconds, 1)
+            .unwrap_or(serde_json::Value::Null);
+        let python = python_reference(session, seconds).unwrap_or(serde_json::Value::Null);
+        println!(
+            "{faces:>11}  {:>11.1}  {:>13.1}  {:>14.1}  {:>12.2}",
+            rate(&ort),
+            rate(&tract),
+            rate(&python),
+            rate(&ort) / rate(&python)
+        );
+        by_faces.push(serde_json::json!({"faces_per_frame": faces, "ort": ort, "tract": tract, "python": python}));
+    }
+    results.insert("faces_per_frame".into(), serde_json::Value::Array(by_faces));
     // Scaling: several cameras through the same two model stages (ORT).
     let mut scaling = Vec::new();
     println!("cameras  pairs/s (all)  total p99 ms  peak RSS MiB");
@@ -330,7 +508,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         let e2e = end_to_end(config.clone(), seconds, 1)?;
         let only = if alone {
-            model_only(config, seconds, &frames)?
+            model_only(config, seconds, &prepared)?
         } else {
             serde_json::Value::Null
         };
@@ -369,7 +547,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     results.insert("ort_batch_sizes".into(), serde_json::Value::Array(sizes));
-    match python_reference(seconds) {
+    match python_reference(&fixture(), seconds) {
         Ok(python) => {
             let python_rate = python["pairs_per_s"].as_f64().unwrap_or(f64::NAN);
             let ours = results
