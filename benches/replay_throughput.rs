@@ -222,8 +222,8 @@ fn end_to_end_on(
     let summary = pipeline.wait();
     let mut stages = serde_json::Map::new();
     for stage in spectrald::stage::Stage::TIMED
-        .map(spectrald::stage::Stage::as_str)
-        .into_iter()
+        .iter()
+        .map(|s| s.as_str())
         .chain(["total"])
     {
         if let Some((p50, p99)) = summary.latency.percentiles(stage) {

@@ -250,7 +250,7 @@ impl Frame {
     pub fn stage_latencies_ms(&self) -> Vec<(Stage, f64)> {
         let mut previous = self.started;
         let mut out = Vec::with_capacity(Stage::TIMED.len());
-        for (stage, done) in Stage::TIMED.into_iter().zip(self.stage_done.iter()) {
+        for (&stage, done) in Stage::TIMED.iter().zip(self.stage_done.iter()) {
             if let Some(t) = done {
                 out.push((
                     stage,

@@ -32,9 +32,10 @@ use spectrald::thermal::palette::Palette;
     version,
     about = "Multi-spectral (visible + thermal) facial landmark daemon.",
     long_about = "Multi-spectral (visible + thermal) facial landmark daemon.\n\n\
-Reads paired visible/thermal frames, finds the face boundary with the DMSL boundary model, blacks out the rest, \
-locates 68 landmarks with the DMSL landmark model and publishes one JSON line per pair \
-(schema spectrald.landmarks/v1) on stdout or to a file. Logs go to stderr.\n\n\
+Reads paired visible/thermal frames, finds every face (YuNet), and for each face finds its boundary \
+with the DMSL boundary model, blacks out the rest and locates 68 landmarks with the DMSL landmark \
+model; publishes one JSON line per pair (schema spectrald.landmarks/v2: faces per spectrum, with \
+track ids and, on thermal, face temperatures) on stdout or to a file. Logs go to stderr.\n\n\
 Start with:  spectrald replay tests/fixtures/session-pexels"
 )]
 struct Cli {

@@ -167,15 +167,13 @@ mod tests {
         assert_eq!(nms(&d, 0.3), vec![1, 2]);
     }
 
-    /// One 32x32 input: a single anchor of stride 8 fires; its box and keypoints come back
-    /// in source pixels through the scale, every other anchor stays below the threshold.
-    #[test]
-    fn one_anchor_decodes_to_its_box_and_keypoints() {
+    /// All-zero outputs of a 32x32 input, in `cls, obj, bbox, kps` × stride order, and
+    /// where the heads are among them.
+    fn zero_outputs() -> (Vec<Vec<f32>>, Heads) {
         let names = [
             "cls_8", "cls_16", "cls_32", "obj_8", "obj_16", "obj_32", "bbox_8", "bbox_16",
             "bbox_32", "kps_8", "kps_16", "kps_32",
         ];
-        let heads = Heads::find(&names).expect("heads");
         let anchors = |s: usize| (32 / s) * (32 / s);
         let mut outputs: Vec<Vec<f32>> = Vec::new();
         for width in [1usize, 1, 4, 10] {
@@ -183,6 +181,14 @@ mod tests {
                 outputs.push(vec![0.0; anchors(s) * width]);
             }
         }
+        (outputs, Heads::find(&names).expect("heads"))
+    }
+
+    /// One 32x32 input: a single anchor of stride 8 fires; its box and keypoints come back
+    /// in source pixels through the scale, every other anchor stays below the threshold.
+    #[test]
+    fn one_anchor_decodes_to_its_box_and_keypoints() {
+        let (mut outputs, heads) = zero_outputs();
         // Anchor row 1, column 2 of stride 8 (index 6): cls 0.81, obj 1 → score 0.9.
         outputs[0][6] = 0.81;
         outputs[3][6] = 1.0;
@@ -221,18 +227,7 @@ mod tests {
     #[test]
     fn extra_faces_are_cut_at_the_limit_and_counted() {
         // 16 anchors of stride 8 on a 32x32 input, each a separate face (no overlap).
-        let names = [
-            "cls_8", "cls_16", "cls_32", "obj_8", "obj_16", "obj_32", "bbox_8", "bbox_16",
-            "bbox_32", "kps_8", "kps_16", "kps_32",
-        ];
-        let heads = Heads::find(&names).expect("heads");
-        let sizes = [16, 4, 1];
-        let mut outputs: Vec<Vec<f32>> = Vec::new();
-        for width in [1usize, 1, 4, 10] {
-            for n in sizes {
-                outputs.push(vec![0.0; n * width]);
-            }
-        }
+        let (mut outputs, heads) = zero_outputs();
         outputs[0].iter_mut().for_each(|v| *v = 0.9);
         outputs[3].iter_mut().for_each(|v| *v = 0.9);
         for a in 0..16 {

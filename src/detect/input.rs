@@ -31,6 +31,32 @@ fn resize(
     Ok(dst.into_vec())
 }
 
+/// Interleaved 8-bit pixels `scaled_w` wide (as many channels as `sources` picks from) →
+/// three float planes of `width × height`, top-left, black elsewhere; plane `k` takes
+/// channel `sources[k]` of each pixel.
+fn planar(
+    scaled: &[u8],
+    scaled_w: u32,
+    (width, height): (u32, u32),
+    sources: [usize; 3],
+) -> Vec<f32> {
+    let channels = sources.iter().max().map_or(1, |m| m + 1);
+    let plane = (width * height) as usize;
+    let mut input = vec![0.0f32; 3 * plane];
+    for (row, line) in scaled
+        .chunks_exact(scaled_w as usize * channels)
+        .enumerate()
+    {
+        for (col, pixel) in line.chunks_exact(channels).enumerate() {
+            let at = row * width as usize + col;
+            for (k, &source) in sources.iter().enumerate() {
+                input[k * plane + at] = pixel[source] as f32;
+            }
+        }
+    }
+    input
+}
+
 /// 8-bit RGB `w × h` → (input of 3 × height × width fitted into `fit`, the scale
 /// source → input).
 pub fn rgb_input(
@@ -43,18 +69,8 @@ pub fn rgb_input(
 ) -> Result<(Vec<f32>, f32), String> {
     let (scale, nw, nh) = fit(w, h, fit_w.min(width), fit_h.min(height));
     let scaled = resize(resizer, rgb, (w, h), (nw, nh), PixelType::U8x3)?;
-    let plane = (width * height) as usize;
-    let mut input = vec![0.0f32; 3 * plane];
-    for (row, line) in scaled.chunks_exact(nw as usize * 3).enumerate() {
-        for (col, p) in line.chunks_exact(3).enumerate() {
-            let at = row * width as usize + col;
-            // BGR planes.
-            input[at] = p[2] as f32;
-            input[plane + at] = p[1] as f32;
-            input[2 * plane + at] = p[0] as f32;
-        }
-    }
-    Ok((input, scale))
+    // BGR planes: channel 2 of each RGB pixel first.
+    Ok((planar(&scaled, nw, (width, height), [2, 1, 0]), scale))
 }
 
 /// Grey [0, 1] `w × h` (a normalised thermal frame) → the same three-channel input, grey in
@@ -77,17 +93,7 @@ pub fn gray_input(
         })
         .collect();
     let scaled = resize(resizer, &bytes, (w, h), (nw, nh), PixelType::U8)?;
-    let plane = (width * height) as usize;
-    let mut input = vec![0.0f32; 3 * plane];
-    for (row, line) in scaled.chunks_exact(nw as usize).enumerate() {
-        for (col, &v) in line.iter().enumerate() {
-            let at = row * width as usize + col;
-            for channel in 0..3 {
-                input[channel * plane + at] = v as f32;
-            }
-        }
-    }
-    Ok((input, scale))
+    Ok((planar(&scaled, nw, (width, height), [0, 0, 0]), scale))
 }
 
 #[cfg(test)]
