@@ -14,4 +14,4 @@ python3 scripts/licences.py --check
 # The RTSP reconnect tests start this example server; `cargo test` alone does not put it
 # under target/release/examples/.
 cargo build --release --example rtsp_test_server
-cargo test --release --all-targets 2>&1
+cargo test --release --all-targets --no-fail-fast 2>&1

@@ -146,6 +146,9 @@ class FaceCrop:
 def _bilinear(gray: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Values at pixel-index coordinates (centre of pixel i = i); outside is black."""
     h, w = gray.shape
+    # Non-finite coordinates read nothing (black), as in the Rust version.
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = np.where(finite, x, -10.0), np.where(finite, y, -10.0)
     x0, y0 = np.floor(x), np.floor(y)
     fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
 

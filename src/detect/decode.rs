@@ -110,6 +110,10 @@ pub fn decode(
             let b = &bbox[i * 4..i * 4 + 4];
             let (cx, cy) = ((c + b[0]) * st, (r + b[1]) * st);
             let (w, h) = (b[2].exp() * st, b[3].exp() * st);
+            // A log size far out of range overflows to infinity: not a face.
+            if !(w.is_finite() && h.is_finite()) {
+                continue;
+            }
             let k = &kps[i * 10..i * 10 + 10];
             let keypoints = std::array::from_fn(|n| {
                 [(c + k[2 * n]) * st / scale, (r + k[2 * n + 1]) * st / scale]

@@ -104,6 +104,9 @@ impl FaceCrop {
 /// The grey value at pixel-index coordinates (x, y) (pixel i's centre is i), bilinear
 /// between the four neighbours; neighbours outside the image count as black.
 fn bilinear(gray: &[f32], width: usize, height: usize, x: f64, y: f64) -> f32 {
+    if !(x.is_finite() && y.is_finite()) {
+        return 0.0;
+    }
     let (x0, y0) = (x.floor(), y.floor());
     let (fx, fy) = ((x - x0) as f32, (y - y0) as f32);
     let at = |xi: f64, yi: f64| -> f32 {
@@ -179,5 +182,21 @@ mod tests {
         };
         assert_eq!(big.subsamples(), MAX_SUBSAMPLES);
         assert_eq!(crop.subsamples(), 1);
+    }
+
+    #[test]
+    fn a_face_outside_the_image_gives_a_black_canvas_not_a_panic() {
+        let gray = vec![0.5f32; 32 * 24];
+        let away = FaceCrop::of_detection(square(-500.0, 900.0, 60.0), None, true);
+        let canvas = away.sample(&gray, 32, 24);
+        assert_eq!(canvas.len(), CANVAS * CANVAS);
+        assert!(canvas.iter().all(|v| *v == 0.0));
+        // Degenerate boxes (empty, NaN) do not panic either, and read nothing.
+        for b in [square(0.0, 0.0, 0.0), square(f32::NAN, 0.0, 10.0)] {
+            let crop = FaceCrop::of_detection(b, Some(([f32::NAN; 2], [1.0, 1.0])), true);
+            let canvas = crop.sample(&gray, 32, 24);
+            assert_eq!(canvas.len(), CANVAS * CANVAS);
+            assert!(canvas.iter().all(|v| v.is_finite()));
+        }
     }
 }

@@ -34,6 +34,30 @@ fn output_matches_json_schema() {
 }
 
 #[test]
+fn multi_face_and_empty_frames_match_json_schema() {
+    // Up to three faces per frame, frames without any; faces cut by the frame edge.
+    let run = run(
+        &replay_config(
+            &repo().join("tests/fixtures/session-group"),
+            random_models(),
+        ),
+        MemorySink::default(),
+    );
+    assert_eq!(run.records.len(), 14);
+    assert!(run.records.iter().any(|r| {
+        r["spectra"]["visible"]["faces"]
+            .as_array()
+            .is_some_and(|f| f.len() == 3)
+    }));
+    assert!(
+        run.records
+            .iter()
+            .any(|r| r["spectra"]["visible"]["faces"] == serde_json::json!([]))
+    );
+    assert_all_valid(&run.records);
+}
+
+#[test]
 fn single_spectrum_and_drop_records_match_json_schema() {
     let dir = copy_session();
     shift_timestamp(dir.path(), "thermal/000002.png", 40_000);

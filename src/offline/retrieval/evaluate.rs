@@ -86,7 +86,7 @@ pub struct Report {
 }
 
 /// Relevance of `label` to a query labelled `query`.
-pub fn grade(query: &str, label: &str, category: &impl Fn(&str) -> Option<String>) -> f64 {
+pub fn grade(query: &str, label: &str, category: &dyn Fn(&str) -> Option<String>) -> f64 {
     if query == label {
         2.0
     } else if category(query).is_some() && category(query) == category(label) {
@@ -190,9 +190,15 @@ pub fn evaluate(
     if settings.k == 0 {
         return Err(RetrievalError::Invalid("K must be at least 1".into()));
     }
-    let k = settings.k.min(items.len() - 1);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(settings.seed);
     let queries = pick_queries(items, settings.queries.max(1), &mut rng);
+    let trial = Trial {
+        items,
+        initial,
+        category: &category,
+        k: settings.k.min(items.len() - 1),
+        settings,
+    };
     let methods = [
         ("hsbd + term feedback", Metric::Hsbd, Learner::TermMatrix),
         ("euclidean + rocchio", Metric::Euclidean, Learner::Rocchio),
@@ -201,87 +207,130 @@ pub fn evaluate(
     ];
     let mut curves = Vec::new();
     for (name, metric, learner) in methods {
-        let rounds = if learner == Learner::None {
-            0
-        } else {
-            settings.rounds
-        };
-        let mut sums = vec![vec![0.0; k]; rounds + 1];
-        let mut marks = vec![(0usize, 0usize); rounds + 1];
-        // Each method sees the same marking randomness.
-        let mut marker = Xoshiro256PlusPlus::seed_from_u64(settings.seed ^ 0x5eed);
-        for &q in &queries {
-            let grades: Vec<f64> = items
-                .iter()
-                .map(|i| grade(&items[q].label, &i.label, &category))
-                .collect();
-            let all: Vec<f64> = (0..items.len())
-                .filter(|&i| i != q)
-                .map(|i| grades[i])
-                .collect();
-            let mut retriever = initial.clone();
-            let mut query = items[q].vector.clone();
-            let mut marked = vec![false; items.len()];
-            for round in 0..=rounds {
-                let hits = retriever.rank(
-                    metric,
-                    &query,
-                    items.iter().map(|i| i.vector.as_slice()),
-                    k,
-                    |i| i == q,
-                );
-                let returned: Vec<f64> = hits.iter().map(|h| grades[h.0]).collect();
-                for (kk, sum) in sums[round].iter_mut().enumerate() {
-                    *sum += ndcg_at(&returned, &all, kk + 1);
-                }
-                if round == rounds {
-                    break;
-                }
-                let fresh = |want: bool| -> Vec<usize> {
-                    hits.iter()
-                        .map(|h| h.0)
-                        .filter(|&i| !marked[i] && (grades[i] >= 1.0) == want)
-                        .collect()
-                };
-                let relevant = choose(fresh(true), settings.marks, &mut marker);
-                let irrelevant = choose(fresh(false), settings.marks, &mut marker);
-                for &i in relevant.iter().chain(&irrelevant) {
-                    marked[i] = true;
-                }
-                marks[round + 1].0 += relevant.len();
-                marks[round + 1].1 += irrelevant.len();
-                let rel: Vec<&[f64]> = relevant
-                    .iter()
-                    .map(|&i| items[i].vector.as_slice())
-                    .collect();
-                let irr: Vec<&[f64]> = irrelevant
-                    .iter()
-                    .map(|&i| items[i].vector.as_slice())
-                    .collect();
-                match learner {
-                    Learner::TermMatrix => retriever.learn(&items[q].vector, &rel, &irr),
-                    Learner::Rocchio => query = rocchio(&query, &rel, &irr),
-                    Learner::None => {}
-                }
-            }
-        }
-        let n = queries.len() as f64;
-        for (round, sum) in sums.into_iter().enumerate() {
-            curves.push(Curve {
-                method: name.to_owned(),
-                round,
-                ndcg: sum.into_iter().map(|s| s / n).collect(),
-                marked_relevant: marks[round].0 as f64 / n,
-                marked_irrelevant: marks[round].1 as f64 / n,
-            });
-        }
+        curves.extend(trial.curves(name, metric, learner, &queries));
     }
     Ok(Report {
         images: items.len(),
         queries: queries.iter().map(|&q| items[q].input.clone()).collect(),
-        k,
+        k: trial.k,
         curves,
     })
+}
+
+/// One evaluation's fixed parts: the labelled set, the starting retriever, the grading.
+struct Trial<'a> {
+    items: &'a [Labelled],
+    initial: &'a Retriever,
+    category: &'a dyn Fn(&str) -> Option<String>,
+    k: usize,
+    settings: Settings,
+}
+
+/// NDCG sums per round and position, and marks given per round, over queries.
+struct Totals {
+    ndcg: Vec<Vec<f64>>,
+    marks: Vec<(usize, usize)>,
+}
+
+impl Trial<'_> {
+    /// One method over every query: its mean NDCG curve per feedback round.
+    fn curves(
+        &self,
+        name: &str,
+        metric: Metric,
+        learner: Learner,
+        queries: &[usize],
+    ) -> Vec<Curve> {
+        let rounds = if learner == Learner::None {
+            0
+        } else {
+            self.settings.rounds
+        };
+        let mut totals = Totals {
+            ndcg: vec![vec![0.0; self.k]; rounds + 1],
+            marks: vec![(0, 0); rounds + 1],
+        };
+        // Each method sees the same marking randomness.
+        let mut marker = Xoshiro256PlusPlus::seed_from_u64(self.settings.seed ^ 0x5eed);
+        for &q in queries {
+            self.session(q, metric, learner, rounds, &mut marker, &mut totals);
+        }
+        let n = queries.len() as f64;
+        totals
+            .ndcg
+            .into_iter()
+            .enumerate()
+            .map(|(round, sum)| Curve {
+                method: name.to_owned(),
+                round,
+                ndcg: sum.into_iter().map(|s| s / n).collect(),
+                marked_relevant: totals.marks[round].0 as f64 / n,
+                marked_irrelevant: totals.marks[round].1 as f64 / n,
+            })
+            .collect()
+    }
+
+    /// One query and its feedback rounds, as a user marking results would run them.
+    fn session(
+        &self,
+        q: usize,
+        metric: Metric,
+        learner: Learner,
+        rounds: usize,
+        marker: &mut Xoshiro256PlusPlus,
+        totals: &mut Totals,
+    ) {
+        let items = self.items;
+        let grades: Vec<f64> = items
+            .iter()
+            .map(|i| grade(&items[q].label, &i.label, self.category))
+            .collect();
+        let all: Vec<f64> = (0..items.len())
+            .filter(|&i| i != q)
+            .map(|i| grades[i])
+            .collect();
+        let mut retriever = self.initial.clone();
+        let mut query = items[q].vector.clone();
+        let mut marked = vec![false; items.len()];
+        for round in 0..=rounds {
+            let hits = retriever.rank(
+                metric,
+                &query,
+                items.iter().map(|i| i.vector.as_slice()),
+                self.k,
+                |i| i == q,
+            );
+            let returned: Vec<f64> = hits.iter().map(|h| grades[h.0]).collect();
+            for (kk, sum) in totals.ndcg[round].iter_mut().enumerate() {
+                *sum += ndcg_at(&returned, &all, kk + 1);
+            }
+            if round == rounds {
+                break;
+            }
+            let fresh = |want: bool| -> Vec<usize> {
+                hits.iter()
+                    .map(|h| h.0)
+                    .filter(|&i| !marked[i] && (grades[i] >= 1.0) == want)
+                    .collect()
+            };
+            let relevant = choose(fresh(true), self.settings.marks, marker);
+            let irrelevant = choose(fresh(false), self.settings.marks, marker);
+            for &i in relevant.iter().chain(&irrelevant) {
+                marked[i] = true;
+            }
+            totals.marks[round + 1].0 += relevant.len();
+            totals.marks[round + 1].1 += irrelevant.len();
+            let vectors = |chosen: &[usize]| -> Vec<&[f64]> {
+                chosen.iter().map(|&i| items[i].vector.as_slice()).collect()
+            };
+            let (rel, irr) = (vectors(&relevant), vectors(&irrelevant));
+            match learner {
+                Learner::TermMatrix => retriever.learn(&items[q].vector, &rel, &irr),
+                Learner::Rocchio => query = rocchio(&query, &rel, &irr),
+                Learner::None => {}
+            }
+        }
+    }
 }
 
 /// q' = q + 0.75·mean(relevant) − 0.15·mean(irrelevant), negatives clipped (likelihoods).
