@@ -68,6 +68,9 @@ pub struct SpectrumFrame {
     pub received: Instant,
     /// What thermal values mean (°C conversion); `None` for visible or uncalibrated frames.
     pub radiometry: Option<Arc<Radiometry>>,
+    /// Thermal pixel → visible pixel, when the source knows it (a radiometric JPEG's
+    /// picture-in-picture record); the camera's configured homography takes precedence.
+    pub registration: Option<Arc<Homography>>,
 }
 
 /// How the faces of one image were found.

@@ -14,6 +14,7 @@ pub mod stage;
 // Components, each owning its config section.
 pub mod detect;
 pub mod dmsl;
+pub mod flir;
 pub mod frame;
 pub mod http;
 pub mod infer;

@@ -8,6 +8,7 @@
 //! | `offline.rs`  | `offline classify/segment/evaluate`, `serve-offline`              |
 //! | `lesion.rs`   | `offline lesion segment/evaluate`                                 |
 //! | `retrieve.rs` | `offline retrieve index/query/feedback/evaluate`                  |
+//! | `thermal.rs`  | `thermal info/export`: FLIR files without a pipeline              |
 //! | `common.rs`   | what they share: exit codes, progress bars, backend flags, stdout |
 
 mod common;
@@ -15,6 +16,7 @@ mod daemon;
 mod lesion;
 mod offline;
 mod retrieve;
+mod thermal;
 mod tools;
 
 use std::path::PathBuf;
@@ -83,6 +85,9 @@ enum Command {
     /// Offline models over stored imagery: classify, segment, evaluate (docs/offline.md).
     #[command(subcommand)]
     Offline(offline::OfflineCommand),
+    /// FLIR files (R-JPEG, .fff, .seq): what they hold, and °C / photo / palette export.
+    #[command(subcommand)]
+    Thermal(thermal::ThermalCommand),
     /// Serve the offline models over HTTP (single images and folder jobs).
     ServeOffline(offline::ServeArgs),
     /// List installed models and verify their sha256 against the manifests.
@@ -124,5 +129,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Models { dir } => tools::list_models(&dir),
         Command::Offline(command) => offline::run(command),
         Command::ServeOffline(args) => offline::serve(args),
+        Command::Thermal(command) => thermal::run(command),
     }
 }

@@ -154,7 +154,9 @@ impl Config {
             fix(lib);
         }
         for camera in &mut self.cameras {
-            if let Some(SourceConfig::Replay { path, .. }) = &mut camera.source {
+            if let Some(SourceConfig::Replay { path, .. } | SourceConfig::Flir { path, .. }) =
+                &mut camera.source
+            {
                 fix(path);
             }
             for stream in [&mut camera.visible, &mut camera.thermal]

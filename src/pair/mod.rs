@@ -182,6 +182,7 @@ mod tests {
             origin: "test".into(),
             received: Instant::now(),
             radiometry: None,
+            registration: None,
         }
     }
 

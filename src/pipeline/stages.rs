@@ -114,8 +114,11 @@ pub fn pair(
                 }
             };
             let number = sequence.fetch_add(1, Ordering::Relaxed);
+            // The camera's configured homography, else what the thermal frame's file says
+            // (a radiometric JPEG's picture-in-picture record).
+            let from_file = thermal.as_ref().and_then(|t| t.registration.clone());
             let mut frame = Frame::new(camera.clone(), number, visible, thermal);
-            frame.registration = registration.clone();
+            frame.registration = registration.clone().or(from_file);
             frame.mark_stage_done(Stage::Pair);
             if tx.send(frame).is_err() {
                 return;

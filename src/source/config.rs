@@ -15,6 +15,15 @@ use crate::thermal::RadiometryConfig;
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceConfig {
+    /// FLIR radiometric JPEGs (R-JPEG): a `.jpg`, or a folder of them replayed in capture
+    /// order; each file is a visible + thermal pair (docs/flir.md).
+    Flir {
+        path: PathBuf,
+        #[serde(default)]
+        speed: f64,
+        #[serde(default, rename = "loop")]
+        looped: bool,
+    },
     /// A recorded session folder (see docs/sources.md, "Replay format").
     Replay {
         path: PathBuf,
@@ -65,7 +74,8 @@ pub enum StreamConfig {
         #[serde(default)]
         fps: Option<u32>,
     },
-    /// FLIR radiometric `.seq`/`.fff` file, or a folder of `.fff` (thermal only).
+    /// FLIR radiometric `.seq`/`.fff`/R-JPEG file, or a folder of `.fff`/R-JPEG files
+    /// (thermal only).
     Flir {
         path: PathBuf,
         #[serde(default)]
@@ -194,7 +204,7 @@ impl StreamConfig {
             StreamConfig::Flir { path, .. } if !path.exists() => Err(Invalid::new(
                 "path",
                 format!(
-                    "{} does not exist; give a .seq/.fff file or a folder of .fff files",
+                    "{} does not exist; give a .seq/.fff/R-JPEG file or a folder of .fff/.jpg files",
                     path.display()
                 ),
             )),
@@ -238,6 +248,23 @@ impl CameraConfig {
                 "id",
                 format!("{:?}: use letters, digits, '-' and '_' only", self.id),
             ));
+        }
+        if let Some(SourceConfig::Flir { path, speed, .. }) = &self.source {
+            if speed.is_nan() || *speed < 0.0 {
+                return Err(Invalid::new(
+                    "source.speed",
+                    format!("must be >= 0 (0 = as fast as possible), got {speed}"),
+                ));
+            }
+            if !path.exists() {
+                return Err(Invalid::new(
+                    "source.path",
+                    format!(
+                        "{} does not exist; give a radiometric .jpg or a folder of them",
+                        path.display()
+                    ),
+                ));
+            }
         }
         if let Some(SourceConfig::Replay { path, speed, .. }) = &self.source {
             if speed.is_nan() || *speed < 0.0 {

@@ -160,6 +160,7 @@ impl LiveSource {
                         origin: what.as_str().into(),
                         received: Instant::now(),
                         radiometry: None,
+                        registration: None,
                     };
                     if out.send(frame).is_err() {
                         return Outcome::Stopped;

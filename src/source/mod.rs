@@ -5,7 +5,7 @@
 //! | file          | source                                                              |
 //! |---------------|---------------------------------------------------------------------|
 //! | `replay.rs`   | a recorded session folder (both spectra)                            |
-//! | `flir.rs`     | FLIR radiometric `.fff` / `.seq` files (thermal)                    |
+//! | `flir.rs`     | FLIR `.fff` / `.seq` / R-JPEG files (thermal; R-JPEGs also as pairs) |
 //! | `gst.rs`      | GStreamer pipelines and URIs (RTSP, files, v4l2src), feature `gstreamer` |
 //! | `camera.rs`   | live cameras through nokhwa, feature `camera`                       |
 //! | `live.rs`     | the reconnect / stall supervisor every live stream runs under       |
@@ -71,14 +71,25 @@ fn pace(started: std::time::Instant, since_first_us: i64, speed: f64) {
 /// Opens every source of a camera.
 pub fn open_camera(camera: &CameraConfig) -> Result<Vec<NamedSource>, SourceError> {
     let mut sources: Vec<NamedSource> = Vec::new();
-    if let Some(SourceConfig::Replay {
-        path,
-        speed,
-        looped,
-    }) = &camera.source
-    {
-        let replay = replay::ReplaySource::open(&camera.id, path, *speed, *looped)?;
-        sources.push((camera.id.clone(), Box::new(replay)));
+    match &camera.source {
+        Some(SourceConfig::Replay {
+            path,
+            speed,
+            looped,
+        }) => {
+            let replay = replay::ReplaySource::open(&camera.id, path, *speed, *looped)?;
+            sources.push((camera.id.clone(), Box::new(replay)));
+        }
+        Some(SourceConfig::Flir {
+            path,
+            speed,
+            looped,
+        }) => {
+            let fallback = camera.radiometry.resolve(None);
+            let flir = flir::FlirPairSource::open(&camera.id, path, *speed, *looped, fallback)?;
+            sources.push((camera.id.clone(), Box::new(flir)));
+        }
+        None => {}
     }
     for (spectrum, stream) in [
         (Spectrum::Visible, &camera.visible),

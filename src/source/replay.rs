@@ -270,6 +270,7 @@ impl Source for ReplaySource {
                         Spectrum::Thermal => self.radiometry.clone(),
                         Spectrum::Visible => None,
                     },
+                    registration: None,
                 };
                 if out.send(frame).is_err() {
                     return Ok(()); // pipeline closed: shutting down

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 
 use spectrald::config::Config;
 use spectrald::detect::{DetectorConfig, ThermalDetection};
-use spectrald::source::flir::{FffError, FffFrame, frame_len, parse_fff};
+use spectrald::flir::{FffError, FffFrame, frame_len, parse_fff};
 use spectrald::source::{CameraConfig, StreamConfig};
 use spectrald::thermal::Radiometry;
 use spectrald::thermal::ThermalUnits;
 use spectrald::thermal::radiometry::PlanckConstants;
 
-fn fixture(name: &str) -> PathBuf {
+pub fn fixture(name: &str) -> PathBuf {
     common::repo().join("tests/fixtures/flir").join(name)
 }
 
@@ -246,4 +246,223 @@ fn missing_planck_tags_are_named_and_config_constants_fill_in() {
 fn not_a_flir_file_is_refused_clearly() {
     let err = parse_fff(b"\x89PNG\r\n\x1a\n and so on and so forth, long enough").expect_err("png");
     assert!(err.to_string().contains("not an FFF frame"), "{err}");
+}
+
+// ---- Radiometric JPEGs (R-JPEG) ----
+
+/// flyr's temperatures of every pixel of `flir_example.jpg` (make_rjpeg_reference.py).
+pub fn flyr_celsius() -> (u32, u32, Vec<f64>) {
+    let png = image::open(fixture("flir_example.celsius.png"))
+        .expect("reference png")
+        .into_luma16();
+    let values = png
+        .pixels()
+        .map(|p| p.0[0] as f64 / 100.0 - 100.0)
+        .collect();
+    (png.width(), png.height(), values)
+}
+
+#[test]
+fn rjpeg_celsius_matches_an_independent_reader_to_a_hundredth_of_a_degree() {
+    let image = spectrald::flir::read_frame_of(&fixture("flir_example.jpg"), 0).expect("reads");
+    let frame = &image.frame;
+    assert_eq!((frame.width, frame.height), (240, 320));
+    assert_eq!(frame.raw_type, spectrald::flir::RawType::Png);
+    let converter = frame.radiometry.expect("camera info").converter();
+    let (w, h, reference) = flyr_celsius();
+    assert_eq!((w, h), (frame.width, frame.height));
+    let worst = frame
+        .counts
+        .iter()
+        .zip(&reference)
+        .map(|(raw, want)| (converter.celsius(*raw) - want).abs())
+        .fold(0.0f64, f64::max);
+    // The reference is stored in 0.005 °C steps.
+    assert!(worst < 0.01, "max |spectrald − flyr| = {worst:.4} °C");
+    // The embedded visible photo, not the palette rendering the JPEG itself shows.
+    let (vw, vh, _) = image
+        .decode_visible(&fixture("flir_example.jpg"))
+        .expect("decodes")
+        .expect("a photo");
+    assert_eq!((vw, vh), (480, 640));
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("flir_example.reference.json")).expect("json"),
+    )
+    .expect("json");
+    let pip = frame.pip.expect("picture in picture");
+    assert!((pip.real2ir - reference["pip"]["real2ir"].as_f64().expect("ratio")).abs() < 1e-6);
+    assert_eq!(
+        (pip.offset_x, pip.offset_y, pip.pip_x2, pip.pip_y2),
+        (14, -14, 239, 319)
+    );
+}
+
+/// Copies of the fixture R-JPEG with their FLIR APP1 segments edited.
+fn rjpeg_segments(data: &[u8]) -> Vec<(usize, usize)> {
+    // (start of the segment's marker, end) of every FLIR APP1 segment.
+    let mut out = Vec::new();
+    let mut at = 2;
+    while at + 4 <= data.len() && data[at] == 0xff && data[at + 1] != 0xda {
+        let len = u16::from_be_bytes([data[at + 2], data[at + 3]]) as usize;
+        if data[at + 1] == 0xe1 && data[at + 4..].starts_with(b"FLIR\0") {
+            out.push((at, at + 2 + len));
+        }
+        at += 2 + len;
+    }
+    out
+}
+
+#[test]
+fn broken_rjpegs_are_named_for_what_is_wrong() {
+    let good = std::fs::read(fixture("flir_example.jpg")).expect("fixture");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let read = |name: &str, bytes: &[u8]| -> String {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        match spectrald::flir::read_frame_of(&path, 0) {
+            Ok(_) => "read".into(),
+            Err(e) => e.to_string(),
+        }
+    };
+    // A plain JPEG: the bundled session's visible frame.
+    let plain = std::fs::read(common::fixture_session().join("visible/000000.jpg")).expect("jpeg");
+    let e = read("plain.jpg", &plain);
+    assert!(
+        e.contains("plain.jpg") && e.contains("without FLIR segments"),
+        "{e}"
+    );
+    // The second of two FLIR segments cut out.
+    let segments = rjpeg_segments(&good);
+    assert_eq!(segments.len(), 2);
+    let (start, end) = segments[1];
+    let missing = [&good[..start], &good[end..]].concat();
+    let e = read("missing.jpg", &missing);
+    assert!(e.contains("segment 1 of 2 is missing"), "{e}");
+    // The raw thermal PNG cut short: its bytes end inside the second segment.
+    let mut cut = good.clone();
+    let (start, end) = segments[1];
+    for b in &mut cut[start + 12..end - 100] {
+        *b = 0;
+    }
+    let e = read("cut.jpg", &cut);
+    assert!(
+        e.contains("cut.jpg") && e.contains("raw thermal PNG"),
+        "{e}"
+    );
+    // An unknown raw type: the raw data record's subtype set to 7.
+    let fff = spectrald::flir::extract_fff(&good).expect("fff");
+    let directory = u32::from_be_bytes(fff[0x18..0x1c].try_into().expect("4")) as usize;
+    let count = u32::from_be_bytes(fff[0x1c..0x20].try_into().expect("4")) as usize;
+    let raw_entry = (0..count)
+        .map(|i| directory + 32 * i)
+        .find(|&at| u16::from_be_bytes([fff[at], fff[at + 1]]) == 1)
+        .expect("raw data record");
+    // Its place in the JPEG: the FFF bytes of segment 0 start 12 bytes into it.
+    let mut odd = good.clone();
+    let at = segments[0].0 + 12 + raw_entry + 2;
+    odd[at..at + 2].copy_from_slice(&7u16.to_be_bytes());
+    let e = read("odd.jpg", &odd);
+    assert!(e.contains("raw data subtype 7"), "{e}");
+}
+
+/// The fixture R-JPEG with its camera clock `seconds` later: the capture time (u32 seconds,
+/// little-endian) sits 0x384 into the camera info record, which lies in the first FLIR
+/// segment (FFF offset 24044, found by reading the record directory).
+fn captured_later(good: &[u8], seconds: u32) -> Vec<u8> {
+    let segment = rjpeg_segments(good)[0].0;
+    let at = segment + 12 + 24044 + 0x384;
+    let mut out = good.to_vec();
+    let was = u32::from_le_bytes(good[at..at + 4].try_into().expect("4"));
+    // ExifTool: Date/Time Original 2017:09:08 16:04:36.266+02:00.
+    assert_eq!(
+        was, 1_504_879_476,
+        "the capture time is where the test expects it"
+    );
+    out[at..at + 4].copy_from_slice(&(was + seconds).to_le_bytes());
+    out
+}
+
+#[test]
+fn rjpeg_folder_replays_as_pairs_and_a_broken_file_is_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = std::fs::read(fixture("flir_example.jpg")).expect("fixture");
+    // Names out of capture order: a is 100 s after c, d 50 s after it.
+    std::fs::write(dir.path().join("a.jpg"), captured_later(&good, 100)).expect("copy");
+    // Cut inside the first FLIR segment: the thermal image is gone.
+    std::fs::write(dir.path().join("b.jpg"), &good[..40_000]).expect("cut");
+    std::fs::write(dir.path().join("c.jpg"), &good).expect("copy");
+    std::fs::write(dir.path().join("d.jpg"), captured_later(&good, 50)).expect("copy");
+    let mut camera = CameraConfig::replay("rjpeg", PathBuf::new(), 0.0, false);
+    camera.source = Some(spectrald::source::SourceConfig::Flir {
+        path: dir.path().to_owned(),
+        speed: 0.0,
+        looped: false,
+    });
+    let config = Config {
+        models: common::random_models(),
+        cameras: vec![camera],
+        ..Default::default()
+    };
+    let run = common::run(&config, common::MemorySink::default());
+    assert_eq!(
+        run.records.len(),
+        3,
+        "the three good files; the cut one counted"
+    );
+    // Replayed in capture order (c, d, a), not by name.
+    let captured: Vec<i64> = run
+        .records
+        .iter()
+        .map(|r| {
+            r["spectra"]["thermal"]["captured_us"]
+                .as_i64()
+                .expect("time")
+        })
+        .collect();
+    assert_eq!(
+        [captured[1] - captured[0], captured[2] - captured[1]],
+        [50_000_000, 50_000_000],
+        "{captured:?}"
+    );
+    assert_eq!(run.events.total("frame_dropped", Some("decode_failed")), 2);
+    for record in &run.records {
+        assert_eq!(record["pair_skew_ms"], 0.0, "{record}");
+        let (v, t) = (&record["spectra"]["visible"], &record["spectra"]["thermal"]);
+        assert_eq!(
+            (v["width"].as_u64(), v["height"].as_u64()),
+            (Some(480), Some(640))
+        );
+        assert_eq!(
+            (t["width"].as_u64(), t["height"].as_u64()),
+            (Some(240), Some(320))
+        );
+        // No face on a mug: nothing published, and no error either.
+        assert!(v["error"].is_null() && t["error"].is_null(), "{record}");
+        assert_eq!(v["faces"].as_array().map(Vec::len), Some(0), "{record}");
+        // The file's picture-in-picture placement registers thermal onto visible, so the
+        // thermal faces would be the visible ones mapped across.
+        assert_eq!(t["detector"], "registered_visible", "{record}");
+    }
+}
+
+#[test]
+fn the_picture_in_picture_record_places_the_thermal_image_on_the_photo() {
+    let image = spectrald::flir::read_frame_of(&fixture("flir_example.jpg"), 0).expect("reads");
+    let rows = image
+        .frame
+        .pip
+        .expect("pip")
+        .thermal_to_visible(240, 320, 480, 640)
+        .expect("a mapping");
+    // flyr's placement: the 240x320 thermal image scaled to 342x456 (480 / (240 · 1.40397)),
+    // its top-left at (240 − 171 + 14, 320 − 228 − 14) = (83, 78) on the photo.
+    let h = spectrald::registration::Homography::new(rows).expect("invertible");
+    let corner = h.apply([-0.5, -0.5]);
+    assert!(
+        (corner[0] + 0.5 - 83.0).abs() < 1e-9 && (corner[1] + 0.5 - 78.0).abs() < 1e-9,
+        "{corner:?}"
+    );
+    let far = h.apply([239.5, 319.5]);
+    assert!((far[0] + 0.5 - (83.0 + 342.0)).abs() < 1e-9, "{far:?}");
+    assert!((far[1] + 0.5 - (78.0 + 456.0)).abs() < 1e-9, "{far:?}");
 }

@@ -82,8 +82,42 @@ fn flir_fff_frames() {
         fixture("tests/fixtures/flir/duo-pro-r.fff"),
     ];
     fuzz(seeds, |data| {
-        let _ = spectrald::source::flir::frame_len(data);
-        let _ = spectrald::source::flir::parse_fff(data);
+        let _ = spectrald::flir::frame_len(data);
+        let _ = spectrald::flir::parse_fff(data);
+    });
+}
+
+/// A JPEG whose FLIR segments carry `payload` in `pieces` parts: a seed in which segment
+/// headers (index, count, lengths) are a large share of the bytes the fuzzer edits.
+fn rjpeg_of(payload: &[u8], pieces: usize) -> Vec<u8> {
+    let mut out = vec![0xff, 0xd8];
+    let chunk = payload.len().div_ceil(pieces);
+    for (index, part) in payload.chunks(chunk).enumerate() {
+        out.extend_from_slice(&[0xff, 0xe1]);
+        out.extend_from_slice(&((2 + 8 + part.len()) as u16).to_be_bytes());
+        out.extend_from_slice(b"FLIR\0\x01");
+        out.extend_from_slice(&[index as u8, (pieces - 1) as u8]);
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(&[0xff, 0xd9]);
+    out
+}
+
+#[test]
+fn flir_radiometric_jpegs() {
+    let jpeg = fixture("tests/fixtures/flir/flir_example.jpg");
+    let fff = spectrald::flir::extract_fff(&jpeg).expect("seed reassembles");
+    // Small: the FFF header and directory in six segments.
+    let headers = rjpeg_of(&fff[..fff.len().min(1200)], 6);
+    // The whole file, its FFF alone (edits land in the raw thermal PNG), and the headers.
+    let seeds = vec![jpeg, fff, headers];
+    fuzz(seeds, |data| {
+        let fff = spectrald::flir::extract_fff(data).unwrap_or_else(|_| data.to_vec());
+        if let Ok(frame) = spectrald::flir::parse_fff(&fff)
+            && let Some(pip) = frame.pip
+        {
+            let _ = pip.thermal_to_visible(frame.width, frame.height, 640, 480);
+        }
     });
 }
 

@@ -31,5 +31,6 @@ mod record_and_calibrate;
 mod reload_and_hot_swap;
 mod replay_is_lossless;
 mod sigterm_drains_pipeline;
+mod thermal_cli_reads_flir_files;
 mod thermal_frame_late_beyond_tolerance_is_counted;
 mod thermal_tiff_frames_replay;
