@@ -11,6 +11,8 @@ cargo clippy --release --all-targets -- -D warnings
 python3 scripts/module_cycles.py
 # Every crate's licence accepted and listed in LICENSES-THIRD-PARTY.md.
 python3 scripts/licences.py --check
+# No dependency with a known vulnerability (RustSec; accepted warnings in .cargo/audit.toml).
+scripts/audit.sh
 # The RTSP reconnect tests start this example server; `cargo test` alone does not put it
 # under target/release/examples/.
 cargo build --release --example rtsp_test_server

@@ -64,7 +64,11 @@ class UNet(nn.Module):
         self.out = nn.Conv2d(widths[0], 1, 1)
 
     def forward(self, x):
-        skips = []
+        return self.features(x)[0]
+
+    def features(self, x):
+        """(mask logits, the expanding path's feature maps, coarsest first)."""
+        skips, levels = [], []
         for i, block in enumerate(self.down):
             x = block(x)
             if i < len(self.down) - 1:
@@ -73,7 +77,8 @@ class UNet(nn.Module):
         for up, conv in zip(self.up, self.up_conv):
             x = up(x)
             x = conv(torch.cat([skips.pop(), x], dim=1))
-        return self.out(x)
+            levels.append(x)
+        return self.out(x), levels
 
 
 class DMSL(nn.Module):
@@ -93,6 +98,46 @@ class DMSL(nn.Module):
 
     def forward(self, x):
         return self.head(torch.sigmoid(self.unet(x)))
+
+
+class DMSLHeatmap(nn.Module):
+    """The DMSL landmark model with its points read from the U-Net instead of an FC head.
+
+    The U-Net is the same and still learns Algorithm 1's landmark mask (its 1-channel output,
+    BCE as in stage 1); a 3x3 conv on one level of its expanding path (`level`: 0 is the
+    coarsest, 1/8 of the input; 2 is 1/2) gives one heatmap per point, and each point is the
+    heatmap's soft-argmax (the expectation of its spatial softmax: sub-pixel, differentiable).
+    Trained end to end; outputs as the FC model: 136 values in [0, 1] of the canvas.
+    """
+
+    def __init__(self, variant: Variant, points: int = 68, level: int = 2, norm: bool = True):
+        super().__init__()
+        self.unet = UNet(variant.widths, norm)
+        self.level = level
+        channels = list(reversed(variant.widths[:-1]))[level]
+        self.heat = nn.Conv2d(channels, points, 3, padding=1)
+
+    def mask_logits(self, x):
+        return self.unet(x)
+
+    def both(self, x):
+        """(mask logits, points [N, 2·points])."""
+        mask, levels = self.unet.features(x)
+        return mask, soft_argmax(self.heat(levels[self.level]))
+
+    def forward(self, x):
+        return self.both(x)[1]
+
+
+def soft_argmax(logits):
+    """[N, K, H, W] logits -> [N, 2K] (x1, y1, ...) expectations in [0, 1] (pixel centres)."""
+    n, k, h, w = logits.shape
+    p = torch.softmax(logits.reshape(n, k, h * w), dim=-1).reshape(n, k, h, w)
+    xs = (torch.arange(w, dtype=logits.dtype, device=logits.device) + 0.5) / w
+    ys = (torch.arange(h, dtype=logits.dtype, device=logits.device) + 0.5) / h
+    x = (p.sum(dim=2) * xs).sum(dim=-1)
+    y = (p.sum(dim=3) * ys).sum(dim=-1)
+    return torch.stack([x, y], dim=-1).reshape(n, 2 * k)
 
 
 OUTPUTS = {"boundary": 4, "landmark": 136}

@@ -1,14 +1,20 @@
-"""Evaluate exported DMSL models on the held-out split and write the model card.
+"""Evaluate exported DMSL models the way the daemon runs them, on the val or held-out split.
 
-    python models/train/evaluate.py --variant lite            # models/dmsl-*-lite.{onnx,json}
+    python models/train/evaluate.py --variant lite --split held_out --write   # models/dmsl-*-lite.*
+    python models/train/evaluate.py --models runs/heatmap/onnx --variant lite --split val
 
-Runs the daemon's exact pipeline in Python (dmsl_preprocess: letterbox -> boundary model ->
-black-out of the predicted box -> landmark model -> back to source pixels) through
-onnxruntime on every held-out face (split by photo, see faces.py), on the visible image and
-on its deterministic thermal-like transform. Reports NME (paper eq. 3, outer eye corners) and
-the boundary IoU; the dlib 68-point shape predictor (the teacher) on the same faces; ORT
-speed on this machine. Writes the metrics into both manifests, models/dmsl-VARIANT.md (the
-model card) and an overlay PNG of held-out faces.
+The daemon's pipeline in Python: YuNet on the photo (`detector.py`, daemon defaults), the
+detection matched to the labelled face (IoU with the landmarks' box ≥ 0.25, as `spectrald
+evaluate`), its face crop (`dmsl_preprocess.face_crop`, upright by the eye keypoints),
+boundary model → black-out of the predicted box → landmark model → back to source pixels,
+through onnxruntime. On the visible photo and on its deterministic thermal-like transform
+(cropped where the visible face was found: a registered rig). A face the detector misses
+has no NME and counts as a failure.
+
+Reports NME (paper eq. 3, outer eye corners 37/46): mean, median, failure rate (NME > 0.08
+or no output), AUC@0.08, per source subset (AFW / HELEN / LFPW), the boundary IoU, speed.
+`--write` puts the metrics into the manifests, models/dmsl-VARIANT-metrics.json, and
+overlays of the worst ten faces into models/dmsl-VARIANT-worst.png.
 """
 
 import argparse
@@ -22,10 +28,15 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+import crops as C
 import dmsl_preprocess as P
 import faces as D
+from detector import Detector
+from measure_detector import match
 
 MODELS = Path(__file__).resolve().parents[1]
+FAILURE = 0.08
+SUBSETS = ("afw", "helen", "lfpw")
 
 
 def session(path, threads):
@@ -45,43 +56,88 @@ def iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
-def predict(boundary, landmark, canvas, oracle_box=None):
-    x = canvas[None, None]
-    box, mask = boundary.run(None, {"image": x})
-    box = box[0]
-    seen = oracle_box if oracle_box is not None else box
-    pts = landmark.run(None, {"image": P.blackout(canvas, seen)[None, None]})[0][0].reshape(68, 2)
-    return box, pts, mask[0, 0]
+def predict(boundary, landmark, canvas):
+    box = boundary.run(["box"], {"image": canvas[None, None]})[0][0]
+    pts = landmark.run(None, {"image": P.blackout(canvas, box)[None, None]})[0][0].reshape(68, 2)
+    return box, pts
 
 
-def teacher():
-    import importlib.util
-    import dlib
-    spec = importlib.util.find_spec("face_recognition_models")
-    model = Path(spec.origin).parent / "models" / "shape_predictor_68_face_landmarks.dat"
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model)), dlib
+def auc(values, total, limit=FAILURE):
+    """Area under the cumulative error curve up to `limit`, normalised to 1 (missing faces
+    never count as below), as src/evaluate.rs."""
+    xs = np.linspace(0, limit, 1001)
+    v = np.sort(np.asarray(values))
+    cdf = np.searchsorted(v, xs, side="right") / max(total, 1)
+    return float(np.trapezoid(cdf, xs) / limit)
 
 
-def overlay(image_rgb, truth, pred, box_px):
-    img = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR).copy()
-    x, y, w, h = (int(round(v)) for v in box_px)
-    cv2.rectangle(img, (x, y), (x + w, y + h), (255, 160, 0), 1)
+def summarise(rows):
+    """rows: dicts with "nme" (None when missing) -> the table's figures."""
+    values = [r["nme"] for r in rows if r["nme"] is not None]
+    total = len(rows)
+    missing = total - len(values)
+    return {
+        "faces": total,
+        "nme": float(np.mean(values)) if values else None,
+        "nme_median": float(np.median(values)) if values else None,
+        "failure_rate_0.08": (sum(v > FAILURE for v in values) + missing) / max(total, 1),
+        "failure_rate_0.1": (sum(v > 0.1 for v in values) + missing) / max(total, 1),
+        "auc_0.08": auc(values, total),
+        "missed": missing,
+        "boundary_iou": float(np.mean([r["iou"] for r in rows if r["iou"] is not None])) if values else None,
+    }
+
+
+def overlay(gray, truth, pred, label):
+    img = cv2.cvtColor((np.clip(gray, 0, 1) * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
     for p in truth:
         cv2.circle(img, (int(p[0]), int(p[1])), 2, (0, 200, 0), -1)
     for p in pred:
         cv2.circle(img, (int(p[0]), int(p[1])), 2, (0, 0, 255), -1)
-    return cv2.resize(img, (256, 256))
+    img = cv2.resize(img, (256, 256))
+    cv2.putText(img, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
+    return img
 
 
 def speed(boundary, landmark, canvases, seconds=5.0):
-    """Pairs of (boundary + black-out + landmark) per second at batch 1 on one canvas each."""
+    """Faces per second (boundary + black-out + landmark) at batch 1."""
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         c = canvases[n % len(canvases)]
-        box = boundary.run(None, {"image": c[None, None]})[0][0]
-        landmark.run(None, {"image": P.blackout(c, box)[None, None]})
+        predict(boundary, landmark, c)
         n += 1
     return n / (time.perf_counter() - t0)
+
+
+def evaluate(faces, boundary, landmark, detector):
+    """Per spectrum: rows of per-face results, and the crops (for speed and overlays)."""
+    rows = {"visible": [], "thermal_like": []}
+    shown = []
+    for face in faces:
+        found = match(detector.detect(face.image), face.points)
+        for spectrum in rows:
+            row = {"name": face.name, "subset": face.name.split("_", 1)[0], "nme": None, "iou": None}
+            if found is not None:
+                gray, _ = C.grey_of(face, None, augment=False, thermal=spectrum == "thermal_like")
+                eyes = (tuple(found.keypoints[0]), tuple(found.keypoints[1]))
+                canvas, truth_c, crop = C.crop_sample(gray, face.points, found.box, eyes)
+                box, pred_c = predict(boundary, landmark, canvas)
+                pred = np.stack(crop.to_source(pred_c[:, 0], pred_c[:, 1]), axis=1)
+                row["nme"] = P.nme(pred, face.points)
+                row["iou"] = iou(box, P.box_from_landmarks(truth_c))
+                if spectrum == "visible":
+                    shown.append((row["nme"], canvas, truth_c * P.CANVAS, pred_c * P.CANVAS, face.name))
+            rows[spectrum].append(row)
+    return rows, shown
+
+
+def report(rows):
+    out = {}
+    for spectrum, r in rows.items():
+        out[spectrum] = summarise(r) | {
+            "per_subset": {s: summarise([x for x in r if x["subset"] == s]) for s in SUBSETS
+                           if any(x["subset"] == s for x in r)}}
+    return out
 
 
 def main():
@@ -89,90 +145,47 @@ def main():
     ap.add_argument("--variant", default="lite")
     ap.add_argument("--data", type=Path, default=D.DEFAULT_DATA)
     ap.add_argument("--models", type=Path, default=MODELS)
+    ap.add_argument("--split", default="held_out", choices=("val", "held_out"))
     ap.add_argument("--limit", type=int, default=0)
-    ap.add_argument("--no-teacher", action="store_true")
+    ap.add_argument("--json", type=Path, help="write the report here")
+    ap.add_argument("--write", action="store_true", help="metrics into the manifests + worst-ten overlays")
     args = ap.parse_args()
     names = {k: f"dmsl-{k}-{args.variant}" for k in ("boundary", "landmark")}
-    for k, name in names.items():
+    for name in names.values():
         if not (args.models / f"{name}.onnx").exists():
             D.fail(f"{args.models / (name + '.onnx')} not found; run export.py first")
     try:
-        faces = D.load_faces(args.data, "held_out", args.limit)
+        C.check_crop_definition()
+        faces = D.load_faces(args.data, args.split, args.limit)
     except D.DataError as e:
         D.fail(str(e))
     b1, l1 = (session(args.models / f"{n}.onnx", 1) for n in names.values())
-
-    results = {"visible": [], "thermal_like": []}
-    canvases, montage = [], []
-    det = None if args.no_teacher else teacher()
-    teacher_nme, teacher_oracle_nme, teacher_missed = [], [], 0
-    for i, face in enumerate(faces):
-        truth = face.points  # continuous source pixels
-        for spectrum in results:
-            canvas, pts_c = D.make_sample(face, None, augment=False, thermal=spectrum == "thermal_like")
-            lb = P.Letterbox.for_size(face.image.shape[1], face.image.shape[0])
-            gt_box = P.box_from_landmarks(pts_c)
-            box, pred_c, _ = predict(b1, l1, canvas)
-            _, oracle_c, _ = predict(b1, l1, canvas, oracle_box=gt_box)
-            to_src = lambda p: np.stack(lb.to_source(p[:, 0], p[:, 1]), axis=1)
-            pred = to_src(pred_c)
-            results[spectrum].append({
-                "nme": P.nme(pred, truth), "nme_oracle_box": P.nme(to_src(oracle_c), truth), "iou": iou(box, gt_box)})
-            if spectrum == "visible":
-                canvases.append(canvas)
-                if i < 8:
-                    bx0, by0 = lb.to_source(box[0], box[1])
-                    bx1, by1 = lb.to_source(box[0] + box[2], box[1] + box[3])
-                    montage.append(overlay(face.image, truth - 0.5, pred - 0.5, (bx0, by0, bx1 - bx0, by1 - by0)))
-        if det is not None:
-            detector, predictor, dlib = det
-            found = detector(face.image, 1)
-            if found:
-                shape = predictor(face.image, max(found, key=lambda r: r.width()))
-                teacher_nme.append(P.nme(np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()]), truth))
-            else:
-                teacher_missed += 1
-            x0, y0 = truth.min(axis=0)
-            x1, y1 = truth.max(axis=0)
-            rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
-            shape = predictor(face.image, rect)
-            teacher_oracle_nme.append(P.nme(np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()]), truth))
-
-    summary = {}
-    for spectrum, rows in results.items():
-        summary[spectrum] = {
-            "faces": len(rows),
-            "nme": float(np.mean([r["nme"] for r in rows])),
-            "nme_median": float(np.median([r["nme"] for r in rows])),
-            "nme_with_ground_truth_box": float(np.mean([r["nme_oracle_box"] for r in rows])),
-            "boundary_iou": float(np.mean([r["iou"] for r in rows])),
-            "failure_rate_nme_over_0.1": float(np.mean([r["nme"] > 0.1 for r in rows])),
-        }
-    if det is not None:
-        summary["dlib_teacher_visible"] = {
-            "nme_detected": float(np.mean(teacher_nme)) if teacher_nme else None,
-            "detected": len(teacher_nme), "missed": teacher_missed,
-            "nme_given_ground_truth_box": float(np.mean(teacher_oracle_nme)),
-        }
-    speeds = {}
-    for threads in (1, 2):
-        b, l = (session(args.models / f"{n}.onnx", threads) for n in names.values())
-        speeds[f"frames_per_s_batch1_{threads}_threads"] = round(speed(b, l, canvases), 1)
-    summary["speed_onnxruntime_cpu"] = speeds | {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                                                  "onnxruntime": ort.__version__}
-    summary["size_mb"] = {k: round((args.models / f"{n}.onnx").stat().st_size / 1e6, 2) for k, n in names.items()}
-    summary["held_out"] = f"{len(faces)} faces of {args.data.name}, split by source photo (faces.py)"
-    print(json.dumps(summary, indent=2))
-
-    for k, name in names.items():
-        path = args.models / f"{name}.json"
-        manifest = json.loads(path.read_text())
-        manifest["metrics"] = summary
-        path.write_text(json.dumps(manifest, indent=2) + "\n")
-    if montage:
-        rows = [np.hstack(montage[i:i + 4]) for i in range(0, len(montage) - len(montage) % 4, 4)]
-        cv2.imwrite(str(args.models / f"dmsl-{args.variant}-heldout.png"), np.vstack(rows))
-    (args.models / f"dmsl-{args.variant}-metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    rows, shown = evaluate(faces, b1, l1, Detector())
+    summary = report(rows)
+    canvases = [c for _, c, _, _, _ in shown]
+    b2, l2 = (session(args.models / f"{n}.onnx", 2) for n in names.values())
+    summary["speed_onnxruntime_cpu"] = {
+        "faces_per_s_batch1_1_thread": round(speed(b1, l1, canvases), 1),
+        "faces_per_s_batch1_2_threads": round(speed(b2, l2, canvases), 1),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "onnxruntime": ort.__version__}
+    summary["split"] = f"{args.split}: {len(faces)} faces of {args.data.name}, split by source photo (faces.py)"
+    summary["pipeline"] = "YuNet detection -> face crop (upright) -> boundary -> black-out -> landmark"
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(summary | {"per_face": rows}, indent=1) + "\n")
+    if args.write:
+        for name in names.values():
+            path = args.models / f"{name}.json"
+            manifest = json.loads(path.read_text())
+            manifest["metrics"] = summary
+            path.write_text(json.dumps(manifest, indent=2) + "\n")
+        (args.models / f"dmsl-{args.variant}-metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        worst = sorted(shown, key=lambda t: -t[0])[:10]
+        tiles = [overlay(c, t, p, f"{n[:22]} {e:.3f}") for e, c, t, p, n in worst]
+        tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 5)
+        grid = np.vstack([np.hstack(tiles[i:i + 5]) for i in range(0, len(tiles), 5)])
+        cv2.imwrite(str(args.models / f"dmsl-{args.variant}-worst.png"), grid)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ dynamic batch) and OUT/dmsl-*-VARIANT.json (input/outputs, preprocessing, sha256
 The boundary model has two outputs: "box" [N,4] and "mask" [N,1,128,128] (its U-Net mask,
 used for the face score); the landmark model has "landmarks" [N,136].
 `--random` exports untrained weights (architecture-exact test fixtures, named as such).
+A run whose landmark model has the heatmap head (train.py --head heatmap, `head.json`) exports
+the same interface. `--flip-tta` builds test-time flip averaging into the landmark graph: the
+canvas and its mirror image go through the model as one batch and the mirrored points,
+re-indexed, are averaged with the direct ones (twice the landmark model's cost; the daemon
+needs no change).
 """
 
 import argparse
@@ -21,7 +26,7 @@ import torch
 from torch import nn
 
 import dmsl_preprocess as P
-from dmsl_model import DMSL, INPUT_NAME, OUTPUTS, VARIANTS
+from dmsl_model import DMSL, DMSLHeatmap, INPUT_NAME, OUTPUTS, VARIANTS
 
 
 class BoundaryExport(nn.Module):
@@ -35,25 +40,43 @@ class BoundaryExport(nn.Module):
 
 
 class LandmarkExport(nn.Module):
-    def __init__(self, net):
+    def __init__(self, net, flip_tta=False):
         super().__init__()
         self.net = net
+        self.flip_tta = flip_tta
+        self.register_buffer("mirror", torch.tensor(P.MIRROR, dtype=torch.long))
+
+    def points(self, image):
+        if isinstance(self.net, DMSLHeatmap):
+            return self.net(image)
+        return self.net.head(torch.sigmoid(self.net.unet(image)))
 
     def forward(self, image):
-        return self.net.head(torch.sigmoid(self.net.unet(image)))
+        if not self.flip_tta:
+            return self.points(image)
+        n = image.shape[0]
+        both = self.points(torch.cat([image, torch.flip(image, dims=[3])], dim=0))
+        direct, flipped = both[:n].reshape(-1, 68, 2), both[n:].reshape(-1, 68, 2)
+        # The mirror image's point i is the face's point MIRROR[i], at x -> 1 - x.
+        flipped = flipped[:, self.mirror]
+        flipped = torch.stack([1.0 - flipped[..., 0], flipped[..., 1]], dim=-1)
+        return ((direct + flipped) / 2).reshape(-1, 136)
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def export_one(kind, variant, state, out_dir, name, training, seed):
+def export_one(kind, variant, state, out_dir, name, training, seed, head="fc", level=2, flip_tta=False):
     torch.manual_seed(seed)
-    net = DMSL(VARIANTS[variant], OUTPUTS[kind])
+    if kind == "landmark" and head == "heatmap":
+        net = DMSLHeatmap(VARIANTS[variant], level=level)
+    else:
+        net = DMSL(VARIANTS[variant], OUTPUTS[kind])
     if state is not None:
         net.load_state_dict(state)
     net.eval()
-    wrapper = (BoundaryExport(net) if kind == "boundary" else LandmarkExport(net)).eval()
+    wrapper = (BoundaryExport(net) if kind == "boundary" else LandmarkExport(net, flip_tta)).eval()
     outputs = (["box", "mask"] if kind == "boundary" else ["landmarks"])
     onnx_path = out_dir / f"{name}.onnx"
     dummy = torch.rand(2, 1, P.CANVAS, P.CANVAS)
@@ -83,10 +106,12 @@ def export_one(kind, variant, state, out_dir, name, training, seed):
         "input": {"name": INPUT_NAME, "shape": [-1, 1, P.CANVAS, P.CANVAS]},
         "outputs": [{"name": o, "shape": shapes[o]} for o in outputs],
         "preprocessing": {
-            "definition": "models/train/dmsl_preprocess.py (mirrored by src/dmsl/preprocess.rs)",
+            "definition": "models/train/dmsl_preprocess.py (mirrored by src/dmsl/preprocess.rs, src/dmsl/crop.rs)",
             "visible": "ITU-R BT.601 luma / 255",
             "thermal": "raw values normalised to [0,1]: fixed range or percentile AGC (config)",
-            "resize": "bilinear convolution (Pillow BILINEAR / fast_image_resize), longer side 128, centred on a black 128x128 canvas",
+            "crop": (f"face crop of each detection: square of side {P.CROP_SCALE} x sqrt(box area), centred "
+                     f"{P.CENTRE_SHIFT} x box height below the box centre, upright by the eye keypoints, "
+                     "area-averaged bilinear samples onto 128x128"),
             "coordinates": "outputs normalised to the 128x128 canvas; continuous pixel coordinates",
             "blackout_margin": P.BLACKOUT_MARGIN if kind == "landmark" else None,
         },
@@ -107,6 +132,7 @@ def main():
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1])
     ap.add_argument("--random", action="store_true", help="export untrained weights (test fixtures)")
     ap.add_argument("--suffix", default="", help="appended to the model names")
+    ap.add_argument("--flip-tta", action="store_true", help="average with the mirrored canvas (landmark model)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for kind in ("boundary", "landmark"):
@@ -118,7 +144,12 @@ def main():
         if not ckpt.exists():
             raise SystemExit(f"error: {ckpt} not found; run train.py --out {args.run} first")
         train_args = json.loads((args.run / "train_args.json").read_text())
-        export_one(kind, args.variant, torch.load(ckpt, map_location="cpu"), args.out, name, train_args, seed=0)
+        head_file = args.run / "head.json"
+        head = json.loads(head_file.read_text()) if head_file.exists() else {"landmark": "fc", "heatmap_level": 2}
+        train_args |= {"landmark_head": head["landmark"], "flip_tta": args.flip_tta and kind == "landmark"}
+        export_one(kind, args.variant, torch.load(ckpt, map_location="cpu"), args.out, name, train_args, seed=0,
+                   head=head["landmark"], level=int(head["heatmap_level"]),
+                   flip_tta=args.flip_tta and kind == "landmark")
 
 
 if __name__ == "__main__":

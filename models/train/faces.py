@@ -2,8 +2,10 @@
 
 A data folder has the layout of `../shared/data/faces-300w-dev`: `images/NAME.jpg`,
 `landmarks/NAME.pts` (iBUG .pts, 1-based pixel centres). The split is by source photo
-(several faces of one photo never straddle it): a face is held out when the SHA-1 of its
-photo id falls in the last `HELD_OUT_BUCKETS` of 20 buckets (about 10 %).
+(several faces of one photo never straddle it): the SHA-1 of a face's photo id picks one of
+20 buckets; the last `HELD_OUT_BUCKETS` are held out (about 10 %: reported, never tuned on),
+the `VAL_BUCKETS` before them are the validation split (choices between variants and
+settings are made there), the rest is the training split.
 """
 
 import hashlib
@@ -20,6 +22,8 @@ import numpy as np
 import dmsl_preprocess as P
 
 HELD_OUT_BUCKETS = 2  # of 20
+VAL_BUCKETS = 2
+SPLITS = ("train", "val", "held_out", "train+val")
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "faces-300w-dev"
 
@@ -49,9 +53,26 @@ def photo_id(name: str) -> str:
     return re.sub(r"_\d+$", "", name) if name.startswith(("afw_", "helen_")) else name
 
 
+def bucket(name: str) -> int:
+    return hashlib.sha1(photo_id(name).encode()).digest()[0] % 20
+
+
 def is_held_out(name: str) -> bool:
-    digest = hashlib.sha1(photo_id(name).encode()).digest()
-    return digest[0] % 20 >= 20 - HELD_OUT_BUCKETS
+    return bucket(name) >= 20 - HELD_OUT_BUCKETS
+
+
+def split_of(name: str) -> str:
+    b = bucket(name)
+    if b >= 20 - HELD_OUT_BUCKETS:
+        return "held_out"
+    return "val" if b >= 20 - HELD_OUT_BUCKETS - VAL_BUCKETS else "train"
+
+
+def in_split(name: str, split: str) -> bool:
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    own = split_of(name)
+    return own == split or (split == "train+val" and own != "held_out")
 
 
 def load_faces(folder: Path, split: str, limit: int = 0) -> list:
@@ -61,7 +82,7 @@ def load_faces(folder: Path, split: str, limit: int = 0) -> list:
                         "laid out like ../shared/data/faces-300w-dev")
     faces = []
     for pts in sorted(marks.glob("*.pts")):
-        if (split == "held_out") != is_held_out(pts.stem):
+        if not in_split(pts.stem, split):
             continue
         img_path = images / f"{pts.stem}.jpg"
         bgr = cv2.imread(str(img_path), cv2.IMREAD_COLOR)

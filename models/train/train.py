@@ -1,19 +1,31 @@
-"""Train the DMSL boundary and landmark models the way the paper does (section VI-B).
+"""Train the DMSL boundary and landmark models on the face crops the daemon makes.
 
-Stage 1: the U-Net learns a mask with the BCE of eq. 4 (boundary mask for M_b, Algorithm 1
-landmark glow for M_l). Stage 2: the U-Net is frozen and the FC head learns the outputs with
-the MSE of eq. 1 / eq. 2. The landmark model sees its input blacked out outside the
-(jittered) ground-truth boundary, as the daemon blacks out outside the predicted one.
+Paper structure (section VI-B), the reference (`--head fc`): stage 1, the U-Net learns a mask
+with the BCE of eq. 4 (boundary mask for M_b, Algorithm 1 landmark glow for M_l); stage 2,
+the U-Net is frozen and the FC head learns the outputs (eq. 1 / eq. 2: MSE, or `--loss wing`).
+`--head heatmap` (landmark model only) reads the points from per-point heatmaps on the U-Net
+(soft-argmax, `dmsl_model.DMSLHeatmap`), trained end to end with the mask BCE beside.
+
+Samples are crops framed as the detector frames faces (`crops.py`: detector statistics from
+`measure_detector.py`), augmented, made once into a pool of `--pool-passes` passes over the
+faces (`runs/pool-*.npy`, reused by every variant of the same split and seed), so variants
+compare on the same data. The landmark model sees its input blacked out outside the
+landmarks' box jittered by `--jitter` (the boundary model's error, measured on val).
 
 Checkpoints are written after every epoch to OUT/<model>/; a rerun resumes where it stopped.
 The same script runs on CPU or GPU (`--device`).
 
-    python models/train/train.py --variant lite --data ../shared/data/faces-300w-dev \
-        --out models/train/runs/lite
+    python models/train/measure_detector.py
+    python models/train/train.py --out models/train/runs/fc-mse
+    python models/train/train.py --out models/train/runs/heatmap --models landmark --head heatmap \\
+        --loss wing --boundary-from models/train/runs/fc-mse
 """
 
 import argparse
 import json
+import math
+import multiprocessing
+import shutil
 import time
 from pathlib import Path
 
@@ -21,89 +33,179 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import crops as C
 import dmsl_preprocess as P
 import faces as D
-from dmsl_model import DMSL, OUTPUTS, VARIANTS
+from dmsl_model import DMSL, DMSLHeatmap, OUTPUTS, VARIANTS
+
+RUNS = Path(__file__).resolve().parent / "runs"
 
 
-def stage_inputs(model_kind, faces, rng, augment=True):
-    """One augmented pass over `faces`: (inputs, stage-1 masks, stage-2 targets)."""
-    xs, masks, targets = [], [], []
-    for face in faces:
-        canvas, pts = D.make_sample(face, rng, augment)
-        box = P.box_from_landmarks(pts)
-        if model_kind == "boundary":
-            xs.append(canvas)
-            masks.append(P.boundary_mask(box))
-            targets.append(box)
-        else:
-            seen_box = D.jitter_box(box, rng) if augment else box
-            xs.append(P.blackout(canvas, seen_box))
-            masks.append(P.landmark_mask(pts))
-            targets.append(pts.reshape(-1))
-    return (torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(masks)[:, None]),
-            torch.from_numpy(np.stack(targets)))
+# ---- the sample pool -------------------------------------------------------------------
+
+def _pool_pass(job):
+    data, split, seed, rep, limit = job
+    faces = D.load_faces(data, split, limit)
+    framing = C.DetectorFraming()
+    canvases = np.empty((len(faces), P.CANVAS, P.CANVAS), np.float16)
+    points = np.empty((len(faces), 68, 2), np.float32)
+    for i, face in enumerate(faces):
+        rng = np.random.default_rng([seed, rep, i])
+        canvas, pts = C.training_sample(face, rng, framing, augment=True)
+        canvases[i], points[i] = canvas, pts
+    return rep, canvases, points
 
 
-def load_checkpoint(path, net, opt):
+def sample_pool(args, faces):
+    """(canvases [passes, N, 128, 128] float16, points [passes, N, 68, 2]), cached on disk."""
+    stem = RUNS / (f"pool-{args.split}-s{args.seed}-p{args.pool_passes}" + (f"-n{args.limit}" if args.limit else ""))
+    files = Path(f"{stem}.canvases.npy"), Path(f"{stem}.points.npy")
+    if all(f.exists() for f in files):
+        return np.load(files[0], mmap_mode="r"), np.load(files[1])
+    files[0].parent.mkdir(parents=True, exist_ok=True)
+    canvases = np.lib.format.open_memmap(f"{stem}.tmp.npy", "w+", np.float16,
+                                         (args.pool_passes, len(faces), P.CANVAS, P.CANVAS))
+    points = np.empty((args.pool_passes, len(faces), 68, 2), np.float32)
+    jobs = [(args.data, args.split, args.seed, rep, args.limit) for rep in range(args.pool_passes)]
+    t0 = time.time()
+    with multiprocessing.Pool(args.threads) as workers:
+        for rep, c, p in workers.imap_unordered(_pool_pass, jobs):
+            canvases[rep], points[rep] = c, p
+            print(f"pool pass {rep + 1}/{args.pool_passes} ({time.time() - t0:.0f} s)", flush=True)
+    canvases.flush()
+    del canvases
+    Path(f"{stem}.tmp.npy").replace(files[0])
+    np.save(files[1], points)
+    return np.load(files[0], mmap_mode="r"), points
+
+
+# ---- inputs and targets of one batch ---------------------------------------------------
+
+def boxes_of(points):
+    """[N, 68, 2] normalised -> [N, 4] (x, y, w, h): the landmarks' extent."""
+    lo, hi = points.min(axis=1), points.max(axis=1)
+    return np.concatenate([lo, hi - lo], axis=1).astype(np.float32)
+
+
+def jittered(boxes, rng, amount):
+    s = np.maximum(boxes[:, 2], boxes[:, 3])[:, None]
+    noise = rng.normal(0, amount, boxes.shape).astype(np.float32)
+    out = boxes.copy()
+    out[:, :2] += noise[:, :2] * s
+    out[:, 2:] *= np.exp(noise[:, 2:])
+    return out
+
+
+def box_keep(boxes, margin):
+    """[N, 4] boxes -> [N, 1, 128, 128] 1 inside the box grown by `margin` (P.blackout)."""
+    b = torch.as_tensor(boxes)
+    c = (torch.arange(P.CANVAS, dtype=torch.float32) + 0.5) / P.CANVAS
+    x0, x1 = b[:, 0] - margin * b[:, 2], b[:, 0] + b[:, 2] + margin * b[:, 2]
+    y0, y1 = b[:, 1] - margin * b[:, 3], b[:, 1] + b[:, 3] + margin * b[:, 3]
+    kx = (c[None] >= x0[:, None]) & (c[None] <= x1[:, None])
+    ky = (c[None] >= y0[:, None]) & (c[None] <= y1[:, None])
+    return (ky[:, :, None] & kx[:, None, :]).float()[:, None]
+
+
+def batch(kind, canvases, points, rng, jitter):
+    """(inputs, stage-1 masks, targets) of one batch of pool samples."""
+    x = torch.from_numpy(np.asarray(canvases, np.float32))[:, None]
+    boxes = boxes_of(points)
+    if kind == "boundary":
+        return x, box_keep(boxes, 0.0), torch.from_numpy(boxes)
+    x = x * box_keep(jittered(boxes, rng, jitter) if jitter > 0 else boxes, P.BLACKOUT_MARGIN)
+    masks = torch.from_numpy(np.stack([P.landmark_mask(p) for p in points]))[:, None]
+    return x, masks, torch.from_numpy(points.reshape(len(points), -1))
+
+
+def wing(pred, target, w=10.0, eps=2.0):
+    """Wing loss (Feng et al., CVPR 2018) in canvas pixels: log-shaped below w, so small
+    errors keep a useful gradient where MSE's vanishes."""
+    d = (pred - target).abs() * P.CANVAS
+    c = w - w * math.log(1 + w / eps)
+    return torch.where(d < w, w * torch.log(1 + d / eps), d - c).mean()
+
+
+def point_loss(name):
+    return {"mse": F.mse_loss, "wing": wing}[name]
+
+
+# ---- checkpoints -------------------------------------------------------------------------
+
+def load_checkpoint(path, net, opt, sched=None):
     if not path.exists():
         return 0
     state = torch.load(path, map_location="cpu")
     net.load_state_dict(state["net"])
     opt.load_state_dict(state["opt"])
+    if sched is not None and "sched" in state:
+        sched.load_state_dict(state["sched"])
     return state["epoch"]
 
 
-def save_checkpoint(path, net, opt, epoch):
+def save_checkpoint(path, net, opt, epoch, sched=None):
     tmp = path.with_suffix(".tmp")
-    torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch}, tmp)
+    state = {"net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch}
+    if sched is not None:
+        state["sched"] = sched.state_dict()
+    torch.save(state, tmp)
     tmp.replace(path)
 
 
-def train_model(kind, args, faces, log):
+def batches(n, size, rng):
+    order = rng.permutation(n)
+    return [np.sort(order[i:i + size]) for i in range(0, n, size)]
+
+
+# ---- training ------------------------------------------------------------------------------
+
+def train_fc(kind, args, pool, log):
+    """Paper two-stage training: U-Net on masks (BCE), then the FC head on frozen masks."""
+    canvases, points = pool
     out = args.out / kind
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
     net = DMSL(VARIANTS[args.variant], OUTPUTS[kind]).to(args.device)
+    passes, n = points.shape[:2]
 
-    # Stage 1: U-Net on masks, BCE (eq. 4).
     opt = torch.optim.Adam(net.unet.parameters(), lr=args.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.stage1_epochs)
     ck1 = out / "stage1.pt"
-    start = load_checkpoint(ck1, net, opt)
+    start = load_checkpoint(ck1, net, opt, sched)
     for epoch in range(start, args.stage1_epochs):
-        rng = np.random.default_rng(args.seed * 1000 + epoch)
-        t0, total = time.time(), 0.0
-        order = rng.permutation(len(faces))
-        for i in range(0, len(order), args.batch):
-            x, m, _ = stage_inputs(kind, [faces[j] for j in order[i:i + args.batch]], rng)
-            loss = F.binary_cross_entropy_with_logits(net.mask_logits(x.to(args.device)),
-                                                      m.to(args.device))
+        rng = np.random.default_rng([args.seed, 1, epoch])
+        rep, t0, total = epoch % passes, time.time(), 0.0
+        net.train()
+        for idx in batches(n, args.batch, rng):
+            x, m, _ = batch(kind, canvases[rep, idx], points[rep, idx], rng, args.jitter)
+            loss = F.binary_cross_entropy_with_logits(net.mask_logits(x.to(args.device)), m.to(args.device))
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.item() * len(x)
-        save_checkpoint(ck1, net, opt, epoch + 1)
-        log(kind, "stage1", epoch + 1, total / len(faces), time.time() - t0)
+            total += loss.item() * len(idx)
+        sched.step()
+        save_checkpoint(ck1, net, opt, epoch + 1, sched)
+        log(kind, "stage1", epoch + 1, total / n, time.time() - t0)
 
-    # Stage 2: frozen U-Net; its masks for a fixed set of augmented passes are computed
-    # once, then the FC head trains on them with MSE (eq. 1 / eq. 2).
     for p in net.unet.parameters():
         p.requires_grad_(False)
     net.eval()
     opt2 = torch.optim.Adam(net.head.parameters(), lr=args.lr)
+    sched2 = torch.optim.lr_scheduler.CosineAnnealingLR(opt2, args.stage2_epochs)
     ck2 = out / "stage2.pt"
-    start = load_checkpoint(ck2, net, opt2)
+    start = load_checkpoint(ck2, net, opt2, sched2)
     if start < args.stage2_epochs:
         feats, targets = [], []
         with torch.no_grad():
-            for rep in range(args.stage2_passes):
-                rng = np.random.default_rng(args.seed * 7919 + rep)
-                for i in range(0, len(faces), args.batch):
-                    x, _, t = stage_inputs(kind, faces[i:i + args.batch], rng, augment=rep > 0)
+            for rep in range(min(passes, args.stage2_passes)):
+                rng = np.random.default_rng([args.seed, 2, rep])
+                for idx in batches(n, args.batch * 4, rng):
+                    x, _, t = batch(kind, canvases[rep, idx], points[rep, idx], rng, args.jitter)
                     feats.append(torch.sigmoid(net.mask_logits(x.to(args.device))).half().cpu())
                     targets.append(t)
         feats, targets = torch.cat(feats), torch.cat(targets)
         log(kind, "stage2-cache", 0, float(len(feats)), 0.0)
+    loss_fn = point_loss(args.loss if kind == "landmark" else "mse")
     net.head.train()
     for epoch in range(start, args.stage2_epochs):
         gen = torch.Generator().manual_seed(args.seed + epoch)
@@ -111,14 +213,46 @@ def train_model(kind, args, faces, log):
         t0, total = time.time(), 0.0
         for i in range(0, len(order), args.batch * 4):
             idx = order[i:i + args.batch * 4]
-            pred = net.head(feats[idx].float().to(args.device))
-            loss = F.mse_loss(pred, targets[idx].to(args.device))
+            loss = loss_fn(net.head(feats[idx].float().to(args.device)), targets[idx].to(args.device))
             opt2.zero_grad()
             loss.backward()
             opt2.step()
             total += loss.item() * len(idx)
-        save_checkpoint(ck2, net, opt2, epoch + 1)
+        sched2.step()
+        save_checkpoint(ck2, net, opt2, epoch + 1, sched2)
         log(kind, "stage2", epoch + 1, total / len(feats), time.time() - t0)
+    torch.save(net.state_dict(), out / "final.pt")
+
+
+def train_heatmap(args, pool, log):
+    """Landmark model with soft-argmax heatmaps, end to end: point loss + mask BCE."""
+    canvases, points = pool
+    out = args.out / "landmark"
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    net = DMSLHeatmap(VARIANTS[args.variant], level=args.heatmap_level).to(args.device)
+    passes, n = points.shape[:2]
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
+    ck = out / "heatmap.pt"
+    start = load_checkpoint(ck, net, opt, sched)
+    loss_fn = point_loss(args.loss)
+    for epoch in range(start, args.epochs):
+        rng = np.random.default_rng([args.seed, 3, epoch])
+        rep, t0, total = epoch % passes, time.time(), 0.0
+        net.train()
+        for idx in batches(n, args.batch, rng):
+            x, m, t = batch("landmark", canvases[rep, idx], points[rep, idx], rng, args.jitter)
+            mask, pts = net.both(x.to(args.device))
+            loss = loss_fn(pts, t.to(args.device)) + args.mask_weight * \
+                F.binary_cross_entropy_with_logits(mask, m.to(args.device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        sched.step()
+        save_checkpoint(ck, net, opt, epoch + 1, sched)
+        log("landmark", "heatmap", epoch + 1, total / n, time.time() - t0)
     torch.save(net.state_dict(), out / "final.pt")
 
 
@@ -127,12 +261,21 @@ def main():
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="lite")
     ap.add_argument("--data", type=Path, default=D.DEFAULT_DATA)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--split", default="train", choices=D.SPLITS)
     ap.add_argument("--models", default="boundary,landmark")
-    ap.add_argument("--stage1-epochs", type=int, default=12)
+    ap.add_argument("--head", choices=("fc", "heatmap"), default="fc", help="landmark model head")
+    ap.add_argument("--loss", choices=("mse", "wing"), default="mse", help="landmark point loss")
+    ap.add_argument("--stage1-epochs", type=int, default=20)
     ap.add_argument("--stage2-epochs", type=int, default=60)
-    ap.add_argument("--stage2-passes", type=int, default=4, help="augmented passes cached for stage 2")
+    ap.add_argument("--stage2-passes", type=int, default=6, help="pool passes cached for stage 2")
+    ap.add_argument("--epochs", type=int, default=40, help="heatmap head: end-to-end epochs")
+    ap.add_argument("--heatmap-level", type=int, default=2, help="U-Net expanding level: 0 = 1/8 … 3 = full")
+    ap.add_argument("--mask-weight", type=float, default=1.0, help="heatmap head: weight of the mask BCE")
+    ap.add_argument("--pool-passes", type=int, default=20, help="augmented passes in the sample pool")
+    ap.add_argument("--jitter", type=float, default=0.06, help="landmark model: box jitter before black-out")
+    ap.add_argument("--boundary-from", type=Path, help="reuse this run's trained boundary model")
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="use only the first N faces (smoke runs)")
@@ -140,9 +283,18 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     try:
-        faces = D.load_faces(args.data, "train", args.limit)
+        C.check_crop_definition()
+        C.DetectorFraming()
+        faces = D.load_faces(args.data, args.split, args.limit)
     except D.DataError as e:
         D.fail(str(e))
+    kinds = args.models.split(",")
+    for kind in kinds:
+        if kind not in OUTPUTS:
+            D.fail(f"--models: unknown model {kind!r}; use boundary and/or landmark")
+    if args.head == "heatmap" and "boundary" in kinds:
+        D.fail("--head heatmap is for the landmark model; train the boundary model with --head fc "
+               "(or pass --models landmark --boundary-from RUN)")
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "train_log.jsonl"
     (args.out / "train_args.json").write_text(json.dumps(
@@ -154,10 +306,19 @@ def main():
         with log_path.open("a") as f:
             f.write(json.dumps(line) + "\n")
 
-    for kind in args.models.split(","):
-        if kind not in OUTPUTS:
-            D.fail(f"--models: unknown model {kind!r}; use boundary and/or landmark")
-        train_model(kind, args, faces, log)
+    if args.boundary_from:
+        src = args.boundary_from / "boundary" / "final.pt"
+        if not src.exists():
+            D.fail(f"--boundary-from: {src} not found; train that run's boundary model first")
+        (args.out / "boundary").mkdir(exist_ok=True)
+        shutil.copy(src, args.out / "boundary" / "final.pt")
+    pool = sample_pool(args, faces)
+    for kind in kinds:
+        if kind == "landmark" and args.head == "heatmap":
+            train_heatmap(args, pool, log)
+        else:
+            train_fc(kind, args, pool, log)
+    (args.out / "head.json").write_text(json.dumps({"landmark": args.head, "heatmap_level": args.heatmap_level}) + "\n")
 
 
 if __name__ == "__main__":

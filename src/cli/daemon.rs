@@ -89,10 +89,13 @@ pub fn check_config(file: &Path) -> Result<ExitCode> {
     for camera in &config.cameras {
         spectrald::source::check_camera(camera)?;
     }
+    // Passwords and tokens are shown as "<hidden>", never echoed.
+    let mut shown = toml::Value::try_from(&config).context("printing the config")?;
+    spectrald::config::redact::redact(&mut shown);
     let text = format!(
         "{}: OK\n{}\n",
         file.display(),
-        toml::to_string_pretty(&config).context("printing the config")?
+        toml::to_string_pretty(&shown).context("printing the config")?
     );
     write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)

@@ -4,7 +4,10 @@
 //! Each component owns its section's types and their `validate` (the queues in `queue`,
 //! `[models]` in `infer`, `[[cameras]]` in `source` …); this module only puts them
 //! together, reads the file, and names the file and the field when something is wrong.
-//! `spectrald check-config FILE` runs [`Config::load`] and prints what it found.
+//! `spectrald check-config FILE` runs [`Config::load`] and prints what it found (secrets
+//! hidden, as in every error: [`redact`]).
+
+pub mod redact;
 
 use std::path::{Path, PathBuf};
 
@@ -127,7 +130,7 @@ impl Config {
         })?;
         let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: one_line(&e.to_string()),
+            message: redact::parse_error(&text, &e),
         })?;
         config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
         Ok(config)
@@ -194,11 +197,6 @@ impl Config {
         section("service", self.service.validate())?;
         Ok(())
     }
-}
-
-/// TOML errors span several lines with a source excerpt; the operator gets one line.
-fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// A request (not an event stream) that takes longer is answered 408.
     pub request_timeout_ms: u64,
+    /// A connection that has not sent a whole request head this long after opening, or
+    /// after its previous answer, is closed (slow-loris clients, idle keep-alive).
+    pub header_timeout_ms: u64,
     /// `/readyz` counts a camera as ready while it is this young, even before its first
     /// frame (cameras take a while to start streaming).
     pub ready_grace_ms: u64,
@@ -40,6 +43,7 @@ impl Default for HttpConfig {
             max_connections: 64,
             max_body_bytes: 64 * 1024,
             request_timeout_ms: 10_000,
+            header_timeout_ms: 5_000,
             ready_grace_ms: 10_000,
             max_event_streams: 16,
         }
@@ -76,6 +80,12 @@ impl HttpConfig {
                     ),
                 ));
             }
+        }
+        if self.header_timeout_ms == 0 || self.request_timeout_ms == 0 {
+            return Err(Invalid::new(
+                "header_timeout_ms",
+                "header_timeout_ms and request_timeout_ms must be at least 1",
+            ));
         }
         if self.max_connections == 0 || self.max_event_streams == 0 {
             return Err(Invalid::new(

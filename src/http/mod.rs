@@ -97,6 +97,7 @@ impl HttpServer {
             max_connections: config.max_connections,
             max_body_bytes: config.max_body_bytes,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
+            header_timeout: Duration::from_millis(config.header_timeout_ms),
         };
         let refused = events.clone();
         let auth = BearerAuth::new(config.effective_token().as_deref(), move || {

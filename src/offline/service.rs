@@ -65,6 +65,9 @@ pub struct ServeOptions {
     pub lesion: LesionParams,
 }
 
+/// A request head (the upload's headers, not its body) has this long to arrive.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
@@ -211,6 +214,7 @@ pub fn serve(options: ServeOptions, shutdown: &Shutdown) -> Result<(), ServeErro
         max_connections: 64,
         max_body_bytes: options.max_body_bytes,
         request_timeout: Duration::from_millis(options.request_timeout_ms),
+        header_timeout: HEADER_TIMEOUT,
     };
     let listen = options.listen;
     let state = AppState {

@@ -1,10 +1,11 @@
 //! Sinks: where the landmark records go. Every sink receives the same serialized
-//! `spectrald.landmarks/v1` line (see [`record`]); one file per sink kind.
+//! `spectrald.landmarks/v2` line (see [`record`]); one file per sink kind.
 
 mod config;
 pub mod hub;
 pub mod jsonl;
 pub mod mqtt;
+mod mqtt_tls;
 pub mod record;
 
 pub use config::{MQTT_PASSWORD_ENV, MqttConfig, MqttTls, MqttWhenFull, OutputConfig, Qos};

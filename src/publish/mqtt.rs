@@ -1,4 +1,4 @@
-//! MQTT sink (rumqttc): `PREFIX/CAMERA/landmarks` (the v1 JSON), `PREFIX/CAMERA/health`
+//! MQTT sink (rumqttc): `PREFIX/CAMERA/landmarks` (the record JSON), `PREFIX/CAMERA/health`
 //! (retained), `PREFIX/available` (retained `online`; the last will says `offline`).
 //!
 //! ```text
@@ -37,11 +37,8 @@ const CLIENT_CHANNEL: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
-    #[error("mqtt.tls: {path}: {source}; check the file")]
-    TlsFile {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Tls(#[from] super::mqtt_tls::TlsSetupError),
     #[error("cannot start the MQTT thread: {0}")]
     Thread(std::io::Error),
 }
@@ -97,13 +94,6 @@ pub struct MqttSink {
     done: Arc<AtomicBool>,
 }
 
-fn read(path: &std::path::Path) -> Result<Vec<u8>, MqttError> {
-    std::fs::read(path).map_err(|source| MqttError::TlsFile {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
 fn options(config: &MqttConfig, host: &str) -> Result<MqttOptions, MqttError> {
     let mut options = MqttOptions::new(&config.client_id, host, config.port);
     options
@@ -120,17 +110,8 @@ fn options(config: &MqttConfig, host: &str) -> Result<MqttOptions, MqttError> {
         options.set_credentials(user, config.effective_password().unwrap_or_default());
     }
     if let Some(tls) = &config.tls {
-        // rustls is built without a default crypto provider (no aws-lc build): use ring.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client_auth = match (&tls.client_cert_file, &tls.client_key_file) {
-            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
-            _ => None,
-        };
-        options.set_transport(Transport::Tls(TlsConfiguration::Simple {
-            ca: read(&tls.ca_file)?,
-            alpn: None,
-            client_auth,
-        }));
+        let connector = super::mqtt_tls::connector(tls)?;
+        options.set_transport(Transport::Tls(TlsConfiguration::NativeConnector(connector)));
     }
     Ok(options)
 }

@@ -39,6 +39,10 @@ pub fn init_logging(config: &LogConfig) {
         });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_wanted(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_writer(std::io::stderr);
     let result = match config.format {
         LogFormat::Human => builder.try_init(),
@@ -46,4 +50,24 @@ pub fn init_logging(config: &LogConfig) {
     };
     // A second init (tests building several pipelines) keeps the first subscriber.
     let _ = result;
+}
+
+/// Colour codes only for a person at a terminal: not in files or pipes (journald, `2>log`),
+/// and never when `NO_COLOR` is set to anything non-empty (https://no-color.org).
+fn colour_wanted(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(colour_wanted(true, None));
+        assert!(!colour_wanted(false, None));
+        assert!(!colour_wanted(true, Some("1".as_ref())));
+        // An empty NO_COLOR does not count, as the convention says.
+        assert!(colour_wanted(true, Some("".as_ref())));
+    }
 }

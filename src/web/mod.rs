@@ -1,7 +1,8 @@
 //! The HTTP layer both servers stand on (the daemon's API, `http`, and `serve-offline`,
-//! `offline::service`): a listener that caps connections, the
-//! bearer-token check, request limits (body size, time), `nosniff`, and a server on its own
-//! thread and tokio runtime that stops gracefully.
+//! `offline::service`): a listener that caps connections, a deadline for each request head
+//! (slow or idle clients cannot hold the capped slots), the bearer-token check, request
+//! limits (body size, time), `nosniff`, and a server on its own thread and tokio runtime
+//! that stops gracefully.
 //!
 //! The pipeline never waits for it: CPU work stays on plain threads, and a handler that
 //! computes (an offline upload) runs on tokio's blocking pool.
@@ -31,6 +32,10 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// A request that takes longer is answered 408 (long-lived event streams excepted).
     pub request_timeout: Duration,
+    /// A connection that has not sent a whole request head this long after it opened, or
+    /// after its previous answer, is closed: a client trickling headers (slow loris) or
+    /// idling on keep-alive gives its slot back.
+    pub header_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +94,7 @@ impl WebServer {
             .build()
             .map_err(WebError::Runtime)?;
         let max_connections = limits.max_connections;
+        let header_timeout = limits.header_timeout;
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
@@ -100,13 +106,7 @@ impl WebServer {
                             return;
                         }
                     };
-                    let mut stop = shutdown_rx;
-                    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    });
-                    if let Err(e) = served.await {
-                        tracing::error!("HTTP server on {local} stopped: {e}");
-                    }
+                    serve(listener, app, shutdown_rx, header_timeout).await;
                 });
                 // Connections still open after the graceful phase are cut here.
                 runtime.shutdown_timeout(Duration::from_secs(2));
@@ -138,6 +138,52 @@ impl Drop for WebServer {
     fn drop(&mut self) {
         self.stop_in_place();
     }
+}
+
+/// Serves `app` on `listener` until `stop` turns true, then lets open requests finish.
+///
+/// Written out instead of `axum::serve`, which gives hyper no timer, so hyper's header-read
+/// deadline never fires and a client that trickles its headers keeps its slot forever.
+async fn serve(
+    mut listener: listener::LimitedListener,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+    header_timeout: Duration,
+) {
+    use axum::serve::Listener;
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use tower::ServiceExt;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    loop {
+        tokio::select! {
+            (io, _) = listener.accept() => {
+                let service = hyper_util::service::TowerToHyperService::new(
+                    app.clone()
+                        .map_request(|r: axum::extract::Request<hyper::body::Incoming>| {
+                            r.map(axum::body::Body::new)
+                        }),
+                );
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(io), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    // A client that goes away or times out ends its connection: not an error.
+                    let _ = connection.await;
+                });
+            }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    // Open requests finish; what is still open after that is cut by the runtime's shutdown.
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
 }
 
 /// The limits and headers every route of every server gets.

@@ -291,3 +291,52 @@ fn models_command_verifies_checksums() {
     assert_eq!(code, 1);
     assert!(stdout.contains("FAIL"), "{stdout}");
 }
+
+#[test]
+fn config_errors_and_check_config_never_print_a_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let session = fixture_session().display().to_string();
+    let camera =
+        format!("[[cameras]]\nid = \"a\"\nsource = {{ kind = \"replay\", path = {session:?} }}\n");
+    // Broken lines that hold secrets: an unterminated string, a wrong type, a bare word,
+    // an inline table, a misspelt key.
+    for (i, broken) in [
+        "[mqtt]\nhost = \"h\"\nusername = \"u\"\npassword = \"hunter2-secret\n",
+        "[mqtt]\nhost = \"h\"\nusername = \"u\"\npassword = 424242\n",
+        "[http]\ntoken = hunter2-secret\n",
+        "mqtt = { host = \"h\", username = \"u\", password = hunter2-secret }\n",
+        "[http]\ntokn = \"hunter2-secret\"\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = write(
+            dir.path(),
+            &format!("broken{i}.toml"),
+            &format!("{camera}{broken}"),
+        );
+        let (code, stdout, stderr) = spectrald(&["check-config", &file]);
+        assert_eq!(code, 2, "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("line "), "where it is: {stderr}");
+        for secret in ["hunter2", "424242"] {
+            assert!(
+                !stderr.contains(secret) && !stdout.contains(secret),
+                "{broken}: {stderr}"
+            );
+        }
+    }
+    // A valid config is printed with its secrets hidden.
+    let file = write(
+        dir.path(),
+        "ok.toml",
+        &format!(
+            "{camera}[mqtt]\nhost = \"h\"\nusername = \"u\"\npassword = \"hunter2-secret\"\n[http]\ntoken = \"hunter2-token\"\n"
+        ),
+    );
+    let (code, stdout, stderr) = spectrald(&["check-config", &file]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    assert!(stdout.contains("password = \"<hidden>\""), "{stdout}");
+    assert!(stdout.contains("username = \"u\""), "{stdout}");
+}

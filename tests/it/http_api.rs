@@ -294,3 +294,99 @@ at_eos = "end"
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn slow_clients_trickling_headers_are_cut_off_and_healthy_clients_served() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let port = common::free_port();
+    // Four connection slots; a request head has one second to arrive.
+    let daemon = Daemon::start(&replay_config(
+        port,
+        &models(),
+        "max_connections = 4\nheader_timeout_ms = 1000",
+    ));
+    daemon.wait_published("kiosk-1", 1, Duration::from_secs(60));
+    // Slow loris: four times as many connections as slots, each sending its head a byte
+    // at a time, never finishing it.
+    let slow: Vec<TcpStream> = (0..16)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    let attacking = Arc::new(AtomicBool::new(true));
+    let trickler = {
+        let attacking = attacking.clone();
+        let mut slow: Vec<TcpStream> = slow.iter().filter_map(|s| s.try_clone().ok()).collect();
+        std::thread::spawn(move || {
+            for s in &mut slow {
+                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+            }
+            while attacking.load(Ordering::Relaxed) {
+                for s in &mut slow {
+                    let _ = s.write_all(b"X");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let before = daemon.published("kiosk-1");
+    // Healthy clients are answered during the attack (each `http` gives up after 10 s).
+    for _ in 0..5 {
+        let (status, _, body) = http(port, "GET", "/healthz", None, "");
+        assert_eq!(status, 200, "a healthy client starved by slow ones: {body}");
+    }
+    // And the pipeline kept publishing.
+    daemon.wait_published("kiosk-1", before + 3, Duration::from_secs(30));
+    // The slow connections were closed by the daemon, not left holding their slots.
+    for mut s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut answer = Vec::new();
+        let ended = std::io::Read::read_to_end(&mut s, &mut answer);
+        assert!(
+            ended.is_ok()
+                || ended.as_ref().is_err_and(|e| !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                )),
+            "a slow connection still open: {ended:?}"
+        );
+    }
+    attacking.store(false, Ordering::Relaxed);
+    trickler.join().expect("trickler");
+    assert_eq!(daemon.get("/healthz", None).0, 200);
+}
+
+#[test]
+fn the_shipped_config_keeps_serving_until_stopped_and_logs_plain_text() {
+    let repo = common::repo();
+    let port = common::free_port();
+    // The shipped file, with its relative paths made absolute and its own port.
+    let shipped = std::fs::read_to_string(repo.join("config.toml")).expect("config.toml");
+    let config = shipped
+        .replace(
+            "path = \"tests/fixtures/session-pexels\"",
+            &format!("path = {:?}", repo.join("tests/fixtures/session-pexels")),
+        )
+        .replace(
+            "dir = \"models\"",
+            &format!("dir = {:?}", repo.join("models")),
+        )
+        .replace(
+            "listen = \"127.0.0.1:8080\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        )
+        .replace("jsonl = \"-\"", "jsonl = \"out.jsonl\"");
+    assert!(
+        config.contains(&format!("127.0.0.1:{port}")),
+        "listen line moved"
+    );
+    let mut daemon = Daemon::start(&config);
+    // The bundled session is 24 pairs: past them, it is looping, and still serving.
+    daemon.wait_published("kiosk-1", 30, Duration::from_secs(60));
+    assert_eq!(daemon.get("/healthz", None).0, 200);
+    assert_eq!(daemon.stop(), 0);
+    // Its log went to a file: no terminal colour codes in it.
+    let log = daemon.log();
+    assert!(log.contains("summary:"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file");
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The landmark-accuracy variants, side by side (models/dmsl-lite.md, "Variants"): each is
+# trained on the training split, exported, and scored on the validation split (where the
+# choice is made) and on the held-out split (reported, never used to choose).
+# Resumable: rerun after an interruption and finished steps are skipped.
+#
+#   models/train/landmark_variants.sh [VARIANT…]      # default: all, in this order
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PY:-../../.cache/train/bin/python}
+RUNS=runs
+
+step() { # NAME TRAIN-ARGS…: train, export (plain and flip-averaged), evaluate
+    local name=$1
+    shift
+    local run=$RUNS/$name
+    if [ ! -f "$run/landmark/final.pt" ]; then
+        $PY train.py --out "$run" "$@"
+    fi
+    if [ ! -f "$run/onnx/dmsl-landmark-lite.onnx" ]; then
+        $PY export.py --run "$run" --out "$run/onnx"
+        $PY export.py --run "$run" --out "$run/onnx" --suffix=-tta --flip-tta
+    fi
+    for split in val held_out; do
+        for tta in "" "-tta"; do
+            local report=$run/$split$tta.json
+            if [ ! -f "$report" ]; then
+                $PY evaluate.py --models "$run/onnx" --variant "lite$tta" --split "$split" --json "$report" >/dev/null
+            fi
+        done
+    done
+}
+
+variants=("$@")
+[ ${#variants[@]} -gt 0 ] || variants=(fc-mse fc-wing heatmap-wing heatmap-wing-long)
+for v in "${variants[@]}"; do
+    case $v in
+        # The paper's structure on detector crops: two stages, MSE.
+        fc-mse) step fc-mse ;;
+        # Same, wing loss for the FC head (small errors keep their gradient).
+        fc-wing) step fc-wing --models landmark --loss wing --boundary-from "$RUNS/fc-mse" ;;
+        # Points read from per-point heatmaps on the U-Net (soft-argmax), end to end.
+        heatmap-wing) step heatmap-wing --models landmark --head heatmap --loss wing \
+            --boundary-from "$RUNS/fc-mse" ;;
+        # The same, a longer schedule.
+        heatmap-wing-long) step heatmap-wing-long --models landmark --head heatmap --loss wing \
+            --epochs 120 --boundary-from "$RUNS/fc-mse" ;;
+        *) echo "unknown variant $v" >&2; exit 2 ;;
+    esac
+done
