@@ -30,7 +30,7 @@ if ! command -v "$PYTHON" >/dev/null; then
 fi
 
 # Debian packages, installed only when one is missing (root, or sudo without a password).
-APT_PACKAGES=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+APT_PACKAGES=(pkg-config libssl-dev openssl libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-libav gstreamer1.0-rtsp libgstrtspserver-1.0-dev gstreamer1.0-tools
     clang libclang-dev

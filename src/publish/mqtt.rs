@@ -43,6 +43,20 @@ pub enum MqttError {
     Thread(std::io::Error),
 }
 
+/// What the operator can do about a connection error, when the error says.
+fn fix_for(message: &str) -> &'static str {
+    if message.contains("certificate verify failed") {
+        "; the broker's certificate is not signed by mqtt.tls.ca_file, has expired, or does not name mqtt.host"
+    } else if message.contains("NotAuthorized") || message.contains("BadUserNamePassword") {
+        // Before "refused": the broker refuses a connection with a bad password, too.
+        "; check mqtt.username and the password (mqtt.password or SPECTRALD_MQTT_PASSWORD)"
+    } else if message.contains("os error 111") {
+        "; is the broker running on mqtt.host:mqtt.port?"
+    } else {
+        ""
+    }
+}
+
 fn qos(q: Qos) -> QoS {
     match q {
         Qos::AtMostOnce => QoS::AtMostOnce,
@@ -513,7 +527,8 @@ impl Link {
         }
         let message = error.to_string();
         if *last_error != message {
-            tracing::warn!(broker = %self.name, held = held.len(), "MQTT broker unreachable: {message}; retrying with backoff");
+            let hint = fix_for(&message);
+            tracing::warn!(broker = %self.name, held = held.len(), "MQTT broker unreachable: {message}{hint}; retrying with backoff");
             *last_error = message;
         }
     }

@@ -164,6 +164,10 @@ fn broker_refusing_auth_is_reported_and_other_outputs_go_on() {
         log.contains("MQTT broker unreachable") && log.contains("spectrald"),
         "{log}"
     );
+    assert!(
+        log.contains("check mqtt.username and the password"),
+        "{log}"
+    );
     assert!(daemon.records().len() >= 10, "JSONL keeps flowing");
     assert!(
         !log.contains(WRONG_PASSWORD),
@@ -172,3 +176,183 @@ fn broker_refusing_auth_is_reported_and_other_outputs_go_on() {
 }
 
 const WRONG_PASSWORD: &str = "not-the-password-7c1e";
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (apt install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (NAME-ca.pem, NAME-ca.key) and, signed by it, a server certificate for 127.0.0.1
+/// (NAME-server.pem, NAME-server.key), in `dir`.
+fn certificates(dir: &std::path::Path, name: &str) {
+    let ca = format!("{name}-ca");
+    let server = format!("{name}-server");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=spectrald test {ca}"),
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.pem"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &format!("{server}.key"),
+            "-out",
+            &format!("{server}.csr"),
+        ],
+    );
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\n",
+    )
+    .expect("san");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{server}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            &format!("{server}.pem"),
+        ],
+    );
+}
+
+#[test]
+fn tls_with_a_password_delivers_and_a_broker_signed_by_another_ca_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    // The broker (it runs as the `mosquitto` user) must read these.
+    let certs = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(certs.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    certificates(certs.path(), "good");
+    certificates(certs.path(), "other");
+    let passwords = certs.path().join("passwords");
+    let status = std::process::Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&passwords)
+        .args(["spectrald", TLS_PASSWORD])
+        .status()
+        .expect("mosquitto_passwd");
+    assert!(status.success());
+    for entry in std::fs::read_dir(certs.path()).expect("list") {
+        let path = entry.expect("entry").path();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    let file = |name: &str| certs.path().join(name).display().to_string();
+    let broker = Broker::start(&format!(
+        "allow_anonymous false\npassword_file {}\ncafile {}\ncertfile {}\nkeyfile {}\n",
+        file("passwords"),
+        file("good-ca.pem"),
+        file("good-server.pem"),
+        file("good-server.key"),
+    ));
+    let tls_client = [
+        "--cafile",
+        &file("good-ca.pem"),
+        "-u",
+        "spectrald",
+        "-P",
+        TLS_PASSWORD,
+    ];
+    let sub = Subscriber::start_with(&broker, "spectrald/#", &[], &tls_client);
+    let mqtt = |ca: &str| {
+        format!(
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"spectrald\"\npassword = \"{TLS_PASSWORD}\"\ninitial_backoff_ms = 100\nmax_backoff_ms = 200\nbuffer = 3\nwhen_full = \"drop_oldest\"\n[mqtt.tls]\nca_file = \"{}\"\n",
+            broker.port,
+            file(ca)
+        )
+    };
+
+    // The right CA and password: records arrive over TLS; the password is never logged.
+    let port = common::free_port();
+    let daemon = Daemon::start_in(
+        tempfile::tempdir().expect("tempdir"),
+        &(replay_config(port, &models(), "") + &mqtt("good-ca.pem")),
+        &[("SPECTRALD_LOG", "debug")],
+    );
+    let started = Instant::now();
+    while sub.payloads("/landmarks").len() < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no landmarks over TLS; log:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = sequences(&sub.payloads("/landmarks"));
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
+    drop(daemon);
+
+    // A broker whose certificate another CA signed: refused, said in one line, counted;
+    // the JSONL output goes on.
+    let port = common::free_port();
+    let daemon = Daemon::start_in(
+        tempfile::tempdir().expect("tempdir"),
+        &(replay_config(port, &models(), "") + &mqtt("other-ca.pem")),
+        &[("SPECTRALD_LOG", "debug")],
+    );
+    daemon.wait_published("kiosk-1", 10, Duration::from_secs(60));
+    let (_, metrics) = daemon.get("/metrics", None);
+    let failed = metrics
+        .lines()
+        .find(|l| l.starts_with("spectrald_mqtt_connections_total{outcome=\"failed\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(failed >= 1.0, "{metrics}");
+    let log = daemon.log();
+    let refused = log
+        .lines()
+        .find(|l| l.contains("MQTT broker unreachable"))
+        .unwrap_or_else(|| panic!("no refusal logged:\n{log}"));
+    assert!(refused.contains("certificate verify failed"), "{refused}");
+    assert!(
+        refused.contains("mqtt.tls.ca_file"),
+        "names the setting: {refused}"
+    );
+    eprintln!("refusal as logged: {refused}");
+    assert!(daemon.records().len() >= 10, "JSONL keeps flowing");
+    for log in [log, daemon.log()] {
+        assert!(!log.contains(TLS_PASSWORD), "the password was logged");
+    }
+}
+
+const TLS_PASSWORD: &str = "tls-password-93b1";

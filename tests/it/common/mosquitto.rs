@@ -99,6 +99,17 @@ pub struct Subscriber {
 impl Subscriber {
     /// `args`: extra options (e.g. a persistent session: -c -i ID -q 2).
     pub fn start(broker: &Broker, topic: &str, args: &[&str]) -> Subscriber {
+        Self::start_with(broker, topic, args, &[])
+    }
+
+    /// As `start`; `connection`: options of the connection itself (TLS, credentials),
+    /// given to the probe publisher too.
+    pub fn start_with(
+        broker: &Broker,
+        topic: &str,
+        args: &[&str],
+        connection: &[&str],
+    ) -> Subscriber {
         let mut child = Command::new("mosquitto_sub")
             .args([
                 "-h",
@@ -110,6 +121,7 @@ impl Subscriber {
                 topic,
             ])
             .args(args)
+            .args(connection)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -139,6 +151,7 @@ impl Subscriber {
             let _ = Command::new("mosquitto_pub")
                 .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1"])
                 .args(["-t", &probe_topic, "-m", "__probe__"])
+                .args(connection)
                 .status();
             std::thread::sleep(Duration::from_millis(100));
         }
