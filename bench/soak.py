@@ -9,6 +9,11 @@ the per-interval latency (from the /metrics histogram); at the end it reports th
 Growth compares the mean of the last quarter of the samples with the mean of the first
 quarter after the warm-up (the first `--warmup-s` seconds are left out: allocators and
 model sessions reach their working size then). Stdlib only.
+
+To tell a leak from fragmentation it also samples the allocator's books from /metrics
+(`heap_allocated_bytes`: handed out and not returned; `heap_free_held_bytes`: freed but kept
+in malloc's arenas) and fits a straight line to each after the warm-up: a leak shows as
+allocated bytes rising, fragmentation as RSS and held free bytes rising with allocated flat.
 """
 
 import argparse
@@ -76,6 +81,17 @@ def percentile(before, after, q):
     return None
 
 
+def slope_per_min(samples, key):
+    """Least-squares slope of samples[key] against time, in units per minute."""
+    xs = [s["t_s"] / 60 for s in samples]
+    ys = [s[key] for s in samples]
+    if len(xs) < 2:
+        return None
+    mx, my = mean(xs), mean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else None
+
+
 def mean(values):
     return sum(values) / len(values) if values else float("nan")
 
@@ -125,6 +141,8 @@ def main():
             "rss_mib": round(rss_kb / 1024, 2),
             "fds": fds,
             "threads": threads,
+            "heap_allocated_mib": round(counter(text, "spectrald_heap_allocated_bytes") / 2**20, 3),
+            "heap_free_held_mib": round(counter(text, "spectrald_heap_free_held_bytes") / 2**20, 3),
             "published": counter(text, "spectrald_pair_published_total"),
             "dropped": counter(text, "spectrald_frame_dropped_total"),
             "latency_p50_ms": percentile(previous, buckets, 0.5),
@@ -158,6 +176,13 @@ def main():
         "fds_first_last": [mean([s["fds"] for s in first]), mean([s["fds"] for s in last])],
         "fd_growth_pct": growth("fds"),
         "threads_first_last": [mean([s["threads"] for s in first]), mean([s["threads"] for s in last])],
+        # KiB per minute after the warm-up: which of the three grows says what the creep is.
+        "trend_kib_per_min": {k: round(1024 * (slope_per_min(steady, k) or 0.0), 1)
+                              for k in ("rss_mib", "heap_allocated_mib", "heap_free_held_mib")},
+        "heap_allocated_mib_first_last": [mean([s["heap_allocated_mib"] for s in first]),
+                                          mean([s["heap_allocated_mib"] for s in last])],
+        "heap_free_held_mib_first_last": [mean([s["heap_free_held_mib"] for s in first]),
+                                          mean([s["heap_free_held_mib"] for s in last])],
         "latency_p99_ms_first_last": [
             mean([s["latency_p99_ms"] for s in first if s["latency_p99_ms"] is not None]),
             mean([s["latency_p99_ms"] for s in last if s["latency_p99_ms"] is not None]),

@@ -116,6 +116,23 @@ pub fn render(events: &Events) -> Result<String, std::fmt::Error> {
             .set(1);
     }
     registry.register("model_info", "The model versions in use", models);
+    if let Some(heap) = crate::telemetry::heap_stats() {
+        let gauge = |bytes: u64| {
+            let g = Gauge::<i64>::default();
+            g.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            g
+        };
+        registry.register(
+            "heap_allocated_bytes",
+            "Bytes the C allocator has handed out and not had back (a leak grows this)",
+            gauge(heap.allocated),
+        );
+        registry.register(
+            "heap_free_held_bytes",
+            "Bytes freed but kept by the C allocator in its arenas (fragmentation grows this)",
+            gauge(heap.free_held),
+        );
+    }
     let mut text = String::new();
     encode(&mut text, &registry)?;
     Ok(text)

@@ -11,9 +11,11 @@ use std::sync::Mutex;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
+mod heap;
 mod heartbeat;
 mod logging;
 
+pub use heap::{HeapStats, heap_stats};
 pub use heartbeat::{Busy, Heartbeat};
 pub use logging::{LogConfig, LogFormat, init_logging};
 
