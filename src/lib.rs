@@ -18,6 +18,7 @@ pub mod flir;
 pub mod frame;
 pub mod http;
 pub mod infer;
+pub mod nats;
 pub mod offline;
 pub mod pair;
 pub mod publish;

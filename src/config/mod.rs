@@ -17,6 +17,7 @@ use crate::detect::DetectorConfig;
 use crate::http::HttpConfig;
 use crate::infer::ModelsConfig;
 use crate::invalid::Invalid;
+use crate::nats::NatsConfig;
 use crate::offline::OfflineConfig;
 use crate::pair::PairingConfig;
 use crate::publish::{MqttConfig, OutputConfig};
@@ -66,6 +67,7 @@ pub struct Config {
     pub output: OutputConfig,
     pub http: HttpConfig,
     pub mqtt: MqttConfig,
+    pub nats: NatsConfig,
     pub service: ServiceConfig,
     pub log: LogConfig,
     pub offline: OfflineConfig,
@@ -194,6 +196,7 @@ impl Config {
         section("cameras", validate_cameras(&self.cameras))?;
         section("http", self.http.validate())?;
         section("mqtt", self.mqtt.validate())?;
+        section("nats", self.nats.validate())?;
         section("service", self.service.validate())?;
         Ok(())
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::outage::WhenFull;
 use crate::invalid::Invalid;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -76,23 +77,13 @@ pub struct MqttConfig {
     pub buffer: usize,
     /// Full buffer: "block" (back-pressure reaches the pipeline: nothing is lost),
     /// "drop_oldest" or "drop_newest" (counted in mqtt_dropped).
-    pub when_full: MqttWhenFull,
+    pub when_full: WhenFull,
     pub initial_backoff_ms: u64,
     pub max_backoff_ms: u64,
     /// Seconds between health messages (also sent on every state change).
     pub health_interval_s: u64,
     /// At shutdown, how long to wait for the broker to take what is buffered.
     pub shutdown_timeout_ms: u64,
-}
-
-/// What a full MQTT buffer does with the next message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum MqttWhenFull {
-    #[default]
-    Block,
-    DropOldest,
-    DropNewest,
 }
 
 pub const MQTT_PASSWORD_ENV: &str = "SPECTRALD_MQTT_PASSWORD";
@@ -113,7 +104,7 @@ impl Default for MqttConfig {
             keep_alive_s: 30,
             max_inflight: 10,
             buffer: 1000,
-            when_full: MqttWhenFull::Block,
+            when_full: WhenFull::Block,
             initial_backoff_ms: 250,
             max_backoff_ms: 10_000,
             health_interval_s: 10,

@@ -6,9 +6,11 @@ pub mod hub;
 pub mod jsonl;
 pub mod mqtt;
 mod mqtt_tls;
+pub mod outage;
 pub mod record;
 
-pub use config::{MQTT_PASSWORD_ENV, MqttConfig, MqttTls, MqttWhenFull, OutputConfig, Qos};
+pub use config::{MQTT_PASSWORD_ENV, MqttConfig, MqttTls, OutputConfig, Qos};
+pub use outage::WhenFull;
 pub use record::{LandmarkRecord, SCHEMA};
 
 use crate::frame::Frame;

@@ -15,9 +15,9 @@
 //! additionally needs QoS 2 and a broker that keeps the session (persistence,
 //! `clean_session = false`): then the broker recognises a resent message by its packet id.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,8 @@ use rumqttc::{
     Request, TlsConfiguration, Transport,
 };
 
-use super::{MqttConfig, MqttWhenFull, Qos};
+use super::outage::{OutageBuffer, Pending, WhenFull};
+use super::{MqttConfig, Qos};
 use super::{Outgoing as Message, Sink, SinkError};
 use crate::backoff::{Backoff, sleep_unless};
 use crate::telemetry::{Events, StreamState};
@@ -65,25 +66,6 @@ fn qos(q: Qos) -> QoS {
     }
 }
 
-struct Pending {
-    camera: Arc<str>,
-    payload: Vec<u8>,
-}
-
-/// The bounded buffer between the pipeline and the broker.
-struct Buffer {
-    queue: Mutex<VecDeque<Pending>>,
-    changed: Condvar,
-    capacity: usize,
-    closed: AtomicBool,
-}
-
-impl Buffer {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 /// Counters shared by the sink, the forwarder and the connection thread.
 #[derive(Default)]
 struct Progress {
@@ -97,9 +79,9 @@ pub struct MqttSink {
     name: String,
     prefix: String,
     control_qos: QoS,
-    buffer: Arc<Buffer>,
+    buffer: Arc<OutageBuffer>,
     progress: Arc<Progress>,
-    when_full: MqttWhenFull,
+    when_full: WhenFull,
     shutdown_timeout: Duration,
     stop: Arc<AtomicBool>,
     events: Arc<Events>,
@@ -141,12 +123,7 @@ impl MqttSink {
             return Ok(None);
         };
         let (client, connection) = Client::new(options(config, &host)?, CLIENT_CHANNEL);
-        let buffer = Arc::new(Buffer {
-            queue: Mutex::new(VecDeque::new()),
-            changed: Condvar::new(),
-            capacity: config.buffer,
-            closed: AtomicBool::new(false),
-        });
+        let buffer = Arc::new(OutageBuffer::new(config.buffer));
         let progress = Arc::new(Progress::default());
         let done = Arc::new(AtomicBool::new(false));
         let name = format!("mqtt:{host}:{}", config.port);
@@ -199,32 +176,14 @@ impl MqttSink {
 /// Moves messages from the buffer into rumqttc, in order; blocks while rumqttc's channel
 /// is full (the broker is away or slow).
 fn forward(
-    buffer: &Buffer,
+    buffer: &OutageBuffer,
     client: &Client,
     progress: &Progress,
     prefix: &str,
     qos: QoS,
     retain: bool,
 ) {
-    loop {
-        let next = {
-            let mut queue = buffer.lock();
-            loop {
-                if let Some(p) = queue.pop_front() {
-                    break Some(p);
-                }
-                if buffer.closed.load(Ordering::Relaxed) {
-                    break None;
-                }
-                queue = buffer
-                    .changed
-                    .wait_timeout(queue, Duration::from_millis(100))
-                    .map(|(q, _)| q)
-                    .unwrap_or_else(|p| p.into_inner().0);
-            }
-        };
-        buffer.changed.notify_all();
-        let Some(message) = next else { return };
+    while let Some(message) = buffer.pop() {
         let topic = format!("{prefix}/{}/landmarks", message.camera);
         // Counted before the (possibly long) wait, so a flush never overlooks it.
         progress.forwarded.fetch_add(1, Ordering::Relaxed);
@@ -243,50 +202,24 @@ impl Sink for MqttSink {
     fn publish(&mut self, message: &Message<'_>) -> Result<(), SinkError> {
         let pending = Pending {
             camera: message.frame.camera.clone(),
+            sequence: message.frame.sequence,
             payload: message.line.as_bytes().to_vec(),
         };
-        let mut queue = self.buffer.lock();
-        let mut waited_since: Option<Instant> = None;
-        while queue.len() >= self.buffer.capacity {
-            match self.when_full {
-                MqttWhenFull::DropNewest => {
-                    self.events.mqtt_dropped(&pending.camera, "buffer_full");
-                    return Ok(());
-                }
-                MqttWhenFull::DropOldest => {
-                    if let Some(old) = queue.pop_front() {
-                        self.events.mqtt_dropped(&old.camera, "buffer_full");
-                    }
-                }
-                MqttWhenFull::Block => {
-                    // Back-pressure: the pipeline waits with us. Only a shutdown during an
-                    // outage ends the wait, after shutdown_timeout, and counts the loss.
-                    if self.stop.load(Ordering::Relaxed) {
-                        let since = *waited_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() > self.shutdown_timeout {
-                            self.events.mqtt_dropped(&pending.camera, "shutdown");
-                            return Ok(());
-                        }
-                    }
-                    queue = self
-                        .buffer
-                        .changed
-                        .wait_timeout(queue, Duration::from_millis(100))
-                        .map(|(q, _)| q)
-                        .unwrap_or_else(|p| p.into_inner().0);
-                }
-            }
-        }
-        queue.push_back(pending);
-        drop(queue);
-        self.buffer.changed.notify_all();
+        let events = &self.events;
+        self.buffer.push(
+            pending,
+            self.when_full,
+            &self.stop,
+            self.shutdown_timeout,
+            |p, reason| events.mqtt_dropped(&p.camera, reason),
+        );
         Ok(())
     }
 
     /// Waits (up to shutdown_timeout) until the broker confirmed everything published.
     fn flush(&mut self) -> Result<(), SinkError> {
         let started = Instant::now();
-        while (!self.buffer.lock().is_empty() || self.outstanding() > 0)
+        while (!self.buffer.is_empty() || self.outstanding() > 0)
             && started.elapsed() < self.shutdown_timeout
         {
             std::thread::sleep(Duration::from_millis(10));
@@ -298,7 +231,7 @@ impl Sink for MqttSink {
 impl Drop for MqttSink {
     fn drop(&mut self) {
         let _ = Sink::flush(self);
-        let lost = self.buffer.lock().drain(..).collect::<Vec<_>>();
+        let lost = self.buffer.drain();
         for message in &lost {
             self.events.mqtt_dropped(&message.camera, "shutdown");
         }
@@ -311,8 +244,7 @@ impl Drop for MqttSink {
                 "MQTT broker did not take everything before shutdown"
             );
         }
-        self.buffer.closed.store(true, Ordering::Relaxed);
-        self.buffer.changed.notify_all();
+        self.buffer.close();
         // Say goodbye properly: final health, retained offline, then DISCONNECT (no last
         // will needed).
         publish_health(&self.client, &self.events, &self.prefix, self.control_qos);
@@ -545,37 +477,7 @@ impl Link {
 
 /// Retained per-camera health: stream states and counters.
 fn publish_health(client: &Client, events: &Events, prefix: &str, qos: QoS) {
-    let states = events.stream_states();
-    let snapshot = events.snapshot();
-    let mut cameras: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-    for (name, camera, _) in snapshot.keys() {
-        if *name == "frame_received" && !camera.is_empty() {
-            cameras.entry(camera.clone()).or_default();
-        }
-    }
-    for (camera, _) in states.keys() {
-        cameras.entry(camera.clone()).or_default();
-    }
-    for (camera, health) in cameras.iter_mut() {
-        let streams: BTreeMap<&str, serde_json::Value> = states
-            .iter()
-            .filter(|((c, _), _)| c == camera)
-            .map(|((_, spectrum), s)| {
-                (
-                    spectrum.as_str(),
-                    serde_json::json!({"state": s.state.as_str(), "reason": s.reason}),
-                )
-            })
-            .collect();
-        *health = serde_json::json!({
-            "camera": camera,
-            "streams": streams,
-            "received": events.camera_total("frame_received", camera),
-            "published": events.camera_total("pair_published", camera),
-            "dropped": events.drops_by_reason(camera),
-        });
-    }
-    for (camera, health) in cameras {
+    for (camera, health) in crate::telemetry::camera_health(events) {
         let _ = client.try_publish(
             format!("{prefix}/{camera}/health"),
             qos,

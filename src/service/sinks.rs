@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::nats::{NatsError, NatsSink};
 use crate::pipeline::KeyedSink;
 use crate::publish::SinkError;
 use crate::publish::hub::{Hub, HubSink};
@@ -19,6 +20,8 @@ pub enum SinkBuildError {
     Jsonl(#[from] SinkError),
     #[error(transparent)]
     Mqtt(#[from] MqttError),
+    #[error(transparent)]
+    Nats(#[from] NatsError),
 }
 
 /// The keys of the sinks running now.
@@ -40,6 +43,7 @@ enum Wanted {
     Hub,
     Jsonl(String),
     Mqtt,
+    Nats,
 }
 
 fn wanted(config: &Config) -> Vec<(String, Wanted)> {
@@ -55,6 +59,10 @@ fn wanted(config: &Config) -> Vec<(String, Wanted)> {
         // The whole section is the key: any changed setting means a new connection.
         let key = serde_json::to_string(&config.mqtt).unwrap_or_default();
         out.push((format!("mqtt:{key}"), Wanted::Mqtt));
+    }
+    if config.nats.url.is_some() {
+        let key = serde_json::to_string(&config.nats).unwrap_or_default();
+        out.push((format!("nats:{key}"), Wanted::Nats));
     }
     out
 }
@@ -88,6 +96,11 @@ pub fn build(
             )),
             Wanted::Mqtt => {
                 if let Some(sink) = MqttSink::start(&config.mqtt, events.clone(), stop.clone())? {
+                    added.push((key, Box::new(sink)));
+                }
+            }
+            Wanted::Nats => {
+                if let Some(sink) = NatsSink::start(&config.nats, events.clone(), stop.clone())? {
                     added.push((key, Box::new(sink)));
                 }
             }

@@ -32,10 +32,11 @@ impl Default for LogConfig {
 /// Installs the global tracing subscriber: human-readable or JSON lines, on stderr
 /// (stdout belongs to the landmark JSON lines).
 pub fn init_logging(config: &LogConfig) {
-    // ONNX Runtime logs every graph transformation at info: keep it to warnings by default.
+    // ONNX Runtime logs every graph transformation at info, async-nats every connection
+    // event (spectrald logs its own): keep both to warnings by default.
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("SPECTRALD_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(format!("ort=warn,{}", config.level))
+            tracing_subscriber::EnvFilter::new(format!("ort=warn,async_nats=warn,{}", config.level))
         });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -11,10 +11,12 @@ use std::sync::Mutex;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
+mod health;
 mod heap;
 mod heartbeat;
 mod logging;
 
+pub use health::camera_health;
 pub use heap::{HeapStats, heap_stats};
 pub use heartbeat::{Busy, Heartbeat};
 pub use logging::{LogConfig, LogFormat, init_logging};
@@ -72,6 +74,10 @@ pub const EVENT_LABELS: &[(&str, &str, &str)] = &[
     ("mqtt_dropped", "camera", "reason"),
     ("mqtt_delivered", "", ""),
     ("mqtt_connections", "", "outcome"),
+    ("nats_published", "", ""),
+    ("nats_acked", "", ""),
+    ("nats_dropped", "camera", "reason"),
+    ("nats_reconnects", "", ""),
 ];
 
 /// Counter key: event name, camera (or role), and one label (reason, spectrum, model…).
@@ -387,6 +393,26 @@ impl Events {
 
     pub fn mqtt_connection(&self, outcome: &str) {
         self.bump("mqtt_connections", "", outcome);
+    }
+
+    /// NATS: a record was sent to the server (every attempt, resends included).
+    pub fn nats_published(&self) {
+        self.bump("nats_published", "", "");
+    }
+
+    /// NATS: the stream confirmed a record (stored, or recognised as a resend).
+    pub fn nats_acked(&self) {
+        self.bump("nats_acked", "", "");
+    }
+
+    /// NATS: a record left the buffer without reaching the stream, by reason.
+    pub fn nats_dropped(&self, camera: &str, reason: &str) {
+        self.bump("nats_dropped", camera, reason);
+    }
+
+    /// NATS: the client lost its server and connected again.
+    pub fn nats_reconnect(&self) {
+        self.bump("nats_reconnects", "", "");
     }
 
     pub fn pair_published(&self, camera: &str) {

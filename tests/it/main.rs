@@ -19,6 +19,7 @@ mod http_api;
 mod landmarks_map_back_to_source_pixels;
 mod live_page_in_chromium;
 mod mqtt_broker;
+mod nats_jetstream;
 mod offline_cli;
 mod offline_http;
 mod offline_lesion;

@@ -3,6 +3,7 @@
 pub mod chromium;
 pub mod daemon;
 pub mod mosquitto;
+pub mod nats;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;

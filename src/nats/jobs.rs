@@ -1,0 +1,1 @@
+//! Distributed offline jobs (next commit).
