@@ -6,6 +6,7 @@
 //! | `daemon.rs`   | `run`, `replay`, `record`, `check-config`                          |
 //! | `tools.rs`    | `evaluate`, `calibrate`, `overlay`, `devices`, `models`           |
 //! | `offline.rs`  | `offline classify/segment/evaluate`, `serve-offline`              |
+//! | `jobs.rs`     | `offline submit/worker/results`: jobs over NATS JetStream         |
 //! | `lesion.rs`   | `offline lesion segment/evaluate`                                 |
 //! | `retrieve.rs` | `offline retrieve index/query/feedback/evaluate`                  |
 //! | `thermal.rs`  | `thermal info/export`: FLIR files without a pipeline              |
@@ -13,6 +14,7 @@
 
 mod common;
 mod daemon;
+mod jobs;
 mod lesion;
 mod offline;
 mod retrieve;
@@ -127,8 +129,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             palette,
         } => tools::overlay(&session, &records, &out, palette),
         Command::Models { dir } => tools::list_models(&dir),
-        Command::Offline(command) => offline::run(command),
-        Command::ServeOffline(args) => offline::serve(args),
+        Command::Offline(command) => {
+            command_logging(log_format);
+            offline::run(command)
+        }
+        Command::ServeOffline(args) => {
+            command_logging(log_format);
+            offline::serve(args)
+        }
         Command::Thermal(command) => thermal::run(command),
     }
+}
+
+/// Logging for the commands without a config file: info on stderr, `--log-format` honoured
+/// (SPECTRALD_LOG overrides the level).
+fn command_logging(format: Option<LogFormat>) {
+    spectrald::telemetry::init_logging(&spectrald::telemetry::LogConfig {
+        format: format.unwrap_or_default(),
+        ..Default::default()
+    });
 }

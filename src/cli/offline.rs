@@ -80,6 +80,13 @@ pub enum OfflineCommand {
         #[command(subcommand)]
         command: super::retrieve::RetrieveCommand,
     },
+    /// Queue classify/segment jobs on NATS JetStream for any number of workers; prints the
+    /// batch id (docs/scaling.md).
+    Submit(super::jobs::SubmitArgs),
+    /// Run queued jobs: pull, analyse as the local command does, publish the result, ack.
+    Worker(super::jobs::WorkerArgs),
+    /// Print a batch's results in input order, as the local command would.
+    Results(super::jobs::ResultsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -131,7 +138,7 @@ pub struct RefineArgs {
 }
 
 impl RefineArgs {
-    fn params(&self) -> Option<RefineParams> {
+    pub fn params(&self) -> Option<RefineParams> {
         self.refine.then(|| RefineParams {
             lambda: self.refine_lambda,
             sigma: self.refine_sigma,
@@ -199,6 +206,9 @@ pub fn run(command: OfflineCommand) -> Result<ExitCode> {
     match command {
         OfflineCommand::Lesion { command } => super::lesion::run(command),
         OfflineCommand::Retrieve { command } => super::retrieve::run(command),
+        OfflineCommand::Submit(args) => super::jobs::submit(args),
+        OfflineCommand::Worker(args) => super::jobs::worker(args),
+        OfflineCommand::Results(args) => super::jobs::results(args),
         OfflineCommand::Classify {
             common,
             stride,

@@ -130,7 +130,12 @@ pub async fn connect(
                     {
                         events.nats_reconnect();
                     }
-                    tracing::info!(server = %where_to, "NATS connected");
+                    // A daemon's reconnects matter to its operator; a command's do not.
+                    if events.is_some() {
+                        tracing::info!(server = %where_to, "NATS connected");
+                    } else {
+                        tracing::debug!(server = %where_to, "NATS connected");
+                    }
                 }
                 Event::Disconnected => {
                     tracing::warn!(server = %where_to, "NATS server unreachable; reconnecting in the background")

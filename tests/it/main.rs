@@ -22,6 +22,7 @@ mod mqtt_broker;
 mod nats_jetstream;
 mod offline_cli;
 mod offline_http;
+mod offline_jobs_nats;
 mod offline_lesion;
 mod offline_retrieve;
 mod offline_segment;

@@ -1,1 +1,0 @@
-//! Distributed offline jobs (next commit).
