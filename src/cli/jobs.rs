@@ -190,7 +190,7 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
     }
     eprintln!(
         "results: spectrald offline results --nats {} --batch-id {batch} --follow",
-        args.server.url
+        spectrald::nats::shown_url(&args.server.url)
     );
     Ok(exit_code(report.failed.is_empty()))
 }
@@ -213,7 +213,7 @@ pub fn worker(args: WorkerArgs) -> Result<ExitCode> {
         idle_exit: args.idle_exit_s.map(Duration::from_secs),
     };
     let (runtime, context) = args.server.connect(&format!("spectrald worker {name}"))?;
-    tracing::info!(worker = %name, server = %args.server.url, "worker waiting for jobs");
+    tracing::info!(worker = %name, server = %spectrald::nats::shown_url(&args.server.url), "worker waiting for jobs");
     let report = jobs::run_worker(
         &runtime,
         &context,

@@ -127,6 +127,23 @@ pub fn is_token(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// The server URL(s) as logs and errors show them: any `user:password@` is hidden.
+pub fn shown_url(url: &str) -> String {
+    url.split(',')
+        .map(|part| {
+            let part = part.trim();
+            match (part.find("://"), part.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    format!("{}<hidden>@{}", &part[..scheme + 3], &part[at + 1..])
+                }
+                (None, Some(at)) => format!("<hidden>@{}", &part[at + 1..]),
+                _ => part.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl NatsConfig {
     pub fn effective_token(&self) -> Option<String> {
         env_or(NATS_TOKEN_ENV, &self.token)
@@ -273,5 +290,9 @@ mod tests {
             "health_ttl_s"
         );
         assert!(is_token("kiosk-1") && !is_token("a b") && !is_token("a>"));
+        assert_eq!(
+            shown_url("nats://u:secret@a:4222, b:4222,tok@c"),
+            "nats://<hidden>@a:4222,b:4222,<hidden>@c"
+        );
     }
 }

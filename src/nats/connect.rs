@@ -116,15 +116,22 @@ pub async fn connect(
             options = options.add_client_certificate(cert.clone(), key.clone());
         }
     }
-    let where_to = url.to_owned();
+    let where_to = super::config::shown_url(url);
     let reconnected = std::sync::atomic::AtomicBool::new(false);
     let reconnected = Arc::new(reconnected);
+    let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
     options = options.event_callback(move |event| {
-        let (events, where_to, reconnected) = (events.clone(), where_to.clone(), reconnected.clone());
+        let (events, where_to, reconnected, refused) = (
+            events.clone(),
+            where_to.clone(),
+            reconnected.clone(),
+            refused.clone(),
+        );
         async move {
             use std::sync::atomic::Ordering;
             match event {
                 Event::Connected => {
+                    refused.store(false, Ordering::Relaxed);
                     if reconnected.swap(true, Ordering::Relaxed)
                         && let Some(events) = &events
                     {
@@ -140,7 +147,17 @@ pub async fn connect(
                 Event::Disconnected => {
                     tracing::warn!(server = %where_to, "NATS server unreachable; reconnecting in the background")
                 }
-                // Every failed attempt of a reconnect loop: the line above says it once.
+                // Refused credentials: said once, with what to check (never their values).
+                Event::ClientError(e)
+                    if e.to_string().contains("authorization")
+                        && !refused.swap(true, Ordering::Relaxed) =>
+                {
+                    tracing::error!(
+                        server = %where_to,
+                        "NATS server refused our credentials ({e}); check nats.username with SPECTRALD_NATS_PASSWORD, nats.token / SPECTRALD_NATS_TOKEN or the nkey seed; retrying"
+                    )
+                }
+                // Every failed attempt of a reconnect loop: the lines above say it once.
                 Event::ClientError(e) => tracing::debug!(server = %where_to, "NATS: {e}"),
                 other => tracing::warn!(server = %where_to, "NATS: {other}"),
             }
@@ -150,7 +167,7 @@ pub async fn connect(
         .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
         .await
         .map_err(|e| NatsError::Connect {
-            url: url.to_owned(),
+            url: super::config::shown_url(url),
             message: e.to_string(),
         })
 }

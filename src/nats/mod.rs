@@ -21,6 +21,7 @@ mod stream;
 
 pub use config::{
     NATS_NKEY_SEED_ENV, NATS_PASSWORD_ENV, NATS_TOKEN_ENV, NatsConfig, NatsTls, Retention,
+    shown_url,
 };
 pub use connect::{Credentials, connect};
 pub use sink::NatsSink;

@@ -30,6 +30,8 @@ use crate::telemetry::Events;
 
 /// How long `start` waits for the server before letting the sink start without it.
 const FIRST_CONTACT: Duration = Duration::from_secs(3);
+/// How long a stopping sink tries to mark its rig offline in the health bucket.
+const GOODBYE: Duration = Duration::from_secs(2);
 
 pub struct NatsSink {
     name: String,
@@ -121,12 +123,12 @@ impl NatsSink {
             }
         } else {
             tracing::warn!(
-                server = %url,
+                server = %super::config::shown_url(&url),
                 "NATS server not reachable yet; records wait in the buffer (nats.when_full) and go out once it is"
             );
             false
         };
-        let name = format!("nats:{url}");
+        let name = format!("nats:{}", super::config::shown_url(&url));
         let buffer = Arc::new(OutageBuffer::new(config.buffer));
         let unconfirmed = Arc::new(AtomicU64::new(0));
         let closing = Arc::new(AtomicBool::new(false));
@@ -147,7 +149,6 @@ impl NatsSink {
             events: events.clone(),
             unconfirmed: unconfirmed.clone(),
             closing: closing.clone(),
-            shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
             last_error: String::new(),
         };
         let forwarder = std::thread::Builder::new()
@@ -235,14 +236,18 @@ impl Drop for NatsSink {
             let _ = thread.join();
         }
         let _ = self.health_stop.send(true);
-        if let Some(h) = &self.health {
+        if let Some(h) = &self.health
+            && h.context.client().connection_state() == async_nats::connection::State::Connected
+        {
             // Say goodbye: the fleet view shows a clean stop, not an expiry.
             let state = health::rig_state(&h.rig, &h.boot, "offline", &self.events);
             let said = self.runtime.block_on(async {
-                let store = health::bucket(&h.context, &h.bucket, h.ttl, h.replicas).await?;
-                tokio::time::timeout(Duration::from_secs(2), health::put(&store, &h.rig, &state))
-                    .await
-                    .map_err(|_| "timed out".to_owned())?
+                tokio::time::timeout(GOODBYE, async {
+                    let store = health::bucket(&h.context, &h.bucket, h.ttl, h.replicas).await?;
+                    health::put(&store, &h.rig, &state).await
+                })
+                .await
+                .map_err(|_| "timed out".to_owned())?
             });
             if let Err(e) = said {
                 tracing::warn!("NATS health bucket: could not say offline: {e}");
@@ -268,7 +273,6 @@ struct Forwarder {
     events: Arc<Events>,
     unconfirmed: Arc<AtomicU64>,
     closing: Arc<AtomicBool>,
-    shutdown_timeout: Duration,
     last_error: String,
 }
 
@@ -286,14 +290,12 @@ impl Forwarder {
     /// Sends `batch` until the stream has acknowledged all of it, or gives it up (the
     /// stream refuses our settings, or shutdown outlasted the timeout) and counts it.
     fn deliver(&mut self, mut batch: Vec<Pending>) {
-        let mut closing_since: Option<Instant> = None;
         while !batch.is_empty() {
+            // `closing` is set once the sink's flush has waited its shutdown timeout: what
+            // is still here will not get through in time.
             if self.closing.load(Ordering::Relaxed) {
-                let since = *closing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > self.shutdown_timeout {
-                    self.give_up(&mut batch, "shutdown");
-                    return;
-                }
+                self.give_up(&mut batch, "shutdown");
+                return;
             }
             let result = if self.stream_ready {
                 self.runtime.block_on(self.send(&batch))

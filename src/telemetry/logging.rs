@@ -33,10 +33,14 @@ impl Default for LogConfig {
 /// (stdout belongs to the landmark JSON lines).
 pub fn init_logging(config: &LogConfig) {
     // ONNX Runtime logs every graph transformation at info, async-nats every connection
-    // event (spectrald logs its own): keep both to warnings by default.
+    // event and every failed reconnect attempt (spectrald logs each change once): keep
+    // both to warnings, and the reconnect loop quiet, by default.
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("SPECTRALD_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(format!("ort=warn,async_nats=warn,{}", config.level))
+            tracing_subscriber::EnvFilter::new(format!(
+                "ort=warn,async_nats=warn,async_nats::connector=off,{}",
+                config.level
+            ))
         });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

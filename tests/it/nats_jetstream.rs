@@ -200,3 +200,109 @@ fn a_stream_with_settings_that_do_not_fit_is_refused_naming_the_setting() {
         "{line}"
     );
 }
+
+#[test]
+fn a_reload_that_changes_the_nats_section_hands_over_without_loss_or_repeat() {
+    let cluster = Cluster::start(1);
+    let url = cluster.urls();
+    let port = common::free_port();
+    let config = |rig: &str| {
+        replay_config(port, &models(), "") + &nats_section(&url, "").replace("rig-a", rig)
+    };
+    let mut daemon = Daemon::start(&config("rig-a"));
+    daemon.wait_published("kiosk-1", 10, Duration::from_secs(60));
+    std::fs::write(daemon.path("config.toml"), config("rig-b")).expect("rewrite config");
+    daemon.signal("HUP");
+    let started = std::time::Instant::now();
+    while !daemon.log().contains("config reloaded") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let at = daemon.published("kiosk-1");
+    daemon.wait_published("kiosk-1", at + 10, Duration::from_secs(60));
+    assert_eq!(daemon.stop(), 0, "{}", daemon.log());
+    let stored = stream_messages(&url, "SPECTRALD");
+    let records = daemon.records();
+    let sequences: Vec<u64> = stored
+        .iter()
+        .map(|(_, _, v)| v["sequence"].as_u64().expect("sequence"))
+        .collect();
+    assert_eq!(
+        sequences,
+        (0..records.len() as u64).collect::<Vec<_>>(),
+        "every record once, in order, across the reload"
+    );
+    // The old sink published up to the switch, the new one (its new rig name) after it.
+    let rigs: Vec<&str> = stored
+        .iter()
+        .map(|(_, id, _)| id.split('.').next().unwrap_or(""))
+        .collect();
+    let switch = rigs
+        .iter()
+        .position(|r| *r == "rig-b")
+        .expect("rig-b published");
+    assert!(
+        switch > 0 && rigs[..switch].iter().all(|r| *r == "rig-a"),
+        "{rigs:?}"
+    );
+    assert!(rigs[switch..].iter().all(|r| *r == "rig-b"), "{rigs:?}");
+}
+
+#[test]
+fn a_password_from_the_environment_works_and_never_reaches_the_log() {
+    let password = "s3cret-Pw-4417";
+    let cluster = Cluster::start_with(
+        1,
+        &format!("authorization {{ user: spectrald, password: \"{password}\" }}\n"),
+    );
+    let url = cluster.urls();
+    let port = common::free_port();
+    let config =
+        replay_config(port, &models(), "") + &nats_section(&url, "username = \"spectrald\"");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut daemon = Daemon::start_in(
+        dir,
+        &config,
+        &[
+            ("SPECTRALD_NATS_PASSWORD", password),
+            ("SPECTRALD_LOG", "debug"),
+        ],
+    );
+    daemon.wait_published("kiosk-1", 10, Duration::from_secs(60));
+    assert!(
+        metric(&daemon, "spectrald_nats_acked_total") >= 1.0,
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(daemon.stop(), 0);
+    assert!(
+        !daemon.log().contains(password),
+        "the password leaked into the log"
+    );
+
+    // A wrong one: a clear line, the secret not in it, and the other outputs go on.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut daemon = Daemon::start_in(
+        dir,
+        &(replay_config(port, &models(), "")
+            + &nats_section(
+                &url,
+                "username = \"spectrald\"\nwhen_full = \"drop_oldest\"\nbuffer = 5",
+            )),
+        &[("SPECTRALD_NATS_PASSWORD", "wrong-Pw-9921")],
+    );
+    daemon.wait_published("kiosk-1", 10, Duration::from_secs(60));
+    assert_eq!(daemon.stop(), 0);
+    let log = daemon.log();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("NATS server refused our credentials"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "said once, with the fix:\n{log}");
+    assert!(refusals[0].contains("SPECTRALD_NATS_PASSWORD"), "{log}");
+    assert!(!log.contains("wrong-Pw-9921"), "{log}");
+}

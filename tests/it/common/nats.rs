@@ -83,6 +83,19 @@ impl Cluster {
 
     /// `n` servers configured on free ports, not started yet.
     pub fn new(n: usize) -> Cluster {
+        Cluster::with_config(n, "")
+    }
+
+    /// Servers whose config ends with `extra` (e.g. an `authorization` block), started.
+    pub fn start_with(n: usize, extra: &str) -> Cluster {
+        let mut cluster = Cluster::with_config(n, extra);
+        for s in &mut cluster.servers {
+            s.start();
+        }
+        cluster
+    }
+
+    fn with_config(n: usize, extra: &str) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports: Vec<u16> = (0..n).map(|_| super::free_port()).collect();
         let routes: Vec<u16> = (0..n).map(|_| super::free_port()).collect();
@@ -104,6 +117,7 @@ impl Cluster {
                     others.join(", ")
                 );
             }
+            text += extra;
             let config = dir.path().join(format!("n{i}.conf"));
             std::fs::write(&config, text).expect("write config");
             servers.push(NatsServer {
