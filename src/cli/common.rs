@@ -8,6 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use spectrald::infer::{BackendKind, ModelsConfig};
+use spectrald::offline::refine::RefineParams;
 
 /// Exit code when some inputs failed and the rest were analysed.
 pub const EXIT_PARTIAL: u8 = 3;
@@ -64,5 +65,33 @@ pub fn write_stdout(text: &str) -> Result<()> {
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
         _ => Ok(()),
+    }
+}
+
+/// The contextual-regularization refinement flags (`offline segment`, `evaluate`, `submit`).
+#[derive(Args)]
+pub struct RefineArgs {
+    /// Refine the class probabilities with the contextual-regularization energy.
+    #[arg(long)]
+    refine: bool,
+    /// λ of the refinement (weight of the neighbour term).
+    #[arg(long, default_value_t = RefineParams::default().lambda)]
+    refine_lambda: f32,
+    /// σ of the colour affinity (RGB in [0,1]).
+    #[arg(long, default_value_t = RefineParams::default().sigma)]
+    refine_sigma: f32,
+    /// Reweighted least-squares iterations of the refinement.
+    #[arg(long, default_value_t = RefineParams::default().iterations)]
+    refine_iterations: usize,
+}
+
+impl RefineArgs {
+    pub fn params(&self) -> Option<RefineParams> {
+        self.refine.then(|| RefineParams {
+            lambda: self.refine_lambda,
+            sigma: self.refine_sigma,
+            iterations: self.refine_iterations,
+            ..RefineParams::default()
+        })
     }
 }

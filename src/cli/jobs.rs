@@ -16,8 +16,7 @@ use spectrald::offline::run;
 use spectrald::offline::service::parse_range;
 use spectrald::signals::Shutdown;
 
-use super::common::{BackendArgs, EXIT_PARTIAL, bar, exit_code, write_stdout};
-use super::offline::RefineArgs;
+use super::common::{BackendArgs, EXIT_PARTIAL, RefineArgs, bar, exit_code, write_stdout};
 
 #[derive(Args)]
 pub struct Server {

@@ -21,7 +21,7 @@ use spectrald::offline::store::Store;
 use spectrald::offline::{OfflineError, OfflineModel, Task};
 use spectrald::signals::Shutdown;
 
-use super::common::{BackendArgs, EXIT_PARTIAL, bar, exit_code};
+use super::common::{BackendArgs, EXIT_PARTIAL, RefineArgs, bar, exit_code};
 
 #[derive(Subcommand)]
 pub enum OfflineCommand {
@@ -119,33 +119,6 @@ pub struct Common {
     /// default a per-image 2-98 % stretch.
     #[arg(long)]
     range: Option<String>,
-}
-
-#[derive(Args)]
-pub struct RefineArgs {
-    /// Refine the class probabilities with the contextual-regularization energy.
-    #[arg(long)]
-    refine: bool,
-    /// λ of the refinement (weight of the neighbour term).
-    #[arg(long, default_value_t = RefineParams::default().lambda)]
-    refine_lambda: f32,
-    /// σ of the colour affinity (RGB in [0,1]).
-    #[arg(long, default_value_t = RefineParams::default().sigma)]
-    refine_sigma: f32,
-    /// Reweighted least-squares iterations of the refinement.
-    #[arg(long, default_value_t = RefineParams::default().iterations)]
-    refine_iterations: usize,
-}
-
-impl RefineArgs {
-    pub fn params(&self) -> Option<RefineParams> {
-        self.refine.then(|| RefineParams {
-            lambda: self.refine_lambda,
-            sigma: self.refine_sigma,
-            iterations: self.refine_iterations,
-            ..RefineParams::default()
-        })
-    }
 }
 
 #[derive(Args)]
