@@ -169,5 +169,23 @@ pub async fn connect(
         .map_err(|e| NatsError::Connect {
             url: super::config::shown_url(url),
             message: e.to_string(),
+            hint: hint(e.kind(), &e.to_string()),
         })
+}
+
+/// What to check for each way a first connection fails (a certificate the client does
+/// not trust comes back as an I/O error, so the message is read too).
+fn hint(kind: async_nats::ConnectErrorKind, message: &str) -> &'static str {
+    use async_nats::ConnectErrorKind as K;
+    let certificate = message.to_ascii_lowercase().contains("certificate");
+    match kind {
+        K::Tls | K::Io if certificate => {
+            "check nats.tls.ca_file (the CA that signed the server's certificate) and that the URL names the host in the certificate"
+        }
+        K::AuthorizationViolation | K::Authentication => {
+            "check nats.username with SPECTRALD_NATS_PASSWORD, nats.token / SPECTRALD_NATS_TOKEN or the nkey seed"
+        }
+        K::Dns => "check the host name in the URL",
+        _ => "is nats-server running and reachable there?",
+    }
 }

@@ -29,8 +29,12 @@ pub use stream::{StreamWanted, ensure_stream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
-    #[error("NATS server {url}: {message}; is nats-server running and reachable there?")]
-    Connect { url: String, message: String },
+    #[error("NATS server {url}: {message}; {hint}")]
+    Connect {
+        url: String,
+        message: String,
+        hint: &'static str,
+    },
     #[error(
         "NATS stream {stream} exists with {setting} = {found}, but the config says {wanted}; \
          change nats.{setting} to match, or change the stream (`nats stream edit {stream}`)"

@@ -126,6 +126,15 @@ impl NatsSink {
                 server = %super::config::shown_url(&url),
                 "NATS server not reachable yet; records wait in the buffer (nats.when_full) and go out once it is"
             );
+            // The client's own retries only say "IO error": one plain attempt tells why.
+            let (probe_url, credentials) = (url.clone(), Credentials::of(config));
+            runtime.spawn(async move {
+                if let Err(e) =
+                    connect(&probe_url, &credentials, "spectrald probe", None, true).await
+                {
+                    tracing::error!("{e}; retrying in the background");
+                }
+            });
             false
         };
         let name = format!("nats:{}", super::config::shown_url(&url));

@@ -306,3 +306,46 @@ fn a_password_from_the_environment_works_and_never_reaches_the_log() {
     assert!(refusals[0].contains("SPECTRALD_NATS_PASSWORD"), "{log}");
     assert!(!log.contains("wrong-Pw-9921"), "{log}");
 }
+
+#[test]
+fn tls_with_the_right_ca_delivers_and_another_ca_is_refused_with_a_line() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    common::tls::certificates(certs.path(), "good");
+    common::tls::certificates(certs.path(), "other");
+    let p = |name: &str| certs.path().join(name).display().to_string();
+    let cluster = Cluster::start_with(
+        1,
+        &format!(
+            "tls {{ cert_file: {:?}, key_file: {:?} }}\n",
+            p("good-server.pem"),
+            p("good-server.key")
+        ),
+    );
+    let url = cluster.urls().replace("nats://", "tls://");
+    let port = common::free_port();
+    let with_ca = |ca: &str| {
+        replay_config(port, &models(), "")
+            + &nats_section(&url, "buffer = 5\nwhen_full = \"drop_oldest\"")
+            + &format!("[nats.tls]\nca_file = {:?}\n", p(ca))
+    };
+    let mut daemon = Daemon::start(&with_ca("good-ca.pem"));
+    daemon.wait_published("kiosk-1", 10, Duration::from_secs(60));
+    assert!(
+        metric(&daemon, "spectrald_nats_acked_total") >= 1.0,
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(daemon.stop(), 0);
+
+    let mut daemon = Daemon::start(&with_ca("other-ca.pem"));
+    daemon.wait_published("kiosk-1", 10, Duration::from_secs(60));
+    assert_eq!(daemon.stop(), 0);
+    let log = daemon.log();
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("NATS server tls://") && l.contains("check nats.tls.ca_file"))
+            .count()
+            == 1,
+        "said once, with the fix:\n{log}"
+    );
+}

@@ -4,6 +4,7 @@ pub mod chromium;
 pub mod daemon;
 pub mod mosquitto;
 pub mod nats;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
