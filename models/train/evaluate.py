@@ -173,7 +173,8 @@ def main():
     summary["pipeline"] = "YuNet detection -> face crop (upright) -> boundary -> black-out -> landmark"
     print(json.dumps(summary, indent=1))
     if args.json:
-        args.json.write_text(json.dumps(summary | {"per_face": rows}, indent=1) + "\n")
+        # numpy scalars (NME, IoU) as plain floats
+        args.json.write_text(json.dumps(summary | {"per_face": rows}, indent=1, default=float) + "\n")
     if args.write:
         for name in names.values():
             path = args.models / f"{name}.json"
