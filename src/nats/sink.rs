@@ -208,14 +208,9 @@ impl Sink for NatsSink {
     }
 
     fn publish(&mut self, message: &Outgoing<'_>) -> Result<(), SinkError> {
-        let pending = Pending {
-            camera: message.frame.camera.clone(),
-            sequence: message.frame.sequence,
-            payload: message.line.as_bytes().to_vec(),
-        };
         let events = &self.events;
         self.buffer.push(
-            pending,
+            Pending::of(message),
             self.when_full,
             &self.stop,
             self.shutdown_timeout,
@@ -226,12 +221,11 @@ impl Sink for NatsSink {
 
     /// Waits (up to the shutdown timeout) until the stream acknowledged everything.
     fn flush(&mut self) -> Result<(), SinkError> {
-        let started = Instant::now();
-        while (!self.buffer.is_empty() || self.unconfirmed.load(Ordering::Relaxed) > 0)
-            && started.elapsed() < self.shutdown_timeout
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let unconfirmed = &self.unconfirmed;
+        self.buffer.wait_drained(
+            || unconfirmed.load(Ordering::Relaxed),
+            self.shutdown_timeout,
+        );
         Ok(())
     }
 }

@@ -200,14 +200,9 @@ impl Sink for MqttSink {
     }
 
     fn publish(&mut self, message: &Message<'_>) -> Result<(), SinkError> {
-        let pending = Pending {
-            camera: message.frame.camera.clone(),
-            sequence: message.frame.sequence,
-            payload: message.line.as_bytes().to_vec(),
-        };
         let events = &self.events;
         self.buffer.push(
-            pending,
+            Pending::of(message),
             self.when_full,
             &self.stop,
             self.shutdown_timeout,
@@ -218,12 +213,8 @@ impl Sink for MqttSink {
 
     /// Waits (up to shutdown_timeout) until the broker confirmed everything published.
     fn flush(&mut self) -> Result<(), SinkError> {
-        let started = Instant::now();
-        while (!self.buffer.is_empty() || self.outstanding() > 0)
-            && started.elapsed() < self.shutdown_timeout
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.buffer
+            .wait_drained(|| self.outstanding(), self.shutdown_timeout);
         Ok(())
     }
 }

@@ -28,6 +28,17 @@ pub struct Pending {
     pub payload: Vec<u8>,
 }
 
+impl Pending {
+    /// What a sink's buffer holds for one published record.
+    pub fn of(message: &super::Outgoing<'_>) -> Pending {
+        Pending {
+            camera: message.frame.camera.clone(),
+            sequence: message.frame.sequence,
+            payload: message.line.as_bytes().to_vec(),
+        }
+    }
+}
+
 /// Why a record was dropped: `buffer_full` or `shutdown`.
 pub type DropReason = &'static str;
 
@@ -131,6 +142,15 @@ impl OutageBuffer {
             self.changed.notify_all();
         }
         out
+    }
+
+    /// A sink's flush: waits until the buffer is empty and `outstanding()` (sent, not yet
+    /// confirmed) is 0, or `timeout` has passed.
+    pub fn wait_drained(&self, outstanding: impl Fn() -> u64, timeout: Duration) {
+        let started = Instant::now();
+        while (!self.is_empty() || outstanding() > 0) && started.elapsed() < timeout {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn is_empty(&self) -> bool {

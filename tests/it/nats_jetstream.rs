@@ -20,18 +20,19 @@ fn nats_section(url: &str, extra: &str) -> String {
     )
 }
 
-/// Asserts the stream holds exactly the JSONL records, once each, in order, with ids
-/// `rig-a.BOOT.kiosk-1.SEQUENCE`.
-fn assert_stream_matches(stored: &[common::nats::Stored], records: &[serde_json::Value]) {
+/// Asserts the stream's records carry sequences 0, 1, … `count - 1`, in that order.
+fn assert_once_in_order(stored: &[common::nats::Stored], count: usize, what: &str) {
     let sequences: Vec<u64> = stored
         .iter()
         .map(|(_, _, v)| v["sequence"].as_u64().expect("sequence"))
         .collect();
-    assert_eq!(
-        sequences,
-        (0..records.len() as u64).collect::<Vec<_>>(),
-        "every record once, in order"
-    );
+    assert_eq!(sequences, (0..count as u64).collect::<Vec<_>>(), "{what}");
+}
+
+/// Asserts the stream holds exactly the JSONL records, once each, in order, with ids
+/// `rig-a.BOOT.kiosk-1.SEQUENCE`.
+fn assert_stream_matches(stored: &[common::nats::Stored], records: &[serde_json::Value]) {
+    assert_once_in_order(stored, records.len(), "every record once, in order");
     for ((subject, id, payload), record) in stored.iter().zip(records) {
         assert_eq!(subject, "spectrald.kiosk-1.landmarks");
         assert_eq!(payload, record, "the stream holds what JSONL got");
@@ -227,14 +228,10 @@ fn a_reload_that_changes_the_nats_section_hands_over_without_loss_or_repeat() {
     assert_eq!(daemon.stop(), 0, "{}", daemon.log());
     let stored = stream_messages(&url, "SPECTRALD");
     let records = daemon.records();
-    let sequences: Vec<u64> = stored
-        .iter()
-        .map(|(_, _, v)| v["sequence"].as_u64().expect("sequence"))
-        .collect();
-    assert_eq!(
-        sequences,
-        (0..records.len() as u64).collect::<Vec<_>>(),
-        "every record once, in order, across the reload"
+    assert_once_in_order(
+        &stored,
+        records.len(),
+        "every record once, in order, across the reload",
     );
     // The old sink published up to the switch, the new one (its new rig name) after it.
     let rigs: Vec<&str> = stored
