@@ -3,7 +3,7 @@
 //!
 //! A parse error names the line, column and key but never quotes the line's value (a
 //! misspelt `passwrod` is not recognisable as a secret). A line is secret when its text
-//! names one (password, token, secret, credentials, nkey, seed, private key …): then the
+//! names one (password, token, secret, credentials, nkey, private key …): then the
 //! values the TOML library quotes in its message are hidden too. Paths (`*_file`, `*_path`, `*_dir`) are not secrets; the files they
 //! name are never read into a message.
 
@@ -15,7 +15,6 @@ const SECRET_WORDS: &[&str] = &[
     "secret",
     "credential",
     "nkey",
-    "seed",
     "private",
     "apikey",
     "api_key",
@@ -90,9 +89,13 @@ fn without_quoted(message: &str) -> String {
     out
 }
 
-/// Replaces the value of every secret key in a serialized config with `<hidden>`.
+/// Replaces the value of every secret key in a serialized config with `<hidden>`, and the
+/// `user:password@` of any URL.
 pub fn redact(value: &mut toml::Value) {
     match value {
+        toml::Value::String(text) if text.contains("://") && text.contains('@') => {
+            *text = crate::nats::shown_url(text);
+        }
         toml::Value::Table(table) => {
             for (key, v) in table.iter_mut() {
                 if is_secret_key(key) && !matches!(v, toml::Value::Table(_)) {
@@ -150,16 +153,25 @@ mod tests {
         assert!(is_secret_key("password"));
         assert!(is_secret_key("token"));
         assert!(is_secret_key("nkey_seed"));
+        assert!(
+            !is_secret_key("kmeans_seed"),
+            "a random seed is not a secret"
+        );
         assert!(!is_secret_key("client_key_file"));
         assert!(!is_secret_key("keep_alive_s"));
         assert!(!is_secret_key("username"));
         let mut v: toml::Value = toml::from_str(
-            "[mqtt]\npassword = \"p\"\nusername = \"u\"\n[http]\ntoken = \"t\"\nlisten = \"x\"\n",
+            "[mqtt]\npassword = \"p\"\nusername = \"u\"\n[http]\ntoken = \"t\"\nlisten = \"x\"\n\
+             [nats]\nurl = \"nats://u:pw-in-url@a:4222\"\n",
         )
         .expect("toml");
         redact(&mut v);
         let text = toml::to_string(&v).expect("print");
         assert!(!text.contains("\"p\"") && !text.contains("\"t\""), "{text}");
         assert!(text.contains("username = \"u\""), "{text}");
+        assert!(
+            !text.contains("pw-in-url") && text.contains("nats://<hidden>@a:4222"),
+            "{text}"
+        );
     }
 }
