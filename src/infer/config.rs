@@ -67,10 +67,6 @@ pub struct ModelsConfig {
     pub max_wait_ms: u64,
     /// ONNX Runtime shared library; empty: `ORT_DYLIB_PATH`, then `.cache/onnxruntime/`.
     pub ort_library: Option<PathBuf>,
-    /// ONNX Runtime's CPU memory arena: keeps freed tensor memory for re-use (fast), and
-    /// grows in chunks when batch shapes vary, never giving memory back (RELIABILITY.md,
-    /// "Soak"). false: plain malloc/free per run.
-    pub cpu_arena: bool,
 }
 
 impl Default for ModelsConfig {
@@ -87,7 +83,6 @@ impl Default for ModelsConfig {
             max_batch: 1,
             max_wait_ms: 0,
             ort_library: None,
-            cpu_arena: true,
         }
     }
 }

@@ -97,7 +97,7 @@ impl OrtBackend {
                     .map_err(Into::into)
             })
             .map_err(|e| load(e.to_string()))?;
-        let builder = with_device(builder, config.device, config.gpu_id, config.cpu_arena)?;
+        let builder = with_device(builder, config.device, config.gpu_id)?;
         let session = builder
             .with_intra_threads(config.threads)
             .map_err(Into::into)
@@ -135,7 +135,6 @@ fn with_device(
     builder: SessionBuilder,
     device: Device,
     gpu_id: u32,
-    cpu_arena: bool,
 ) -> Result<SessionBuilder, ModelError> {
     let gpu_id = i32::try_from(gpu_id).unwrap_or(i32::MAX);
     let cuda = || {
@@ -145,13 +144,7 @@ fn with_device(
             .error_on_failure()
     };
     let providers = match device {
-        Device::Cpu if cpu_arena => return Ok(builder),
-        Device::Cpu => vec![
-            ep::CPU::default()
-                .with_arena_allocator(false)
-                .build()
-                .error_on_failure(),
-        ],
+        Device::Cpu => return Ok(builder),
         Device::Cuda => vec![cuda()],
         // TensorRT first; CUDA runs the nodes TensorRT cannot take.
         Device::Tensorrt => vec![
