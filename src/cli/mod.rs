@@ -130,22 +130,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => tools::overlay(&session, &records, &out, palette),
         Command::Models { dir } => tools::list_models(&dir),
         Command::Offline(command) => {
-            command_logging(log_format);
+            // A one-shot command's stderr is its summary and error lines; a worker runs
+            // for hours and says what it does.
+            let level = match command {
+                offline::OfflineCommand::Worker(_) => "info",
+                _ => "warn",
+            };
+            command_logging(log_format, level);
             offline::run(command)
         }
         Command::ServeOffline(args) => {
-            command_logging(log_format);
+            command_logging(log_format, "info");
             offline::serve(args)
         }
         Command::Thermal(command) => thermal::run(command),
     }
 }
 
-/// Logging for the commands without a config file: info on stderr, `--log-format` honoured
-/// (SPECTRALD_LOG overrides the level).
-fn command_logging(format: Option<LogFormat>) {
+/// Logging for the commands without a config file: `level` and up on stderr,
+/// `--log-format` honoured (SPECTRALD_LOG overrides the level).
+fn command_logging(format: Option<LogFormat>, level: &str) {
     spectrald::telemetry::init_logging(&spectrald::telemetry::LogConfig {
         format: format.unwrap_or_default(),
-        ..Default::default()
+        level: level.into(),
     });
 }
