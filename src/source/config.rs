@@ -249,13 +249,18 @@ impl CameraConfig {
                 format!("{:?}: use letters, digits, '-' and '_' only", self.id),
             ));
         }
-        if let Some(SourceConfig::Flir { path, speed, .. }) = &self.source {
-            if speed.is_nan() || *speed < 0.0 {
+        // A recorded source's pace: 1 = as recorded, 0 = as fast as possible.
+        let check_speed = |speed: f64| {
+            if speed.is_nan() || speed < 0.0 {
                 return Err(Invalid::new(
                     "source.speed",
                     format!("must be >= 0 (0 = as fast as possible), got {speed}"),
                 ));
             }
+            Ok(())
+        };
+        if let Some(SourceConfig::Flir { path, speed, .. }) = &self.source {
+            check_speed(*speed)?;
             if !path.exists() {
                 return Err(Invalid::new(
                     "source.path",
@@ -267,12 +272,7 @@ impl CameraConfig {
             }
         }
         if let Some(SourceConfig::Replay { path, speed, .. }) = &self.source {
-            if speed.is_nan() || *speed < 0.0 {
-                return Err(Invalid::new(
-                    "source.speed",
-                    format!("must be >= 0 (0 = as fast as possible), got {speed}"),
-                ));
-            }
+            check_speed(*speed)?;
             if !path.is_dir() {
                 return Err(Invalid::new(
                     "source.path",

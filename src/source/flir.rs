@@ -88,8 +88,8 @@ impl Timeline {
     }
 }
 
-/// Replays FLIR files as a thermal stream.
-pub struct FlirFileSource {
+/// The files a FLIR source plays and how: what both sources share.
+struct FlirFiles {
     camera: Arc<str>,
     files: Vec<PathBuf>,
     speed: f64,
@@ -99,6 +99,74 @@ pub struct FlirFileSource {
     fallback: Option<Radiometry>,
 }
 
+/// A playback's start and timeline: a frame is stamped, and waited for, only once it is
+/// known to be sent.
+struct Clock {
+    started: Instant,
+    timeline: Timeline,
+    speed: f64,
+}
+
+impl Clock {
+    /// The frame's capture time, after waiting until it is due.
+    fn stamp(&mut self, frame: &flir::FffFrame) -> i64 {
+        let (captured, since_first) = self.timeline.captured(frame);
+        super::pace(self.started, since_first, self.speed);
+        captured
+    }
+}
+
+impl FlirFiles {
+    /// Plays the files in order (again and again when looped): a file that does not read
+    /// is counted and skipped, each frame is counted as `spectra` images received, one
+    /// that does not decode is counted as dropped, and every other one goes to `emit`
+    /// (which stamps it with the clock and sends it; false: the pipeline is gone).
+    fn play(
+        &self,
+        spectra: &[Spectrum],
+        stop: &AtomicBool,
+        events: &Events,
+        mut emit: impl FnMut(&Path, FlirImage, Radiometry, &mut Clock) -> bool,
+    ) -> Result<(), SourceError> {
+        let mut clock = Clock {
+            started: Instant::now(),
+            timeline: Timeline::default(),
+            speed: self.speed,
+        };
+        loop {
+            for file in &self.files {
+                let frames = match flir::frames(file) {
+                    Ok(frames) => frames,
+                    Err(e) => {
+                        events.source_failed(&self.camera, "thermal", &e.to_string());
+                        continue;
+                    }
+                };
+                for image in frames {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
+                    let Some((image, radiometry)) =
+                        accept(image, self.fallback, &self.camera, spectra, events)
+                    else {
+                        continue;
+                    };
+                    if !emit(file, image, radiometry, &mut clock) {
+                        return Ok(());
+                    }
+                }
+            }
+            if !self.looped {
+                return Ok(());
+            }
+            clock.timeline.next_lap();
+        }
+    }
+}
+
+/// Replays FLIR files as a thermal stream.
+pub struct FlirFileSource(FlirFiles);
+
 impl FlirFileSource {
     pub fn open(
         camera: &str,
@@ -107,13 +175,13 @@ impl FlirFileSource {
         looped: bool,
         fallback: Option<Radiometry>,
     ) -> Result<FlirFileSource, SourceError> {
-        Ok(FlirFileSource {
+        Ok(FlirFileSource(FlirFiles {
             camera: camera.into(),
             files: list_files(path)?,
             speed,
             looped,
             fallback,
-        })
+        }))
     }
 }
 
@@ -179,53 +247,30 @@ impl Source for FlirFileSource {
         stop: Arc<AtomicBool>,
         events: Arc<Events>,
     ) -> Result<(), SourceError> {
-        let started = Instant::now();
-        let mut timeline = Timeline::default();
-        loop {
-            for file in &self.files {
-                let frames = match flir::frames(file) {
-                    Ok(frames) => frames,
-                    Err(e) => {
-                        events.source_failed(&self.camera, "thermal", &e.to_string());
-                        continue;
-                    }
-                };
-                for image in frames {
-                    if stop.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
-                    let spectra = [Spectrum::Thermal];
-                    let Some((mut image, radiometry)) =
-                        accept(image, self.fallback, &self.camera, &spectra, &events)
-                    else {
-                        continue;
-                    };
-                    let (captured, since_first) = timeline.captured(&image.frame);
-                    super::pace(started, since_first, self.speed);
-                    let counts = std::mem::take(&mut image.frame.counts);
-                    let frame = thermal_frame(&self.camera, &image, counts, captured, radiometry);
-                    if out.send(frame).is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            if !self.looped {
-                return Ok(());
-            }
-            timeline.next_lap();
-        }
+        let files = &self.0;
+        files.play(
+            &[Spectrum::Thermal],
+            &stop,
+            &events,
+            |_, mut image, radiometry, clock| {
+                let captured = clock.stamp(&image.frame);
+                let counts = std::mem::take(&mut image.frame.counts);
+                out.send(thermal_frame(
+                    &files.camera,
+                    &image,
+                    counts,
+                    captured,
+                    radiometry,
+                ))
+                .is_ok()
+            },
+        )
     }
 }
 
-/// Replays R-JPEGs (or FFF frames with an embedded photo) as visible + thermal pairs.
-pub struct FlirPairSource {
-    camera: Arc<str>,
-    /// In capture-time order.
-    files: Vec<PathBuf>,
-    speed: f64,
-    looped: bool,
-    fallback: Option<Radiometry>,
-}
+/// Replays R-JPEGs (or FFF frames with an embedded photo) as visible + thermal pairs, the
+/// files in capture-time order.
+pub struct FlirPairSource(FlirFiles);
 
 impl FlirPairSource {
     pub fn open(
@@ -242,13 +287,13 @@ impl FlirPairSource {
         // Camera clock first; files without one keep their name order after those with one
         // (a stable sort on the time, None last).
         files.sort_by_key(|(t, _)| (t.is_none(), t.unwrap_or(0)));
-        Ok(FlirPairSource {
+        Ok(FlirPairSource(FlirFiles {
             camera: camera.into(),
             files: files.into_iter().map(|(_, f)| f).collect(),
             speed,
             looped,
             fallback,
-        })
+        }))
     }
 }
 
@@ -264,88 +309,61 @@ impl Source for FlirPairSource {
         stop: Arc<AtomicBool>,
         events: Arc<Events>,
     ) -> Result<(), SourceError> {
-        let started = Instant::now();
-        let mut timeline = Timeline::default();
+        let files = &self.0;
         let spectra = [Spectrum::Visible, Spectrum::Thermal];
-        loop {
-            for file in &self.files {
-                let frames = match flir::frames(file) {
-                    Ok(frames) => frames,
-                    Err(e) => {
-                        events.source_failed(&self.camera, "thermal", &e.to_string());
-                        continue;
-                    }
-                };
-                for image in frames {
-                    if stop.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
-                    let Some((mut image, radiometry)) =
-                        accept(image, self.fallback, &self.camera, &spectra, &events)
-                    else {
-                        continue;
-                    };
-                    let visible = match image.decode_visible(file) {
-                        Ok(Some(v)) => v,
-                        Ok(None) => {
-                            let detail = format!(
-                                "{}: no visible photo in the file; use it as [cameras.thermal] kind = \"flir\"",
-                                image.origin
-                            );
-                            events.frame_dropped(
-                                &self.camera,
-                                DropReason::DecodeFailed,
-                                2,
-                                &detail,
-                            );
-                            continue;
-                        }
-                        Err(e) => {
-                            events.frame_dropped(
-                                &self.camera,
-                                DropReason::DecodeFailed,
-                                2,
-                                &e.to_string(),
-                            );
-                            continue;
-                        }
-                    };
-                    let (captured, since_first) = timeline.captured(&image.frame);
-                    super::pace(started, since_first, self.speed);
-                    let (vw, vh, rgb) = visible;
-                    let registration = image
-                        .frame
-                        .pip
-                        .and_then(|p| {
-                            p.thermal_to_visible(image.frame.width, image.frame.height, vw, vh)
-                        })
-                        .and_then(|rows| Homography::new(rows).ok())
-                        .map(Arc::new);
-                    let counts = std::mem::take(&mut image.frame.counts);
-                    let mut thermal =
-                        thermal_frame(&self.camera, &image, counts, captured, radiometry);
-                    thermal.registration = registration;
-                    let visible = SpectrumFrame {
-                        camera: self.camera.clone(),
-                        spectrum: Spectrum::Visible,
-                        captured_us: captured,
-                        width: vw,
-                        height: vh,
-                        pixels: Arc::new(Pixels::Rgb8(rgb)),
-                        origin: image.origin.as_str().into(),
-                        received: Instant::now(),
-                        radiometry: None,
-                        registration: None,
-                    };
-                    if out.send(visible).is_err() || out.send(thermal).is_err() {
-                        return Ok(());
-                    }
+        files.play(&spectra, &stop, &events, |file, mut image, radiometry, clock| {
+            let visible = match image.decode_visible(file) {
+                Ok(Some(v)) => v,
+                Ok(None) => {
+                    let detail = format!(
+                        "{}: no visible photo in the file; use it as [cameras.thermal] kind = \"flir\"",
+                        image.origin
+                    );
+                    events.frame_dropped(
+                        &files.camera,
+                        DropReason::DecodeFailed,
+                        2,
+                        &detail,
+                    );
+                    return true;
                 }
-            }
-            if !self.looped {
-                return Ok(());
-            }
-            timeline.next_lap();
-        }
+                Err(e) => {
+                    events.frame_dropped(
+                        &files.camera,
+                        DropReason::DecodeFailed,
+                        2,
+                        &e.to_string(),
+                    );
+                    return true;
+                }
+            };
+            let captured = clock.stamp(&image.frame);
+            let (vw, vh, rgb) = visible;
+            let registration = image
+                .frame
+                .pip
+                .and_then(|p| {
+                    p.thermal_to_visible(image.frame.width, image.frame.height, vw, vh)
+                })
+                .and_then(|rows| Homography::new(rows).ok())
+                .map(Arc::new);
+            let counts = std::mem::take(&mut image.frame.counts);
+            let mut thermal =
+                thermal_frame(&files.camera, &image, counts, captured, radiometry);
+            thermal.registration = registration;
+            let visible = SpectrumFrame {
+                camera: files.camera.clone(),
+                spectrum: Spectrum::Visible,
+                captured_us: captured,
+                width: vw,
+                height: vh,
+                pixels: Arc::new(Pixels::Rgb8(rgb)),
+                origin: image.origin.as_str().into(),
+                received: Instant::now(),
+                radiometry: None,
+                registration: None,
+            };
+            out.send(visible).is_ok() && out.send(thermal).is_ok()
+        })
     }
 }
