@@ -95,3 +95,30 @@ impl RefineArgs {
         })
     }
 }
+
+/// How an input's bands are read (`offline classify|segment`, `offline submit`).
+#[derive(Args)]
+pub struct RasterArgs {
+    /// Names of the input's bands in order, e.g. red,green,blue,nir (default: by count;
+    /// 4-band TIFFs are taken as red,green,blue,nir).
+    #[arg(long, value_delimiter = ',')]
+    pub bands: Option<Vec<String>>,
+    /// How 16-bit samples map to [0,1]: lo:hi (e.g. 0:10000 for reflectance x 10000);
+    /// default a per-image 2-98 % stretch.
+    #[arg(long)]
+    pub range: Option<String>,
+}
+
+impl RasterArgs {
+    /// `--range` parsed (None: the per-image stretch); a malformed one is an error naming it.
+    pub fn scale16(&self) -> Result<Option<spectrald::offline::raster::Scale16>> {
+        self.range
+            .as_deref()
+            .map(|r| {
+                spectrald::offline::service::parse_range(r)
+                    .map_err(anyhow::Error::msg)
+                    .context("--range")
+            })
+            .transpose()
+    }
+}

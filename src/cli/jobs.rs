@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 
 use spectrald::nats::jobs::{
@@ -13,10 +13,11 @@ use spectrald::nats::jobs::{
 };
 use spectrald::nats::{Credentials, connect};
 use spectrald::offline::run;
-use spectrald::offline::service::parse_range;
 use spectrald::signals::Shutdown;
 
-use super::common::{BackendArgs, EXIT_PARTIAL, RefineArgs, bar, exit_code, write_stdout};
+use super::common::{
+    BackendArgs, EXIT_PARTIAL, RasterArgs, RefineArgs, bar, exit_code, write_stdout,
+};
 
 #[derive(Args)]
 pub struct Server {
@@ -66,12 +67,8 @@ pub struct SubmitArgs {
     batch: Option<usize>,
     #[command(flatten)]
     refine: RefineArgs,
-    /// Names of the input's bands in order, e.g. red,green,blue,nir.
-    #[arg(long, value_delimiter = ',')]
-    bands: Option<Vec<String>>,
-    /// How 16-bit samples map to [0,1]: lo:hi; default a per-image 2-98 % stretch.
-    #[arg(long)]
-    range: Option<String>,
+    #[command(flatten)]
+    raster: RasterArgs,
     /// Replicas of the job streams and buckets when this submit creates them (a cluster).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
@@ -133,11 +130,8 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
     if !jobs::valid_batch_id(&batch) {
         bail!("--batch-id {batch:?}: use letters, digits, '-' and '_' only");
     }
-    if let Some(range) = &args.range {
-        parse_range(range)
-            .map_err(anyhow::Error::msg)
-            .context("--range")?;
-    }
+    // Checked here, so a malformed range is not found by every worker, job by job.
+    args.raster.scale16()?;
     if !(1..=5).contains(&args.replicas) {
         bail!(
             "--replicas {}: JetStream keeps 1 to 5 replicas",
@@ -154,8 +148,8 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
                 .refine
                 .params()
                 .map(|p| (p.lambda, p.sigma, p.iterations)),
-            bands: args.bands.clone(),
-            range: args.range.clone(),
+            bands: args.raster.bands.clone(),
+            range: args.raster.range.clone(),
         },
         batch: batch.clone(),
         replicas: args.replicas,

@@ -21,7 +21,7 @@ use spectrald::offline::store::Store;
 use spectrald::offline::{OfflineError, OfflineModel, Task};
 use spectrald::signals::Shutdown;
 
-use super::common::{BackendArgs, EXIT_PARTIAL, RefineArgs, bar, exit_code};
+use super::common::{BackendArgs, EXIT_PARTIAL, RasterArgs, RefineArgs, bar, exit_code};
 
 #[derive(Subcommand)]
 pub enum OfflineCommand {
@@ -111,14 +111,8 @@ pub struct Common {
     /// Analyse every input again, even those the store has.
     #[arg(long)]
     force: bool,
-    /// Names of the input's bands in order, e.g. red,green,blue,nir (default: by count;
-    /// 4-band TIFFs are taken as red,green,blue,nir).
-    #[arg(long, value_delimiter = ',')]
-    bands: Option<Vec<String>>,
-    /// How 16-bit samples map to [0,1]: lo:hi (e.g. 0:10000 for reflectance x 10000);
-    /// default a per-image 2-98 % stretch.
-    #[arg(long)]
-    range: Option<String>,
+    #[command(flatten)]
+    raster: RasterArgs,
 }
 
 #[derive(Args)]
@@ -230,14 +224,7 @@ fn analyse(
     let shutdown = Shutdown::on_signals()?;
     let inputs = run::expand_inputs(inputs)?;
     let model = load_model(&common.backend, &common.model, task)?;
-    let scale16 = match &common.range {
-        Some(r) => Some(
-            service::parse_range(r)
-                .map_err(anyhow::Error::msg)
-                .context("--range")?,
-        ),
-        None => None,
-    };
+    let scale16 = common.raster.scale16()?;
     let store_path = common
         .store
         .clone()
@@ -247,7 +234,7 @@ fn analyse(
         stride,
         batch,
         refine,
-        bands: common.bands.clone(),
+        bands: common.raster.bands.clone(),
         scale16,
         out_dir: Some(common.out.clone()),
         force: common.force,
