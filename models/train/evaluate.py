@@ -148,6 +148,7 @@ def main():
     ap.add_argument("--split", default="held_out", choices=("val", "held_out"))
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write the report here")
+    ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for the scoring pass")
     ap.add_argument("--write", action="store_true", help="metrics into the manifests + worst-ten overlays")
     args = ap.parse_args()
     names = {k: f"dmsl-{k}-{args.variant}" for k in ("boundary", "landmark")}
@@ -159,8 +160,9 @@ def main():
         faces = D.load_faces(args.data, args.split, args.limit)
     except D.DataError as e:
         D.fail(str(e))
+    bt, lt = (session(args.models / f"{n}.onnx", args.threads) for n in names.values())
+    rows, shown = evaluate(faces, bt, lt, Detector())
     b1, l1 = (session(args.models / f"{n}.onnx", 1) for n in names.values())
-    rows, shown = evaluate(faces, b1, l1, Detector())
     summary = report(rows)
     canvases = [c for _, c, _, _, _ in shown]
     b2, l2 = (session(args.models / f"{n}.onnx", 2) for n in names.values())
