@@ -8,9 +8,9 @@
 #   models/train/gpu_session.sh DATA_DIR OUT_DIR     # e.g. .gpu/faces-300w-dev "$OUT"
 #   SMOKE=1 models/train/gpu_session.sh …            # minutes on a CPU: checks the script, not the models
 set -uo pipefail
+DATA=$(realpath "$1") || exit 2
+OUT=$(realpath "$2") || exit 2
 cd "$(dirname "$0")"
-DATA=$(realpath "$1")
-OUT=$(realpath "$2")
 PY=${PY:-python3}
 export PYTHONUNBUFFERED=1
 RUNS=runs
