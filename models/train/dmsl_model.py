@@ -26,6 +26,8 @@ VARIANTS = {
     "full": Variant("full", (64, 128, 256, 512, 1024), 1024),
     # Picked by measurement (see models/README.md): U-Net ~0.13 GMAC, FC 16384->256.
     "lite": Variant("lite", (8, 16, 32, 64, 128), 256),
+    # Twice lite's widths (~4x its convolution cost): between the two, for the heatmap head.
+    "mid": Variant("mid", (16, 32, 64, 128, 256), 256),
     # Architecture-exact but tiny, random weights: fast test fixtures only.
     "tiny-random": Variant("tiny-random", (2, 4), 8),
 }
