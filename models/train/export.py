@@ -99,7 +99,7 @@ def export_one(kind, variant, state, out_dir, name, training, seed, head="fc", l
     manifest = {
         "name": name,
         "task": kind,
-        "version": "1.0.0",
+        "version": "2.0.0" if state is not None else "1.0.0",
         "variant": variant,
         "file": onnx_path.name,
         "sha256": sha256(onnx_path),
@@ -133,6 +133,8 @@ def main():
     ap.add_argument("--random", action="store_true", help="export untrained weights (test fixtures)")
     ap.add_argument("--suffix", default="", help="appended to the model names")
     ap.add_argument("--flip-tta", action="store_true", help="average with the mirrored canvas (landmark model)")
+    ap.add_argument("--landmark-variant", choices=sorted(VARIANTS),
+                    help="widths of the landmark model when they differ from --variant's (the names keep --variant)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for kind in ("boundary", "landmark"):
@@ -147,7 +149,8 @@ def main():
         head_file = args.run / "head.json"
         head = json.loads(head_file.read_text()) if head_file.exists() else {"landmark": "fc", "heatmap_level": 2}
         train_args |= {"landmark_head": head["landmark"], "flip_tta": args.flip_tta and kind == "landmark"}
-        export_one(kind, args.variant, torch.load(ckpt, map_location="cpu"), args.out, name, train_args, seed=0,
+        widths = (args.landmark_variant or args.variant) if kind == "landmark" else args.variant
+        export_one(kind, widths, torch.load(ckpt, map_location="cpu"), args.out, name, train_args, seed=0,
                    head=head["landmark"], level=int(head["heatmap_level"]),
                    flip_tta=args.flip_tta and kind == "landmark")
 

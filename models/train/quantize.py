@@ -3,7 +3,7 @@
     python models/train/quantize.py --variant lite          # -> models/dmsl-*-lite-int8.{onnx,json}
 
 Calibration uses faces of the *training* split only (faces.py; the held-out faces stay unseen),
-each as a visible and a thermal-like canvas, so both spectra set the activation ranges. The
+cropped as the daemon crops detected faces (crops.py), each as a visible and a thermal-like canvas, so both spectra set the activation ranges. The
 landmark model is calibrated on blacked-out canvases (what it sees in the daemon), with the
 fp32 boundary model's boxes. Weights are int8 per tensor (per channel cost 17 % thermal NME:
 see the model card), activations uint8; the output layer and ops onnxruntime cannot run in
@@ -22,11 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                       QuantType, quantize_static)
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+import crops as C
 import dmsl_preprocess as P
 import faces as D
 from evaluate import session
@@ -43,13 +45,18 @@ class Canvases(CalibrationDataReader):
 
 
 def calibration_canvases(data: Path, count: int, seed: int):
+    """Face crops framed as the detector frames them (crops.py, mean framing), visible and
+    thermal-like, of `count` training faces."""
     rng = np.random.default_rng(seed)
     faces = D.load_faces(data, "train")
+    framing = C.DetectorFraming()
     picked = rng.choice(len(faces), size=min(count, len(faces)), replace=False)
     canvases = []
     for i in picked:
         for thermal in (False, True):
-            canvas, _ = D.make_sample(faces[i], None, augment=False, thermal=thermal)
+            gray, pts = C.grey_of(faces[i], None, augment=False, thermal=thermal)
+            box, eyes = framing.sample(pts, rng, noise=False)
+            canvas, _, _ = C.crop_sample(gray, pts, box, eyes)
             canvases.append(canvas.astype(np.float32))
     return canvases
 
@@ -88,10 +95,12 @@ def main():
     ap.add_argument("--calibration-faces", type=int, default=200)
     ap.add_argument("--method", choices=["minmax", "percentile"], default="minmax")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--keep-float", default="/head/head.3/Gemm",
-                    help="comma-separated node names left in float (default: the output layer)")
+    ap.add_argument("--keep-float", default="/head/head.3/Gemm,/net/heat/Conv,/net/Softmax",
+                    help="comma-separated node names left in float (default: the output layer of the FC "
+                         "head; the heatmap head's heatmaps and their softmax)")
     args = ap.parse_args()
     try:
+        C.check_crop_definition()
         canvases = calibration_canvases(args.data, args.calibration_faces, args.seed)
     except D.DataError as e:
         D.fail(str(e))
@@ -108,7 +117,8 @@ def main():
     for kind, path in src.items():
         name = f"dmsl-{kind}-{args.variant}-int8"
         dst = args.models / f"{name}.onnx"
-        keep = [n for n in args.keep_float.split(",") if n]
+        names = {n.name for n in onnx.load(str(path)).graph.node}
+        keep = [n for n in args.keep_float.split(",") if n in names]
         quantize(path, dst, inputs[kind], args.method, keep)
         manifest = json.loads(path.with_suffix(".json").read_text())
         manifest.update({
@@ -119,8 +129,9 @@ def main():
                 "of": path.name,
                 "of_sha256": sha256(path),
                 "format": "QDQ, weights int8 per tensor, activations uint8",
-                "calibration": f"{len(inputs[kind])} canvases ({args.calibration_faces} training faces, "
+                "calibration": f"{len(inputs[kind])} face crops ({args.calibration_faces} training faces, "
                                f"visible + thermal-like), {args.method}, seed {args.seed}",
+                "kept_float": keep,
                 "tool": f"onnxruntime.quantization {ort.__version__}",
             },
         })
