@@ -148,10 +148,13 @@ def main():
     ap.add_argument("--split", default="held_out", choices=("val", "held_out"))
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write the report here")
+    ap.add_argument("--landmark-variant", help="the landmark model's variant when it differs "
+                    "(e.g. --variant lite-int8 --landmark-variant lite: int8 boundary, fp32 landmark)")
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for the scoring pass")
     ap.add_argument("--write", action="store_true", help="metrics into the manifests + worst-ten overlays")
     args = ap.parse_args()
-    names = {k: f"dmsl-{k}-{args.variant}" for k in ("boundary", "landmark")}
+    names = {"boundary": f"dmsl-boundary-{args.variant}",
+             "landmark": f"dmsl-landmark-{args.landmark_variant or args.variant}"}
     for name in names.values():
         if not (args.models / f"{name}.onnx").exists():
             D.fail(f"{args.models / (name + '.onnx')} not found; run export.py first")
@@ -178,7 +181,8 @@ def main():
         # numpy scalars (NME, IoU) as plain floats
         args.json.write_text(json.dumps(summary | {"per_face": rows}, indent=1, default=float) + "\n")
     if args.write:
-        for name in names.values():
+        # Only the manifests of this variant's models: a shared fp32 model keeps its own figures.
+        for name in (n for n in names.values() if n.endswith(f"-{args.variant}")):
             path = args.models / f"{name}.json"
             manifest = json.loads(path.read_text())
             manifest["metrics"] = summary

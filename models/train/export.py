@@ -149,7 +149,10 @@ def main():
         head_file = args.run / "head.json"
         head = json.loads(head_file.read_text()) if head_file.exists() else {"landmark": "fc", "heatmap_level": 2}
         train_args |= {"landmark_head": head["landmark"], "flip_tta": args.flip_tta and kind == "landmark"}
-        widths = (args.landmark_variant or args.variant) if kind == "landmark" else args.variant
+        # The landmark model's widths: as asked, else as trained (a run may train a wider
+        # landmark model beside a lite boundary model, e.g. heatmap-wing-mid).
+        trained = train_args.get("variant", args.variant)
+        widths = (args.landmark_variant or trained) if kind == "landmark" else args.variant
         export_one(kind, widths, torch.load(ckpt, map_location="cpu"), args.out, name, train_args, seed=0,
                    head=head["landmark"], level=int(head["heatmap_level"]),
                    flip_tta=args.flip_tta and kind == "landmark")

@@ -2,7 +2,9 @@
 # One GPU session (~8 minutes on one H100): what 2 CPU cores cannot train in a session.
 #   - the full DMSL variant (the paper's widths), fc-mse (the paper's structure) and
 #     heatmap-wing, both scored on the held-out split, plain and with flip averaging;
-#   - the lite heatmap-wing on the long schedule (120 epochs), brought back to be scored here.
+#   - the lite heatmap-wing on the long schedule (120 epochs) and at twice lite's widths
+#     (heatmap-wing-mid, 60 epochs), brought back to be scored on the CPU: unpack
+#     OUT_DIR/results.tgz into models/train/runs/ and run landmark_variants.sh NAME.
 # Same train.py, same split and sample pool (same seed) as the CPU runs in landmark_variants.sh.
 #
 #   models/train/gpu_session.sh DATA_DIR OUT_DIR     # e.g. .gpu/faces-300w-dev "$OUT"
@@ -22,7 +24,7 @@ if [ -n "${SMOKE:-}" ]; then
 fi
 # Whatever finished comes back, also when a step fails.
 trap 'cd "$RUNS" && tar czf "$OUT/results.tgz" --ignore-failed-read */train_log.jsonl */held_out*.json \
-    */head.json heatmap-wing-long/landmark/final.pt heatmap-wing-long/train_args.json; ls -la "$OUT"' EXIT
+    */head.json */train_args.json heatmap-wing-*/landmark/final.pt; ls -la "$OUT"' EXIT
 nvidia-smi -L || true
 $PY -c 'import torch; print("torch", torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())'
 
@@ -36,6 +38,7 @@ $PY train.py --data "$DATA" --out "$RUNS/pool" --pool-only --threads 16 "${small
 run full-fc-mse --variant full &
 run full-heatmap-wing --variant full --models landmark --head heatmap --loss wing &
 run heatmap-wing-long --models landmark --head heatmap --loss wing --epochs 120 &
+run heatmap-wing-mid --variant mid --models landmark --head heatmap --loss wing --epochs 60 &
 wait
 mkdir -p "$RUNS/full-heatmap-wing/boundary"
 cp "$RUNS/full-fc-mse/boundary/final.pt" "$RUNS/full-heatmap-wing/boundary/final.pt"

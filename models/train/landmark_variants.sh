@@ -2,7 +2,8 @@
 # The landmark-accuracy variants, side by side (models/dmsl-lite.md, "Variants"): each is
 # trained on the training split, exported, and scored on the validation split (where the
 # choice is made) and on the held-out split (reported, never used to choose).
-# Resumable: rerun after an interruption and finished steps are skipped.
+# Resumable: rerun after an interruption and finished steps are skipped. A run trained on a
+# GPU (gpu_session.sh: unpack its results.tgz into runs/) is only exported and scored here.
 #
 #   models/train/landmark_variants.sh [VARIANT…]      # default: all, in this order
 set -euo pipefail
@@ -16,6 +17,11 @@ step() { # NAME TRAIN-ARGS…: train, export (plain and flip-averaged), evaluate
     local run=$RUNS/$name
     if [ ! -f "$run/landmark/final.pt" ]; then
         $PY train.py --out "$run" "$@"
+    fi
+    # A landmark model trained elsewhere (gpu_session.sh) pairs with fc-mse's boundary model.
+    if [ ! -f "$run/boundary/final.pt" ] && [ -f "$RUNS/fc-mse/boundary/final.pt" ]; then
+        mkdir -p "$run/boundary"
+        cp "$RUNS/fc-mse/boundary/final.pt" "$run/boundary/final.pt"
     fi
     if [ ! -f "$run/onnx/dmsl-landmark-lite.onnx" ]; then
         $PY export.py --run "$run" --out "$run/onnx"
@@ -45,6 +51,9 @@ for v in "${variants[@]}"; do
         # The same, a longer schedule.
         heatmap-wing-long) step heatmap-wing-long --models landmark --head heatmap --loss wing \
             --epochs 120 --boundary-from "$RUNS/fc-mse" ;;
+        # Twice lite's widths for the landmark model (about 4x its cost), 60 epochs.
+        heatmap-wing-mid) step heatmap-wing-mid --variant mid --models landmark --head heatmap --loss wing \
+            --epochs 60 --boundary-from "$RUNS/fc-mse" ;;
         *) echo "unknown variant $v" >&2; exit 2 ;;
     esac
 done

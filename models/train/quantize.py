@@ -1,16 +1,19 @@
 """int8 variant of the exported DMSL models (static QDQ quantization, calibrated on training faces).
 
-    python models/train/quantize.py --variant lite          # -> models/dmsl-*-lite-int8.{onnx,json}
+    python models/train/quantize.py --variant lite          # -> models/dmsl-boundary-lite-int8.{onnx,json}
 
 Calibration uses faces of the *training* split only (faces.py; the held-out faces stay unseen),
-cropped as the daemon crops detected faces (crops.py), each as a visible and a thermal-like canvas, so both spectra set the activation ranges. The
-landmark model is calibrated on blacked-out canvases (what it sees in the daemon), with the
-fp32 boundary model's boxes. Weights are int8 per tensor (per channel cost 17 % thermal NME:
-see the model card), activations uint8; the output layer and ops onnxruntime cannot run in
-int8 stay float. Writes a manifest beside each model (a copy of the
-fp32 manifest with the new file, sha256 and a `quantization` entry); the accuracy is then
-measured by `spectrald evaluate` (docs/performance.md) and written into the card
-`models/dmsl-lite.md` by hand: NME is the number that decides whether int8 is worth it.
+cropped as the daemon crops detected faces (crops.py), each as a visible and a thermal-like
+canvas, so both spectra set the activation ranges. Weights are int8 per tensor (per channel
+cost 17 % thermal NME with the FC head: see the model card), activations uint8; the output
+layer and ops onnxruntime cannot run in int8 stay float. Only the boundary model by default:
+the heatmap landmark model loses 17 % NME in int8 (its soft-argmax needs precise heatmaps) and
+is small and fast in fp32, so the int8 variant pairs the int8 boundary with the fp32 landmark
+model (`--kinds boundary,landmark` quantizes both, calibrating the landmark model on
+blacked-out canvases boxed by the fp32 boundary model). Writes a manifest beside each model (a
+copy of the fp32 manifest with the new file, sha256 and a `quantization` entry); the accuracy
+is then measured by `evaluate.py --variant lite-int8 --landmark-variant lite` and
+`spectrald evaluate` and written into the card `models/dmsl-lite.md` by hand.
 
 Needs only onnx, onnxruntime, numpy, opencv and pillow (no torch).
 """
@@ -95,6 +98,9 @@ def main():
     ap.add_argument("--calibration-faces", type=int, default=200)
     ap.add_argument("--method", choices=["minmax", "percentile"], default="minmax")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kinds", default="boundary",
+                    help="models to quantize (default: boundary only; int8 landmark heatmaps cost +17 %% NME "
+                         "on val, see the model card: the int8 variant runs the fp32 landmark model)")
     ap.add_argument("--keep-float", default="/head/head.3/Gemm,/net/heat/Conv,/net/Softmax",
                     help="comma-separated node names left in float (default: the output layer of the FC "
                          "head; the heatmap head's heatmaps and their softmax)")
@@ -114,7 +120,10 @@ def main():
     blacked = [P.blackout(c, boundary.run(None, {"image": c[None, None]})[0][0]) for c in canvases]
     inputs = {"boundary": canvases, "landmark": blacked}
 
-    for kind, path in src.items():
+    for kind in args.kinds.split(","):
+        if kind not in src:
+            D.fail(f"--kinds: unknown model {kind!r}; use boundary and/or landmark")
+        path = src[kind]
         name = f"dmsl-{kind}-{args.variant}-int8"
         dst = args.models / f"{name}.onnx"
         names = {n.name for n in onnx.load(str(path)).graph.node}

@@ -1,6 +1,10 @@
 //! With the trained models, landmarks come out in each spectrum's own source pixels: on the
 //! visible frames they land near the dlib teacher's points, and the half-resolution thermal
 //! frames (same field of view) give the same face at half the coordinates.
+//!
+//! The fixture's thermal frames are synthetic: a smooth warm blob in the face's outline with
+//! warm inner canthi and a cool nose, no eyes or mouth to place points by. Points on them are
+//! the models' guesses, so the thermal checks are of where the face is, not of model accuracy.
 use crate::common;
 
 use common::*;
@@ -27,25 +31,51 @@ fn points(v: &serde_json::Value) -> Vec<[f32; 2]> {
         .collect()
 }
 
+fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let (x0, y0) = (a[0].max(b[0]), a[1].max(b[1]));
+    let (x1, y1) = (
+        (a[0] + a[2]).min(b[0] + b[2]),
+        (a[1] + a[3]).min(b[1] + b[3]),
+    );
+    let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
+    inter / (a[2] * a[3] + b[2] * b[3] - inter)
+}
+
+/// The extent of the teacher's points (x, y, w, h), visible pixels.
+fn extent(points: &[[f32; 2]]) -> [f64; 4] {
+    let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
+    for p in points {
+        for k in 0..2 {
+            lo[k] = lo[k].min(p[k] as f64);
+            hi[k] = hi[k].max(p[k] as f64);
+        }
+    }
+    [lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]]
+}
+
 #[test]
 fn landmarks_map_back_to_source_pixels() {
-    let run = run(
+    // Thermal pixel (x, y) sees what visible pixel (2x + 0.5, 2y + 0.5) sees.
+    let to_visible = |p: &[f32; 2]| [p[0] * 2.0 + 0.5, p[1] * 2.0 + 0.5];
+    let mut registered = replay_config(&fixture_session(), trained_models());
+    registered.cameras[0].homography = Some([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5], [0.0, 0.0, 1.0]]);
+    let registered = run(&registered, MemorySink::default());
+    let alone = run(
         &replay_config(&fixture_session(), trained_models()),
         MemorySink::default(),
     );
     let reference = reference();
-    assert_eq!(run.records.len(), 24);
-    let (mut visible_nme, mut thermal_nme) = (Vec::new(), Vec::new());
-    for (n, record) in run.records.iter().enumerate() {
+    assert_eq!(registered.records.len(), 24);
+    assert_eq!(alone.records.len(), 24);
+    let (mut visible_nme, mut thermal_nme, mut whole_frame_iou) =
+        (Vec::new(), Vec::new(), Vec::new());
+    for (n, (record, without_h)) in registered.records.iter().zip(&alone.records).enumerate() {
         let truth = points(&reference["frames"][format!("visible/{n:06}.jpg")]);
         let visible = landmarks(record, "visible").expect("visible landmarks");
+        // The thermal face's own landmarks, on the crop the homography placed.
         let thermal = landmarks(record, "thermal").expect("thermal landmarks");
         visible_nme.push(nme(&visible, &truth).expect("nme"));
-        // Thermal is 160x120 for the 320x240 visible view: pixel centres map as 2x + 0.5.
-        let thermal_in_visible: Vec<[f32; 2]> = thermal
-            .iter()
-            .map(|p| [p[0] * 2.0 + 0.5, p[1] * 2.0 + 0.5])
-            .collect();
+        let thermal_in_visible: Vec<[f32; 2]> = thermal.iter().map(to_visible).collect();
         thermal_nme.push(nme(&thermal_in_visible, &truth).expect("nme"));
         let b = &record["spectra"]["visible"]["faces"][0]["box"];
         let (x, w) = (
@@ -56,24 +86,44 @@ fn landmarks_map_back_to_source_pixels() {
             x > 0.0 && x + w < 320.0 && w > 40.0,
             "visible box inside the frame: {b}"
         );
+        // Without a homography the thermal face comes from the whole-frame fallback: its box
+        // (the boundary model's, mapped out of the letterbox) must sit on the face.
+        assert_eq!(without_h["spectra"]["thermal"]["detector"], "whole_frame");
+        let t = &without_h["spectra"]["thermal"]["faces"][0]["box"];
+        let get = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
+        let in_visible = [
+            get("x") * 2.0 + 0.5,
+            get("y") * 2.0 + 0.5,
+            get("w") * 2.0,
+            get("h") * 2.0,
+        ];
+        whole_frame_iou.push(iou(in_visible, extent(&truth)));
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     // A coordinate mapping bug (wrong scale, padding or axis) gives NME > 0.5; the models
-    // themselves reach about 0.1 on this (visible) face. The thermal frames are synthetic.
+    // reach about 0.02 (visible) and 0.1 (the blob) here.
     assert!(
         mean(&visible_nme) < 0.2,
         "visible NME vs the dlib teacher: {:.3}",
         mean(&visible_nme)
     );
     assert!(
-        mean(&thermal_nme) < 0.35,
+        mean(&thermal_nme) < 0.2,
         "thermal NME vs the dlib teacher: {:.3}",
         mean(&thermal_nme)
     );
+    // The v2 boundary model, trained on face crops, frames the featureless blob loosely
+    // (mean IoU 0.41; the v1 model, trained on whole images, 0.80); a letterbox mapping bug
+    // (no padding, swapped axes, thermal size taken for visible) puts the box off the face.
+    assert!(
+        whole_frame_iou.iter().all(|&v| v > 0.2),
+        "whole-frame thermal box vs the teacher's face: IoU {whole_frame_iou:.2?}"
+    );
     eprintln!(
-        "fixture NME vs dlib teacher: visible {:.3}, thermal {:.3}",
+        "fixture NME vs dlib teacher: visible {:.3}, thermal {:.3}; whole-frame box IoU {:.2}",
         mean(&visible_nme),
-        mean(&thermal_nme)
+        mean(&thermal_nme),
+        mean(&whole_frame_iou)
     );
 }
 
