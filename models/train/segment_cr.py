@@ -80,11 +80,19 @@ def cr_loss(probs, image, sigma):
     return total / len(OFFSETS)
 
 
-def split(data: Path, held_share: float):
+def split(data: Path, held_share: float, held_sequence: str = ""):
+    """(train rows, held-out rows): the last `held_share` of each sequence's frames, or with
+    `held_sequence` every frame of that sequence (nothing of it in training)."""
     rows = list(csv.DictReader(open(data / "files.csv")))
     by_seq = {}
     for r in rows:
         by_seq.setdefault(r["sequence"], []).append(r)
+    if held_sequence:
+        if held_sequence not in by_seq:
+            raise SystemExit(f"error: --held-out-sequence {held_sequence!r} is not in {data / 'files.csv'} "
+                             f"(sequences: {', '.join(sorted(by_seq))})")
+        return ([r for r in rows if r["sequence"] != held_sequence],
+                sorted(by_seq[held_sequence], key=lambda r: r["image"]))
     train, held = [], []
     for seq in sorted(by_seq):
         frames = sorted(by_seq[seq], key=lambda r: r["image"])
@@ -140,13 +148,15 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="train on this many frames only (smoke test)")
+    ap.add_argument("--held-out-sequence", default="",
+                    help="hold out this whole video sequence instead of the last 25 %% of each")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     torch.set_num_threads(args.threads)
 
     classes = [r["name"] for r in csv.DictReader(open(args.data / "classes.csv"))][:VOID]
-    train_rows, held_rows = split(args.data, 0.25)
+    train_rows, held_rows = split(args.data, 0.25, args.held_out_sequence)
     if args.limit:
         train_rows = train_rows[: args.limit]
     x, y = load(args.data, train_rows, (H, W))
@@ -239,7 +249,8 @@ def main():
         "training": {
             "script": "models/train/segment_cr.py",
             "data": "CamVid 11-class dev subset (../shared/data/camvid-dev), void (11) ignored",
-            "split": "per sequence, last 25 % of frames in time order held out (segment-camvid-heldout.csv)",
+            "split": (f"sequence {args.held_out_sequence} held out whole" if args.held_out_sequence else
+                      "per sequence, last 25 % of frames in time order held out (segment-camvid-heldout.csv)"),
             "train_frames": len(x),
             "network": "FCN-8s head on EfficientNet-Lite0 (ImageNet, PyPI, Apache-2.0), BatchNorm frozen",
             "loss": "softmax CE" + (" + lambda * CR" if args.cr_lambda > 0 else ""),
