@@ -666,7 +666,7 @@ fn face_temperatures(frame: &mut Frame) {
     for (i, face) in r.faces.iter_mut().enumerate() {
         let canthi_from = registered
             .as_ref()
-            .and_then(|l| l[i].as_deref())
+            .and_then(|l| l.get(i)?.as_deref())
             .or(face.landmarks.as_deref());
         face.temperature = thermal.face_temperature(face.detection.face_box, canthi_from);
     }
