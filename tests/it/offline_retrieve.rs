@@ -335,3 +335,32 @@ fn bad_inputs_are_named_with_the_fix() {
     one_line(feedback(&["--relevant", "ghost.png"]), "ghost.png");
     one_line(feedback(&[]), "at least one");
 }
+
+/// Every shipped classify or segment model can serve retrieval as it is: its ontology file
+/// names each of its classes and its ONNX graph yields one signature per class. A model
+/// added without its `NAME.ontology.toml`, or with a class the file lacks, fails here
+/// instead of at a user's first `retrieve` command.
+#[test]
+fn every_shipped_offline_model_has_a_complete_ontology() {
+    use spectrald::offline::retrieval::{retriever_for, terms::Feedback};
+    let mut checked = Vec::new();
+    for (path, manifest) in spectrald::infer::list_manifests(&common::repo().join("models")) {
+        let manifest = manifest.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if manifest.classes.is_empty() {
+            continue;
+        }
+        retriever_for(&manifest, None, 1.0, Feedback::default())
+            .unwrap_or_else(|e| panic!("model {}: {e}", manifest.name));
+        checked.push(manifest.name.clone());
+    }
+    for name in [
+        SAT,
+        "satellite-eurosat-lite0-ft",
+        "satellite-ucmerced-lite0-ft",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == name),
+            "{name} not among {checked:?}"
+        );
+    }
+}
