@@ -640,7 +640,6 @@ fn map_faces_back(r: &mut SpectrumResult, whole_frame_min_score: f32) {
 /// models/dmsl-lite.md), and a thermal sensor of a quarter of the visible resolution shows
 /// little of the eye to place them by.
 fn face_temperatures(frame: &mut Frame) {
-    let registered_landmarks = registered_visible_landmarks(frame);
     let Some(image) = frame.thermal.as_ref() else {
         return;
     };
@@ -656,6 +655,8 @@ fn face_temperatures(frame: &mut Frame) {
         height: image.height,
         converter: &converter,
     };
+    // Only frames with temperatures to read pay for mapping the visible landmarks.
+    let registered_landmarks = registered_visible_landmarks(frame);
     let Some(r) = frame.results[Spectrum::Thermal as usize]
         .as_mut()
         .filter(|r| r.error.is_none())

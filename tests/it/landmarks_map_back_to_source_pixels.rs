@@ -8,7 +8,9 @@
 use crate::common;
 
 use common::*;
+use spectrald::detect::iou;
 use spectrald::dmsl::nme;
+use spectrald::geometry::BoundingBox;
 
 fn reference() -> serde_json::Value {
     serde_json::from_str(
@@ -31,26 +33,21 @@ fn points(v: &serde_json::Value) -> Vec<[f32; 2]> {
         .collect()
 }
 
-fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
-    let (x0, y0) = (a[0].max(b[0]), a[1].max(b[1]));
-    let (x1, y1) = (
-        (a[0] + a[2]).min(b[0] + b[2]),
-        (a[1] + a[3]).min(b[1] + b[3]),
-    );
-    let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
-    inter / (a[2] * a[3] + b[2] * b[3] - inter)
-}
-
-/// The extent of the teacher's points (x, y, w, h), visible pixels.
-fn extent(points: &[[f32; 2]]) -> [f64; 4] {
-    let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
+/// The extent of the teacher's points, visible pixels.
+fn extent(points: &[[f32; 2]]) -> BoundingBox {
+    let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
     for p in points {
         for k in 0..2 {
-            lo[k] = lo[k].min(p[k] as f64);
-            hi[k] = hi[k].max(p[k] as f64);
+            lo[k] = lo[k].min(p[k]);
+            hi[k] = hi[k].max(p[k]);
         }
     }
-    [lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]]
+    BoundingBox {
+        x: lo[0],
+        y: lo[1],
+        w: hi[0] - lo[0],
+        h: hi[1] - lo[1],
+    }
 }
 
 #[test]
@@ -90,14 +87,14 @@ fn landmarks_map_back_to_source_pixels() {
         // (the boundary model's, mapped out of the letterbox) must sit on the face.
         assert_eq!(without_h["spectra"]["thermal"]["detector"], "whole_frame");
         let t = &without_h["spectra"]["thermal"]["faces"][0]["box"];
-        let get = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
-        let in_visible = [
-            get("x") * 2.0 + 0.5,
-            get("y") * 2.0 + 0.5,
-            get("w") * 2.0,
-            get("h") * 2.0,
-        ];
-        whole_frame_iou.push(iou(in_visible, extent(&truth)));
+        let get = |k: &str| t[k].as_f64().unwrap_or(f64::NAN) as f32;
+        let in_visible = BoundingBox {
+            x: get("x") * 2.0 + 0.5,
+            y: get("y") * 2.0 + 0.5,
+            w: get("w") * 2.0,
+            h: get("h") * 2.0,
+        };
+        whole_frame_iou.push(f64::from(iou(in_visible, extent(&truth))));
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     // A coordinate mapping bug (wrong scale, padding or axis) gives NME > 0.5; the models
