@@ -47,17 +47,11 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    ds = S.DATASETS[args.dataset]
-    data = args.data or Path(ds.data)
-    if not (data / "labels.csv").exists():
-        raise SystemExit(f"error: {data / 'labels.csv'} not found; point --data at the {args.dataset} folder")
-    args.size = args.size or ds.patch
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
 
-    names, train, test = S.load_split(data, args.seed, ds.train_share)
-    train_images, train = S.load_images(data, train, ds.patch)
-    test_images, test = S.load_images(data, test, ds.patch)
+    ds, names, train, test, train_images, test_images = S.open_dataset(args)
+    args.size = args.size or ds.patch
     x = S.to_tensor(train_images)
     y = torch.tensor([k for _, k in train])
 

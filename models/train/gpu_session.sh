@@ -34,7 +34,7 @@ run() { # NAME TRAIN-ARGS…: a training, stopped after 6 minutes (its checkpoin
     timeout 360 $PY train.py --data "$DATA" --threads 2 --out "$RUNS/$name" "$@" "${small[@]}" >"$OUT/$name.log" 2>&1
 }
 $PY train.py --data "$DATA" --out "$RUNS/pool" --pool-only --threads 16 "${small[@]}" || exit 1
-# The three trainings share the GPU; none needs another's output until export.
+# The four trainings share the GPU; none needs another's output until export.
 run full-fc-mse --variant full &
 run full-heatmap-wing --variant full --models landmark --head heatmap --loss wing &
 run heatmap-wing-long --models landmark --head heatmap --loss wing --epochs 120 &

@@ -105,6 +105,10 @@ def main():
                     help="comma-separated node names left in float (default: the output layer of the FC "
                          "head; the heatmap head's heatmaps and their softmax)")
     args = ap.parse_args()
+    kinds = args.kinds.split(",")
+    for kind in kinds:
+        if kind not in ("boundary", "landmark"):
+            D.fail(f"--kinds: unknown model {kind!r}; use boundary and/or landmark")
     try:
         C.check_crop_definition()
         canvases = calibration_canvases(args.data, args.calibration_faces, args.seed)
@@ -115,14 +119,13 @@ def main():
     for path in src.values():
         if not path.exists():
             D.fail(f"{path} not found; run export.py first")
-    # The landmark model sees blacked-out canvases: box them with the fp32 boundary model.
-    boundary = ort.InferenceSession(str(src["boundary"]), providers=["CPUExecutionProvider"])
-    blacked = [P.blackout(c, boundary.run(None, {"image": c[None, None]})[0][0]) for c in canvases]
-    inputs = {"boundary": canvases, "landmark": blacked}
+    inputs = {"boundary": canvases}
+    if "landmark" in kinds:
+        # The landmark model sees blacked-out canvases: box them with the fp32 boundary model.
+        boundary = ort.InferenceSession(str(src["boundary"]), providers=["CPUExecutionProvider"])
+        inputs["landmark"] = [P.blackout(c, boundary.run(None, {"image": c[None, None]})[0][0]) for c in canvases]
 
-    for kind in args.kinds.split(","):
-        if kind not in src:
-            D.fail(f"--kinds: unknown model {kind!r}; use boundary and/or landmark")
+    for kind in kinds:
         path = src[kind]
         name = f"dmsl-{kind}-{args.variant}-int8"
         dst = args.models / f"{name}.onnx"

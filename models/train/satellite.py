@@ -146,6 +146,23 @@ def load_images(data: Path, items, patch: int):
     return np.stack(images), kept
 
 
+def open_dataset(args):
+    """The data set `--dataset` / `--data` name, split and loaded:
+    (preset, class names, train items, test items, train images, test images).
+    A missing folder or a class the preset has no colour for stops with one line."""
+    ds = DATASETS[args.dataset]
+    data = args.data or Path(ds.data)
+    if not (data / "labels.csv").exists():
+        raise SystemExit(f"error: {data / 'labels.csv'} not found; point --data at the {args.dataset} folder")
+    names, train, test = load_split(data, args.seed, ds.train_share)
+    unknown = sorted(set(names) - set(ds.colors))
+    if unknown:
+        raise SystemExit(f"error: {data / 'labels.csv'}: classes {unknown} are not in the {args.dataset} preset")
+    train_images, train = load_images(data, train, ds.patch)
+    test_images, test = load_images(data, test, ds.patch)
+    return ds, names, train, test, train_images, test_images
+
+
 def to_tensor(images):
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
 
@@ -231,27 +248,17 @@ def main():
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--cv-folds", type=int, default=0, help="also report K-fold cross-validated accuracy")
     args = ap.parse_args()
-    ds = DATASETS[args.dataset]
-    data = args.data or Path(ds.data)
-    if not (data / "labels.csv").exists():
-        raise SystemExit(f"error: {data / 'labels.csv'} not found; point --data at the {args.dataset} folder")
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
 
-    names, train, test = load_split(data, args.seed, ds.train_share)
-    unknown = sorted(set(names) - set(ds.colors))
-    if unknown:
-        raise SystemExit(f"error: {data / 'labels.csv'}: classes {unknown} are not in the {args.dataset} preset")
-    features = Features(args.size).eval()
     t0 = time.time()
-    train_images, train = load_images(data, train, ds.patch)
-    test_images, test = load_images(data, test, ds.patch)
+    ds, names, train, test, train_images, test_images = open_dataset(args)
+    features = Features(args.size).eval()
     views = [train_images] if args.no_augment else dihedral(train_images)
     x_views = [extract(features, v) for v in views]
     x_train = torch.cat(x_views)
     y_train = torch.tensor([k for _, k in train] * len(views))
     x_test = extract(features, test_images)
-    y_test = np.array([k for _, k in test])
     print(f"features {tuple(x_train.shape)} in {time.time() - t0:.0f} s", flush=True)
 
     cv = None
