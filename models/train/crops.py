@@ -85,7 +85,11 @@ def framing(points, z):
     return (cx - w / 2, cy - h / 2, w, h), eyes
 
 
-def grey_of(face, rng, augment, thermal):
+# Share of augmented samples made thermal-like (the rest get photometric changes).
+THERMAL_SHARE = 0.35
+
+
+def grey_of(face, rng, augment, thermal, thermal_share=THERMAL_SHARE):
     """The augmented photo's grey image and landmarks (source pixels)."""
     img, pts = face.image, face.points
     if augment:
@@ -94,7 +98,7 @@ def grey_of(face, rng, augment, thermal):
         img, pts = D.warp(img, pts, rng)
     gray = P.visible_to_gray(img).astype(np.float32)
     if augment:
-        gray = D.thermal_like(gray, rng) if rng.random() < 0.35 else D.photometric(gray, rng)
+        gray = D.thermal_like(gray, rng) if rng.random() < thermal_share else D.photometric(gray, rng)
     elif thermal:
         gray = D.thermal_like(gray, np.random.default_rng(zlib.crc32(face.name.encode())))
     return gray.astype(np.float32), pts
@@ -108,8 +112,8 @@ def crop_sample(gray, pts, box, eyes, upright=True):
     return canvas, np.stack([u, v], axis=1).astype(np.float32), crop
 
 
-def training_sample(face, rng, framing_model, augment=True):
-    gray, pts = grey_of(face, rng, augment, thermal=False)
+def training_sample(face, rng, framing_model, augment=True, thermal_share=THERMAL_SHARE):
+    gray, pts = grey_of(face, rng, augment, thermal=False, thermal_share=thermal_share)
     box, eyes = framing_model.sample(pts, rng, noise=augment)
     canvas, pts_c, _ = crop_sample(gray, pts, box, eyes)
     return canvas, pts_c

@@ -44,21 +44,22 @@ RUNS = Path(__file__).resolve().parent / "runs"
 # ---- the sample pool -------------------------------------------------------------------
 
 def _pool_pass(job):
-    data, split, seed, rep, limit = job
+    data, split, seed, rep, limit, thermal_share = job
     faces = D.load_faces(data, split, limit)
     framing = C.DetectorFraming()
     canvases = np.empty((len(faces), P.CANVAS, P.CANVAS), np.float16)
     points = np.empty((len(faces), 68, 2), np.float32)
     for i, face in enumerate(faces):
         rng = np.random.default_rng([seed, rep, i])
-        canvas, pts = C.training_sample(face, rng, framing, augment=True)
+        canvas, pts = C.training_sample(face, rng, framing, augment=True, thermal_share=thermal_share)
         canvases[i], points[i] = canvas, pts
     return rep, canvases, points
 
 
 def sample_pool(args, faces):
     """(canvases [passes, N, 128, 128] float16, points [passes, N, 68, 2]), cached on disk."""
-    stem = RUNS / (f"pool-{args.split}-s{args.seed}-p{args.pool_passes}" + (f"-n{args.limit}" if args.limit else ""))
+    stem = RUNS / (f"pool-{args.split}-s{args.seed}-p{args.pool_passes}" + (f"-n{args.limit}" if args.limit else "")
+                   + (f"-t{round(args.thermal_share * 100)}" if args.thermal_share != C.THERMAL_SHARE else ""))
     files = Path(f"{stem}.canvases.npy"), Path(f"{stem}.points.npy")
     if all(f.exists() for f in files):
         return np.load(files[0], mmap_mode="r"), np.load(files[1])
@@ -66,7 +67,7 @@ def sample_pool(args, faces):
     canvases = np.lib.format.open_memmap(f"{stem}.tmp.npy", "w+", np.float16,
                                          (args.pool_passes, len(faces), P.CANVAS, P.CANVAS))
     points = np.empty((args.pool_passes, len(faces), 68, 2), np.float32)
-    jobs = [(args.data, args.split, args.seed, rep, args.limit) for rep in range(args.pool_passes)]
+    jobs = [(args.data, args.split, args.seed, rep, args.limit, args.thermal_share) for rep in range(args.pool_passes)]
     t0 = time.time()
     with multiprocessing.Pool(args.threads) as workers:
         for rep, c, p in workers.imap_unordered(_pool_pass, jobs):
@@ -264,6 +265,10 @@ def train_heatmap(args, pool, log):
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
     ck = out / "heatmap.pt"
     start = load_checkpoint(ck, net, opt, sched)
+    if start == 0 and args.init_from:
+        # A warm restart: the weights of a finished run, a fresh optimiser and schedule.
+        net.load_state_dict(torch.load(args.init_from / "landmark" / "final.pt", map_location="cpu"))
+        log("landmark", "init-from", 0, 0.0, 0.0)
     loss_fn = point_loss(args.loss)
     for epoch in range(start, args.epochs):
         rng = np.random.default_rng([args.seed, 3, epoch])
@@ -301,6 +306,9 @@ def main():
     ap.add_argument("--pool-passes", type=int, default=20, help="augmented passes in the sample pool")
     ap.add_argument("--jitter", type=float, default=0.06, help="landmark model: box jitter before black-out")
     ap.add_argument("--boundary-from", type=Path, help="reuse this run's trained boundary model")
+    ap.add_argument("--init-from", type=Path, help="heatmap head: start from this run's landmark weights")
+    ap.add_argument("--thermal-share", type=float, default=C.THERMAL_SHARE,
+                    help="share of augmented samples made thermal-like")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1)
@@ -325,6 +333,10 @@ def main():
     for kind in kinds:
         if kind not in OUTPUTS:
             D.fail(f"--models: unknown model {kind!r}; use boundary and/or landmark")
+    if args.init_from and not (args.head == "heatmap" and (args.init_from / "landmark" / "final.pt").exists()):
+        D.fail(f"--init-from: needs --head heatmap and {args.init_from}/landmark/final.pt (a finished heatmap run)")
+    if not 0.0 <= args.thermal_share <= 1.0:
+        D.fail(f"--thermal-share: {args.thermal_share} is not a share; use a value in [0, 1]")
     if args.head == "heatmap" and "boundary" in kinds:
         D.fail("--head heatmap is for the landmark model; train the boundary model with --head fc "
                "(or pass --models landmark --boundary-from RUN)")

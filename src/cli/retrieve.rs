@@ -1,4 +1,4 @@
-//! `spectrald offline retrieve index|query|feedback|evaluate`: semantic retrieval with
+//! `spectrald offline retrieve index|query|feedback|evaluate|evaluate-vectors`: semantic retrieval with
 //! relevance feedback (src/offline/retrieval/) from the command line. Library errors
 //! become one line here.
 
@@ -75,25 +75,65 @@ pub enum RetrieveCommand {
         /// Images per label drawn into the searched set (0: all). The paper searched 72.
         #[arg(long, default_value_t = 10)]
         per_class: usize,
-        /// Query images (spread over the labels).
-        #[arg(long, default_value_t = 10)]
-        queries: usize,
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// Relevant and irrelevant marks per round (each).
-        #[arg(long, default_value_t = 3)]
-        marks: usize,
-        /// Results shown per round; NDCG is reported for K = 1..this.
-        #[arg(short, long, default_value_t = 25)]
-        k: usize,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Folder for metrics.json and ndcg.csv.
-        #[arg(long, default_value = "offline-out/retrieve-evaluate")]
-        out: PathBuf,
+        /// Only the images this CSV lists (column `file` or `image`): the model's held-out
+        /// split (models/NAME-heldout.csv), so retrieval is not scored on training images.
+        #[arg(long)]
+        split: Option<PathBuf>,
+        #[command(flatten)]
+        trial: TrialArgs,
         /// A labelled folder as `offline evaluate --task classify` reads it.
         dataset: PathBuf,
     },
+    /// The same simulated feedback rounds on term vectors you bring (a CSV of
+    /// `input,label,TERM…` rows: expert annotations or another annotator's likelihoods),
+    /// ranked with the ontology alone (no model, so no visual signatures).
+    EvaluateVectors {
+        /// Hierarchy of the CSV's terms (their categories are what feedback works within).
+        #[arg(long)]
+        ontology: PathBuf,
+        /// Hierarchy of the labels, for grade 1 (same category); default: --ontology.
+        #[arg(long)]
+        label_ontology: Option<PathBuf>,
+        #[command(flatten)]
+        feedback: FeedbackArgs,
+        #[command(flatten)]
+        trial: TrialArgs,
+        /// The vectors CSV (header `input,label,` then the term names).
+        vectors: PathBuf,
+    },
+}
+
+/// How the simulated sessions of `evaluate` and `evaluate-vectors` run.
+#[derive(Args)]
+pub struct TrialArgs {
+    /// Query images (spread over the labels).
+    #[arg(long, default_value_t = 10)]
+    queries: usize,
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Relevant and irrelevant marks per round (each).
+    #[arg(long, default_value_t = 3)]
+    marks: usize,
+    /// Results shown per round; NDCG is reported for K = 1..this.
+    #[arg(short, long, default_value_t = 25)]
+    k: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Folder for metrics.json and ndcg.csv.
+    #[arg(long, default_value = "offline-out/retrieve-evaluate")]
+    out: PathBuf,
+}
+
+impl TrialArgs {
+    fn settings(&self) -> evaluate::Settings {
+        evaluate::Settings {
+            k: self.k,
+            rounds: self.rounds,
+            marks: self.marks,
+            queries: self.queries,
+            seed: self.seed,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -117,6 +157,13 @@ pub struct TermArgs {
     /// one: the paper mixes ½ + ½; 0 uses the ontology alone.
     #[arg(long, default_value_t = 0.5)]
     image_weight: f64,
+    #[command(flatten)]
+    feedback: FeedbackArgs,
+}
+
+/// The penalty algorithm's settings.
+#[derive(Args)]
+pub struct FeedbackArgs {
     /// Feedback penalty ρ.
     #[arg(long, default_value_t = Feedback::default().rho)]
     rho: f64,
@@ -128,8 +175,8 @@ pub struct TermArgs {
     margin: f64,
 }
 
-impl TermArgs {
-    fn retriever(&self, manifest: &Manifest) -> Result<Retriever> {
+impl FeedbackArgs {
+    fn settings(&self) -> Result<Feedback> {
         for (name, v) in [
             ("--rho", self.rho),
             ("--tau", self.tau),
@@ -139,16 +186,21 @@ impl TermArgs {
                 bail!("{name} {v}: must lie in [0, 1]");
             }
         }
-        let feedback = Feedback {
+        Ok(Feedback {
             rho: self.rho,
             tau: self.tau,
             margin: self.margin,
-        };
+        })
+    }
+}
+
+impl TermArgs {
+    fn retriever(&self, manifest: &Manifest) -> Result<Retriever> {
         Ok(retrieval::retriever_for(
             manifest,
             self.ontology.as_deref(),
             self.image_weight,
-            feedback,
+            self.feedback.settings()?,
         )?)
     }
 }
@@ -201,23 +253,30 @@ pub fn run(command: RetrieveCommand) -> Result<ExitCode> {
             target,
             terms,
             per_class,
-            queries,
-            rounds,
-            marks,
-            k,
-            seed,
-            out,
+            split,
+            trial,
             dataset,
-        } => {
-            let settings = evaluate::Settings {
-                k,
-                rounds,
-                marks,
-                queries,
-                seed,
-            };
-            evaluate_command(&target, &terms, per_class, settings, &out, &dataset)
-        }
+        } => evaluate_command(
+            &target,
+            &terms,
+            per_class,
+            split.as_deref(),
+            &trial,
+            &dataset,
+        ),
+        RetrieveCommand::EvaluateVectors {
+            ontology,
+            label_ontology,
+            feedback,
+            trial,
+            vectors,
+        } => evaluate_vectors_command(
+            &ontology,
+            label_ontology.as_deref(),
+            &feedback,
+            &trial,
+            &vectors,
+        ),
     }
 }
 
@@ -318,10 +377,11 @@ fn evaluate_command(
     target: &Target,
     terms: &TermArgs,
     per_class: usize,
-    settings: evaluate::Settings,
-    out: &Path,
+    split: Option<&Path>,
+    trial: &TrialArgs,
     data: &Path,
 ) -> Result<ExitCode> {
+    let settings = trial.settings();
     let manifest = target.manifest()?;
     if manifest.task != Task::Classify.as_str() {
         bail!(
@@ -336,7 +396,7 @@ fn evaluate_command(
         .clone()
         .unwrap_or_else(|| default_ontology(&manifest));
     let ontology = Ontology::read(&ontology_path)?;
-    let labelled = dataset::load_items(data, Task::Classify, None)?
+    let labelled = dataset::load_items(data, Task::Classify, split)?
         .into_iter()
         .filter_map(|item| match item.truth {
             dataset::Truth::Class(label) => Some((item.image, label)),
@@ -369,11 +429,37 @@ fn evaluate_command(
     progress.finish_and_clear();
     let category = |label: &str| ontology.category(label).ok();
     let report = evaluate::evaluate(&items, &retriever, category, settings)?;
-    write_report(&report, out)?;
-    print!("{}", table(&report));
+    publish_report(&report, &trial.out)?;
+    Ok(exit_code(failed == 0))
+}
+
+fn evaluate_vectors_command(
+    ontology: &Path,
+    label_ontology: Option<&Path>,
+    feedback: &FeedbackArgs,
+    trial: &TrialArgs,
+    vectors: &Path,
+) -> Result<ExitCode> {
+    let data = retrieval::vectors::read(vectors)?;
+    let terms = Ontology::read(ontology)?;
+    let retriever = Retriever::new(&data.terms, &terms, None, 0.0, feedback.settings()?)?;
+    let labels = match label_ontology {
+        Some(path) => Ontology::read(path)?,
+        None => terms,
+    };
+    let category = |label: &str| labels.category(label).ok();
+    let report = evaluate::evaluate(&data.items, &retriever, category, trial.settings())?;
+    publish_report(&report, &trial.out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table on stdout, metrics.json and ndcg.csv in `out`.
+fn publish_report(report: &Report, out: &Path) -> Result<()> {
+    write_report(report, out)?;
+    print!("{}", table(report));
     std::io::stdout().flush().context("writing to stdout")?;
     eprintln!("wrote {}/{{metrics.json,ndcg.csv}}", out.display());
-    Ok(exit_code(failed == 0))
+    Ok(())
 }
 
 fn table(report: &Report) -> String {
@@ -393,14 +479,19 @@ fn table(report: &Report) -> String {
     for k in &ks {
         out += &format!(" {:>8}", format!("NDCG@{k}"));
     }
-    out += "\n";
+    out += "   moved\n";
     for c in &report.curves {
         out += &format!("{:<22} {:>5} {:>9.3}", c.method, c.round, c.min());
         for &k in &ks {
             out += &format!(" {:>8.3}", c.at(k));
         }
+        if c.method.starts_with("hsbd") && c.round > 0 {
+            out += &format!(" {:>7.2}", c.term_pairs_moved);
+        }
         out += "\n";
     }
+    out += "moved: term pairs the feedback round changed, mean per query; term-group bound (single-label\n\
+            vectors only): the best any term matrix can do, labels as an oracle (docs/retrieval.md)\n";
     out
 }
 

@@ -64,6 +64,8 @@ pub struct Curve {
     /// Mean marks given before this round was ranked (0 for round 0).
     pub marked_relevant: f64,
     pub marked_irrelevant: f64,
+    /// Mean term pairs the term-matrix feedback moved before this round (0 otherwise).
+    pub term_pairs_moved: f64,
 }
 
 impl Curve {
@@ -171,6 +173,8 @@ enum Learner {
     TermMatrix,
     /// Rocchio: the query vector moves towards relevant, away from irrelevant images.
     Rocchio,
+    /// Both at once: the paper's term matrix and a Rocchio-moved query vector.
+    TermMatrixAndRocchio,
     /// No feedback (a plain baseline: only round 0 is meaningful).
     None,
 }
@@ -202,6 +206,11 @@ pub fn evaluate(
     let methods = [
         ("hsbd + term feedback", Metric::Hsbd, Learner::TermMatrix),
         ("euclidean + rocchio", Metric::Euclidean, Learner::Rocchio),
+        (
+            "hsbd + term + rocchio",
+            Metric::Hsbd,
+            Learner::TermMatrixAndRocchio,
+        ),
         ("euclidean", Metric::Euclidean, Learner::None),
         ("cosine", Metric::Cosine, Learner::None),
     ];
@@ -209,12 +218,31 @@ pub fn evaluate(
     for (name, metric, learner) in methods {
         curves.extend(trial.curves(name, metric, learner, &queries));
     }
+    if peaked(items) {
+        curves.push(trial.term_group_bound(&queries));
+    }
     Ok(Report {
         images: items.len(),
         queries: queries.iter().map(|&q| items[q].input.clone()).collect(),
         k: trial.k,
         curves,
     })
+}
+
+/// Whether the vectors are a single-label classifier's (the top term holds ≥ 80 % of each
+/// vector's mass on average): only then does grouping images by their top term describe
+/// what a term matrix can reorder (the term-group bound).
+fn peaked(items: &[Labelled]) -> bool {
+    let share = |v: &[f64]| {
+        let sum: f64 = v.iter().sum();
+        if sum > 0.0 {
+            v.iter().copied().fold(0.0, f64::max) / sum
+        } else {
+            0.0
+        }
+    };
+    let mean = items.iter().map(|i| share(&i.vector)).sum::<f64>() / items.len().max(1) as f64;
+    mean >= 0.8
 }
 
 /// One evaluation's fixed parts: the labelled set, the starting retriever, the grading.
@@ -226,10 +254,12 @@ struct Trial<'a> {
     settings: Settings,
 }
 
-/// NDCG sums per round and position, and marks given per round, over queries.
+/// NDCG sums per round and position, marks given and term pairs moved per round, over
+/// queries.
 struct Totals {
     ndcg: Vec<Vec<f64>>,
     marks: Vec<(usize, usize)>,
+    moved: Vec<usize>,
 }
 
 impl Trial<'_> {
@@ -249,6 +279,7 @@ impl Trial<'_> {
         let mut totals = Totals {
             ndcg: vec![vec![0.0; self.k]; rounds + 1],
             marks: vec![(0, 0); rounds + 1],
+            moved: vec![0; rounds + 1],
         };
         // Each method sees the same marking randomness.
         let mut marker = Xoshiro256PlusPlus::seed_from_u64(self.settings.seed ^ 0x5eed);
@@ -266,7 +297,81 @@ impl Trial<'_> {
                 ndcg: sum.into_iter().map(|s| s / n).collect(),
                 marked_relevant: totals.marks[round].0 as f64 / n,
                 marked_irrelevant: totals.marks[round].1 as f64 / n,
+                term_pairs_moved: totals.moved[round] as f64 / n,
             })
+            .collect()
+    }
+
+    /// What any term-matrix feedback can at most reach when likelihood vectors are peaked
+    /// ([`peaked`]):
+    /// the images are grouped by their most likely term; HSBD between two identical
+    /// vectors is 0 whatever the matrix, so the query's own group stays first (in HSBD
+    /// order); the other groups are put in the best order the labels allow (by mean
+    /// grade), each in HSBD order. The labels make it an oracle, not a method: when it
+    /// equals round 0, no learnt term matrix can raise NDCG@K on this set.
+    fn term_group_bound(&self, queries: &[usize]) -> Curve {
+        let items = self.items;
+        let top_term = |v: &[f64]| {
+            (0..v.len())
+                .max_by(|&a, &b| v[a].total_cmp(&v[b]).then(b.cmp(&a)))
+                .unwrap_or(0)
+        };
+        let mut sums = vec![0.0; self.k];
+        for &q in queries {
+            let grades = self.grades(q);
+            let all: Vec<f64> = (0..items.len())
+                .filter(|&i| i != q)
+                .map(|i| grades[i])
+                .collect();
+            let ranked = self.initial.rank(
+                Metric::Hsbd,
+                &items[q].vector,
+                items.iter().map(|i| i.vector.as_slice()),
+                items.len(),
+                |i| i == q,
+            );
+            let groups: Vec<usize> = ranked
+                .iter()
+                .map(|h| top_term(&items[h.0].vector))
+                .collect();
+            let mut mean = std::collections::HashMap::<usize, (f64, f64)>::new();
+            for (h, &g) in ranked.iter().zip(&groups) {
+                let e = mean.entry(g).or_default();
+                e.0 += grades[h.0];
+                e.1 += 1.0;
+            }
+            let own = top_term(&items[q].vector);
+            let key = |g: usize| -> (bool, f64) {
+                let (sum, n) = mean[&g];
+                (g != own, -(sum / n))
+            };
+            let mut order: Vec<usize> = (0..ranked.len()).collect();
+            // Stable: within a group, and between groups of equal mean, HSBD order stays.
+            order.sort_by(|&a, &b| {
+                let (ka, kb) = (key(groups[a]), key(groups[b]));
+                ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+            });
+            let returned: Vec<f64> = order.iter().map(|&i| grades[ranked[i].0]).collect();
+            for (kk, sum) in sums.iter_mut().enumerate() {
+                *sum += ndcg_at(&returned, &all, kk + 1);
+            }
+        }
+        let n = queries.len() as f64;
+        Curve {
+            method: "term-group bound".into(),
+            round: 0,
+            ndcg: sums.into_iter().map(|s| s / n).collect(),
+            marked_relevant: 0.0,
+            marked_irrelevant: 0.0,
+            term_pairs_moved: 0.0,
+        }
+    }
+
+    /// Each image's relevance to query `q`.
+    fn grades(&self, q: usize) -> Vec<f64> {
+        self.items
+            .iter()
+            .map(|i| grade(&self.items[q].label, &i.label, self.category))
             .collect()
     }
 
@@ -281,10 +386,7 @@ impl Trial<'_> {
         totals: &mut Totals,
     ) {
         let items = self.items;
-        let grades: Vec<f64> = items
-            .iter()
-            .map(|i| grade(&items[q].label, &i.label, self.category))
-            .collect();
+        let grades = self.grades(q);
         let all: Vec<f64> = (0..items.len())
             .filter(|&i| i != q)
             .map(|i| grades[i])
@@ -325,8 +427,14 @@ impl Trial<'_> {
             };
             let (rel, irr) = (vectors(&relevant), vectors(&irrelevant));
             match learner {
-                Learner::TermMatrix => retriever.learn(&items[q].vector, &rel, &irr),
+                Learner::TermMatrix => {
+                    totals.moved[round + 1] += retriever.learn(&items[q].vector, &rel, &irr);
+                }
                 Learner::Rocchio => query = rocchio(&query, &rel, &irr),
+                Learner::TermMatrixAndRocchio => {
+                    totals.moved[round + 1] += retriever.learn(&items[q].vector, &rel, &irr);
+                    query = rocchio(&query, &rel, &irr);
+                }
                 Learner::None => {}
             }
         }

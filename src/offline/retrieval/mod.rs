@@ -27,6 +27,7 @@ pub mod search;
 pub mod session;
 pub mod signatures;
 pub mod terms;
+pub mod vectors;
 
 use std::path::{Path, PathBuf};
 

@@ -136,9 +136,10 @@ impl Retriever {
         &self.dendrogram
     }
 
-    /// One relevance-feedback round: the penalty update, then a new dendrogram.
-    pub fn learn(&mut self, query: &[f64], relevant: &[&[f64]], irrelevant: &[&[f64]]) {
-        terms::apply_feedback(
+    /// One relevance-feedback round: the penalty update, then a new dendrogram. Returns
+    /// how many term pairs moved.
+    pub fn learn(&mut self, query: &[f64], relevant: &[&[f64]], irrelevant: &[&[f64]]) -> usize {
+        let moved = terms::apply_feedback(
             &mut self.matrix,
             &self.categories,
             query,
@@ -147,6 +148,7 @@ impl Retriever {
             self.feedback,
         );
         self.dendrogram = Dendrogram::build(&self.matrix);
+        moved
     }
 
     pub fn distance(&self, metric: Metric, a: &[f64], b: &[f64]) -> f64 {

@@ -26,6 +26,9 @@ pub struct Query {
 pub struct Round {
     pub relevant: Vec<String>,
     pub irrelevant: Vec<String>,
+    /// Term pairs whose dissimilarity the round moved (sessions from before this field: 0).
+    #[serde(default)]
+    pub moved: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,7 +165,7 @@ impl Session {
                 .collect()
         };
         let mut retriever = self.retriever()?;
-        retriever.learn(&self.query.vector, &vectors(&rel), &vectors(&irr));
+        let moved = retriever.learn(&self.query.vector, &vectors(&rel), &vectors(&irr));
         self.matrix = retriever.matrix().to_vec();
         let shas = |ids: &[usize]| {
             ids.iter()
@@ -172,6 +175,7 @@ impl Session {
         self.rounds.push(Round {
             relevant: shas(&rel),
             irrelevant: shas(&irr),
+            moved,
         });
         Ok(())
     }
@@ -231,6 +235,17 @@ impl Session {
             "k": self.k,
             "results": results,
         });
+        if let Some(last) = self.rounds.last() {
+            line["term_pairs_moved"] = json!(last.moved);
+        }
+        if self.rounds.last().is_some_and(|r| r.moved == 0) {
+            // The penalty only relates the query's likely terms to terms of the same
+            // category at a comparable likelihood (docs/retrieval.md): peaked vectors
+            // often give it nothing to move.
+            line["note"] = json!(
+                "these marks moved no term similarity, so the ranking is unchanged: the marked images hold no term of the query's categories at a likelihood within --margin of the query's (mark images that differ from the query in a related term, or start the session with a larger --margin)"
+            );
+        }
         if hits.len() < self.k {
             line["note"] = json!(format!(
                 "K = {} but only {} other images are indexed: all are returned",

@@ -78,7 +78,8 @@ impl Default for Feedback {
 /// One round of the paper's penalty algorithm: for each query term i with a_i > τ, and in
 /// each relevant (irrelevant) image each term j of the same category with |a_j − a_i| ≤
 /// margin, M[i][j] (and M[j][i]) decreases (increases) by ρ, kept within [0, 1].
-/// The diagonal stays 0.
+/// The diagonal stays 0. Returns how many term pairs the round moved (a pair moved twice
+/// counts twice): 0 says the marks taught the matrix nothing.
 pub fn apply_feedback(
     m: &mut [Vec<f64>],
     categories: &[String],
@@ -86,8 +87,9 @@ pub fn apply_feedback(
     relevant: &[&[f64]],
     irrelevant: &[&[f64]],
     settings: Feedback,
-) {
+) -> usize {
     let k = m.len();
+    let mut moved = 0;
     for (images, sign) in [(relevant, -1.0), (irrelevant, 1.0)] {
         for image in images {
             for i in (0..k).filter(|&i| query[i] > settings.tau) {
@@ -101,10 +103,12 @@ pub fn apply_feedback(
                     let v = (m[i][j] + sign * settings.rho).clamp(0.0, 1.0);
                     m[i][j] = v;
                     m[j][i] = v;
+                    moved += 1;
                 }
             }
         }
     }
+    moved
 }
 
 #[cfg(test)]
@@ -130,7 +134,7 @@ mod tests {
         let query = [0.9, 0.05, 0.05];
         let relevant = [0.1, 0.85, 0.05];
         let irrelevant = [0.0, 0.0, 0.8];
-        apply_feedback(
+        let moved = apply_feedback(
             &mut m,
             &cats,
             &query,
@@ -138,6 +142,7 @@ mod tests {
             &[&irrelevant],
             Feedback::default(),
         );
+        assert_eq!(moved, 2, "one pair pulled, one pushed");
         assert!((m[0][1] - 0.4).abs() < 1e-12, "{m:?}");
         assert!((m[0][2] - 0.6).abs() < 1e-12, "{m:?}");
         assert_eq!(m[1][2], 0.5, "terms the query does not hold are left alone");
