@@ -54,6 +54,16 @@ for v in "${variants[@]}"; do
         # Twice lite's widths for the landmark model (about 4x its cost), 60 epochs.
         heatmap-wing-mid) step heatmap-wing-mid --variant mid --models landmark --head heatmap --loss wing \
             --epochs 60 --boundary-from "$RUNS/fc-mse" ;;
+        # A warm restart of the 120-epoch run (its weights, a fresh schedule at a quarter of
+        # the learning rate), half the samples thermal-like instead of 35 %: the
+        # thermal-like gap and the failure rate. 40 epochs, ~20 min on 2 cores.
+        heatmap-wing-ft-t50) step heatmap-wing-ft-t50 --models landmark --head heatmap --loss wing \
+            --epochs 40 --lr 5e-4 --thermal-share 0.5 --init-from "$RUNS/heatmap-wing-long" \
+            --boundary-from "$RUNS/fc-mse" ;;
+        # A second restart from that one, two thirds thermal-like, 30 epochs.
+        heatmap-wing-ft-t65) step heatmap-wing-ft-t65 --models landmark --head heatmap --loss wing \
+            --epochs 30 --lr 3e-4 --thermal-share 0.65 --init-from "$RUNS/heatmap-wing-ft-t50" \
+            --boundary-from "$RUNS/fc-mse" ;;
         *) echo "unknown variant $v" >&2; exit 2 ;;
     esac
 done

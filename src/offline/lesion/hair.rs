@@ -4,10 +4,12 @@
 //!    the closings with four directional line elements (0°, 90°, 45°, 135°). A dark hair
 //!    thinner than an element is filled by at least one closing; a lesion, wider than all
 //!    of them, is not. `closing − value > threshold` marks hair; the three channel masks
-//!    are united.
+//!    are united. With `hair_light`, light hairs too: `value − opening > threshold` over
+//!    the minimum of the directional openings (the dual).
 //! 2. **Verification** — a hair pixel must lie on a long thin structure: a connected
-//!    structure at least `hair_min_length` long and on average at most `hair_max_width`
-//!    thick (see [`verify`] for why per structure rather than per straight run).
+//!    structure at least `hair_min_length` long, on average at most `hair_max_width`
+//!    thick and with at most `hair_max_holes` holes (a curve, not a mesh of pigment
+//!    network; see [`verify`] for why per structure rather than per straight run).
 //! 3. **Replacement** — across the longest run (perpendicular to the hair) walk to the hair
 //!    border on both sides, go `hair_interpolation_distance` further, and interpolate
 //!    linearly between the two pixels found there.
@@ -18,7 +20,7 @@
 
 use image::{GrayImage, Luma, RgbImage};
 use imageproc::distance_transform::Norm;
-use imageproc::morphology::{Mask, dilate, grayscale_close};
+use imageproc::morphology::{Mask, dilate, grayscale_close, grayscale_open};
 
 use super::params::LesionParams;
 use super::regions::Regions;
@@ -52,7 +54,8 @@ pub fn line_mask(length: u8, direction: (i32, i32)) -> Mask {
     Mask::from_image(&image, half as u8, half as u8)
 }
 
-/// Detection: the union over R, G, B of `max_k closing_k(c) − c > threshold`.
+/// Detection: the union over R, G, B of `max_k closing_k(c) − c > threshold` (dark hair)
+/// and, with `hair_light`, of `c − min_k opening_k(c) > threshold` (light hair).
 pub fn detect(image: &RgbImage, params: &LesionParams) -> GrayImage {
     let (w, h) = image.dimensions();
     let masks: Vec<Mask> = DIRECTIONS
@@ -73,6 +76,20 @@ pub fn detect(image: &RgbImage, params: &LesionParams) -> GrayImage {
             // Closing never darkens, so the paper's |b − max| is closed − value.
             if closed.saturating_sub(*value) > params.hair_threshold {
                 hair.as_mut()[i] = 255;
+            }
+        }
+        if params.hair_light {
+            let openings: Vec<GrayImage> = masks.iter().map(|m| grayscale_open(&plane, m)).collect();
+            for (i, value) in plane.as_raw().iter().enumerate() {
+                let opened = openings
+                    .iter()
+                    .map(|o| o.as_raw()[i])
+                    .min()
+                    .unwrap_or(*value);
+                // Opening never brightens: value − opened ≥ 0.
+                if value.saturating_sub(opened) > params.hair_threshold {
+                    hair.as_mut()[i] = 255;
+                }
             }
         }
     }
@@ -125,7 +142,7 @@ fn step_length(direction: (i32, i32)) -> f32 {
 ///
 /// "Long and thin" is judged per connected structure: its extent (bounding-box diagonal)
 /// at least `hair_min_length`, its mean thickness (area / extent) at most
-/// `hair_max_width`. DullRazor measures straight runs through each pixel instead; those
+/// `hair_max_width`, its holes at most `hair_max_holes` (a curve, not a mesh). DullRazor measures straight runs through each pixel instead; those
 /// are only long for hairs along one of the four directions, and real hairs lie at every
 /// angle and curve. The runs still give the direction to interpolate across.
 pub fn verify(candidates: &GrayImage, params: &LesionParams) -> (GrayImage, Vec<u8>) {
@@ -138,6 +155,7 @@ pub fn verify(candidates: &GrayImage, params: &LesionParams) -> (GrayImage, Vec<
             r.area > 0
                 && extent >= f64::from(params.hair_min_length)
                 && r.area as f64 / extent <= f64::from(params.hair_max_width)
+                && r.holes <= params.hair_max_holes as usize
         })
         .collect();
     let runs: Vec<Vec<u32>> = DIRECTIONS
@@ -310,5 +328,54 @@ mod tests {
         // The blob is untouched.
         assert_eq!(out.image.get_pixel(80, 80).0, [90, 60, 50]);
         assert_eq!(out.replaced.get_pixel(80, 80)[0], 0);
+    }
+
+    /// Skin with a dark mesh of thin lines (pigment network: 14-px cells, 4 closed, thin and long
+    /// enough overall to pass DullRazor's test) and one dark
+    /// hair beside it; with a holes limit the mesh stays and the hair goes. Light hair is
+    /// found only with `hair_light`.
+    fn skin_with_mesh_and_hairs() -> RgbImage {
+        let skin = image::Rgb([200, 150, 130]);
+        let mut img = RgbImage::from_pixel(160, 160, skin);
+        for y in 20..62 {
+            for x in 20..62 {
+                if x % 14 < 2 || y % 14 < 2 {
+                    img.put_pixel(x, y, image::Rgb([80, 50, 40]));
+                }
+            }
+        }
+        for x in 0..160 {
+            img.put_pixel(x, 130, image::Rgb([30, 25, 20]));
+            img.put_pixel(x, 131, image::Rgb([30, 25, 20]));
+            img.put_pixel(x, 145, image::Rgb([250, 245, 240]));
+        }
+        img
+    }
+
+    #[test]
+    fn a_mesh_is_not_hair_and_a_light_hair_is_found_when_asked() {
+        let img = skin_with_mesh_and_hairs();
+        let replaced = |params: &LesionParams, x, y| remove_hair(&img, params).replaced.get_pixel(x, y)[0];
+        let plain = LesionParams::default();
+        // DullRazor's own test takes the mesh for hair.
+        let without = LesionParams {
+            hair_max_holes: u32::MAX,
+            ..plain.clone()
+        };
+        assert_eq!(replaced(&without, 42, 40), 255, "mesh line replaced without the holes test");
+        let with = LesionParams {
+            hair_max_holes: 2,
+            ..plain.clone()
+        };
+        let out = remove_hair(&img, &with);
+        assert_eq!(out.replaced.get_pixel(42, 40)[0], 0, "mesh kept");
+        assert_eq!(out.replaced.get_pixel(80, 130)[0], 255, "dark hair removed");
+        assert_eq!(out.replaced.get_pixel(80, 145)[0], 0, "light hair ignored by default");
+        let light = LesionParams {
+            hair_light: true,
+            ..with
+        };
+        assert_eq!(replaced(&light, 80, 145), 255, "light hair found with hair_light");
+        assert_eq!(replaced(&light, 42, 40), 0, "mesh still kept");
     }
 }

@@ -24,6 +24,14 @@ pub struct LesionParams {
     pub hair_min_length: u32,
     /// …and on average at most this thick (DullRazor: 10 px).
     pub hair_max_width: u32,
+    /// …and enclosing at most this many holes: hairs are curves (crossing hairs close a
+    /// few), dark pigment network is a mesh of them, which DullRazor's thin-and-long test
+    /// takes for hair. Not in the paper; chosen by cross-validation on ph2-dev
+    /// (docs/lesion.md). A large value turns the test off.
+    pub hair_max_holes: u32,
+    /// Also find hairs lighter than the skin around them (grey or white hairs): the same
+    /// test on the directional openings (DullRazor looks for dark hair only).
+    pub hair_light: bool,
     /// The two interpolation pixels sit this far beyond the hair border, perpendicular to
     /// the hair (the paper's "fixed distance"; not given, 3 px chosen).
     pub hair_interpolation_distance: u32,
@@ -81,6 +89,8 @@ impl Default for LesionParams {
             hair_threshold: 24,
             hair_min_length: 50,
             hair_max_width: 10,
+            hair_max_holes: u32::MAX,
+            hair_light: false,
             hair_interpolation_distance: 3,
             hair_mask_dilation: 1,
             hair_smoothing_radius: 2,
