@@ -79,7 +79,8 @@ pub fn detect(image: &RgbImage, params: &LesionParams) -> GrayImage {
             }
         }
         if params.hair_light {
-            let openings: Vec<GrayImage> = masks.iter().map(|m| grayscale_open(&plane, m)).collect();
+            let openings: Vec<GrayImage> =
+                masks.iter().map(|m| grayscale_open(&plane, m)).collect();
             for (i, value) in plane.as_raw().iter().enumerate() {
                 let opened = openings
                     .iter()
@@ -355,14 +356,19 @@ mod tests {
     #[test]
     fn a_mesh_is_not_hair_and_a_light_hair_is_found_when_asked() {
         let img = skin_with_mesh_and_hairs();
-        let replaced = |params: &LesionParams, x, y| remove_hair(&img, params).replaced.get_pixel(x, y)[0];
+        let replaced =
+            |params: &LesionParams, x, y| remove_hair(&img, params).replaced.get_pixel(x, y)[0];
         let plain = LesionParams::default();
         // DullRazor's own test takes the mesh for hair.
         let without = LesionParams {
             hair_max_holes: u32::MAX,
             ..plain.clone()
         };
-        assert_eq!(replaced(&without, 42, 40), 255, "mesh line replaced without the holes test");
+        assert_eq!(
+            replaced(&without, 42, 40),
+            255,
+            "mesh line replaced without the holes test"
+        );
         let with = LesionParams {
             hair_max_holes: 2,
             ..plain.clone()
@@ -370,12 +376,20 @@ mod tests {
         let out = remove_hair(&img, &with);
         assert_eq!(out.replaced.get_pixel(42, 40)[0], 0, "mesh kept");
         assert_eq!(out.replaced.get_pixel(80, 130)[0], 255, "dark hair removed");
-        assert_eq!(out.replaced.get_pixel(80, 145)[0], 0, "light hair ignored by default");
+        assert_eq!(
+            out.replaced.get_pixel(80, 145)[0],
+            0,
+            "light hair ignored by default"
+        );
         let light = LesionParams {
             hair_light: true,
             ..with
         };
-        assert_eq!(replaced(&light, 80, 145), 255, "light hair found with hair_light");
+        assert_eq!(
+            replaced(&light, 80, 145),
+            255,
+            "light hair found with hair_light"
+        );
         assert_eq!(replaced(&light, 42, 40), 0, "mesh still kept");
     }
 }
