@@ -9,11 +9,13 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
+use sha2::Digest;
 
 use spectrald::config::Config;
 use spectrald::offline::lesion::dataset::{self, Item, Variant};
 use spectrald::offline::lesion::{self, LesionParams, Method, Segmentation};
 use spectrald::offline::run;
+use spectrald::offline::store::Store;
 use spectrald::signals::Shutdown;
 
 use super::common::{EXIT_PARTIAL, bar, exit_code};
@@ -29,6 +31,14 @@ pub enum LesionCommand {
         /// Folder for the mask and overlay PNGs.
         #[arg(long, default_value = "offline-out/lesion")]
         out: PathBuf,
+        /// Result store (SQLite) the lines also go to, beside the other offline results;
+        /// inputs it already holds for the same pipeline and parameters are not segmented
+        /// again.
+        #[arg(long, default_value = "offline-out/results.sqlite")]
+        store: PathBuf,
+        /// Segment every input again, even those the store has.
+        #[arg(long)]
+        force: bool,
         /// Files, folders (searched recursively) or glob patterns.
         #[arg(required = true)]
         inputs: Vec<String>,
@@ -113,13 +123,15 @@ pub fn run(command: LesionCommand) -> Result<ExitCode> {
             settings,
             method,
             out,
+            store,
+            force,
             inputs,
         } => {
             let method = match method {
                 MethodArg::Otsu => Method::Otsu,
                 MethodArg::Cluster => Method::Cluster,
             };
-            segment_command(&settings, method, &out, &inputs)
+            segment_command(&settings, method, &out, &store, force, &inputs)
         }
         LesionCommand::Evaluate {
             settings,
@@ -171,26 +183,82 @@ fn write_steps(dir: &Path, stem: &str, seg: &Segmentation, tag: &str) -> Result<
     Ok(())
 }
 
+/// Where segment results are kept, and whether stored ones are redone.
+struct Stored {
+    store: Store,
+    path: PathBuf,
+    force: bool,
+}
+
 fn segment_command(
     settings: &Settings,
     method: Method,
     out: &Path,
+    store: &Path,
+    force: bool,
     inputs: &[String],
 ) -> Result<ExitCode> {
     let params = settings.params()?;
+    // Opened after the parameters are checked: a bad config creates no store.
+    let stored = Stored {
+        store: Store::open(store)?,
+        path: store.to_owned(),
+        force,
+    };
     let shutdown = Shutdown::on_signals()?;
     let inputs = run::expand_inputs(inputs)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let pipeline = lesion::pipeline_id(method, &params);
+    stored.store.register_pipeline(
+        &pipeline,
+        &format!("lesion-{}", method.as_str()),
+        "lesion",
+        &json!({ "params": params }),
+    )?;
     let progress = bar(inputs.len(), "images");
     let mut failed = Vec::new();
-    let mut done = 0;
+    let (mut done, mut skipped) = (0, 0);
     for input in &inputs {
         if shutdown.requested() {
             break;
         }
-        match segment_one(input, method, &params, out, settings.debug_dir.as_deref()) {
-            Ok(line) => {
-                done += 1;
+        let result = std::fs::read(input)
+            .with_context(|| format!("reading {}", input.display()))
+            .and_then(|bytes| {
+                let sha = spectrald::infer::hex(&sha2::Sha256::digest(&bytes));
+                let known = if stored.force {
+                    None
+                } else {
+                    stored.store.find(&pipeline, &sha, "{}")?
+                };
+                if let Some(line) = known {
+                    let mut line: serde_json::Value = serde_json::from_str(&line)
+                        .context("a stored result line that is not JSON")?;
+                    line["from_store"] = json!(true);
+                    return Ok((line, true));
+                }
+                let mut line = segment_one(
+                    input,
+                    &bytes,
+                    method,
+                    &params,
+                    out,
+                    settings.debug_dir.as_deref(),
+                )?;
+                line["pipeline"] = json!(pipeline);
+                let name = input.display().to_string();
+                stored
+                    .store
+                    .insert(&pipeline, "lesion", &name, &sha, "{}", &line.to_string())?;
+                Ok((line, false))
+            });
+        match result {
+            Ok((line, from_store)) => {
+                if from_store {
+                    skipped += 1;
+                } else {
+                    done += 1;
+                }
                 progress
                     .suspend(|| writeln!(std::io::stdout().lock(), "{line}"))
                     .context("writing results to stdout")?;
@@ -205,8 +273,8 @@ fn segment_command(
     }
     progress.finish_and_clear();
     eprintln!(
-        "lesion {}: {done} segmented, {} failed; masks in {}",
-        method.as_str(),
+        "{pipeline}: {done} segmented, {skipped} already in {} (skipped), {} failed; masks in {}",
+        stored.path.display(),
         failed.len(),
         out.display()
     );
@@ -222,15 +290,15 @@ fn segment_command(
 
 fn segment_one(
     path: &Path,
+    bytes: &[u8],
     method: Method,
     params: &LesionParams,
     out: &Path,
     debug_dir: Option<&Path>,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let name = path.display().to_string();
-    let input = lesion::read_input(&bytes, path, spectrald::offline::raster::is_tiff(path))?;
+    let input = lesion::read_input(bytes, path, spectrald::offline::raster::is_tiff(path))?;
     let seg = lesion::segment(&input.rgb, &name, method, params, debug_dir.is_some())?;
     let stem = path
         .file_stem()
@@ -247,7 +315,7 @@ fn segment_one(
     if let Some(dir) = debug_dir {
         write_steps(dir, &stem, &seg, "")?;
     }
-    let mut line = lesion::result_line(&name, &bytes, &input, &seg, method, params);
+    let mut line = lesion::result_line(&name, bytes, &input, &seg, method, params);
     line["outputs"] = json!([mask, overlay]);
     line["ms"] = json!((started.elapsed().as_secs_f64() * 1e4).round() / 10.0);
     Ok(line)

@@ -163,15 +163,16 @@ fn cli_segments_writes_masks_and_debug_steps_and_reports_bad_inputs() {
     std::fs::write(inputs.join("broken.jpg"), b"\xFF\xD8\xFF\xE0 not really").expect("broken");
     let out = dir.path().join("out");
     let debug = dir.path().join("debug");
-    let (code, lines, stderr) = offline(&[
-        "lesion",
-        "segment",
-        "--out",
-        &s(&out),
-        "--debug-dir",
-        &s(&debug),
-        &s(&inputs),
-    ]);
+    let store = dir.path().join("results.sqlite");
+    let segment = |extra: &[&str]| {
+        let (out, debug, store, inputs) = (s(&out), s(&debug), s(&store), s(&inputs));
+        let mut args = vec!["lesion", "segment", "--out", &out, "--debug-dir", &debug];
+        args.extend_from_slice(&["--store", &store]);
+        args.extend_from_slice(extra);
+        args.push(&inputs);
+        offline(&args)
+    };
+    let (code, lines, stderr) = segment(&[]);
     assert_eq!(
         code, 3,
         "two bad files among good ones: partial success\n{stderr}"
@@ -227,6 +228,22 @@ fn cli_segments_writes_masks_and_debug_steps_and_reports_bad_inputs() {
     );
     assert!(stderr.contains("broken.jpg"), "{stderr}");
     assert_eq!(stderr.matches("failed: ").count(), 2, "{stderr}");
+    // The results went to the store: a second run takes them from there, the same lines;
+    // other parameters are another pipeline id, segmented anew.
+    let pipeline = hairy["pipeline"].as_str().expect("pipeline id").to_owned();
+    assert!(pipeline.starts_with("lesion-cluster@"), "{pipeline}");
+    let (code, again, stderr) = segment(&[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("0 segmented, 4 already in"), "{stderr}");
+    let stored = again
+        .iter()
+        .find(|l| l["input"] == hairy["input"])
+        .expect("hairy again");
+    assert_eq!(stored["from_store"], true);
+    assert_eq!(stored["lesion_pixels"], hairy["lesion_pixels"]);
+    let (_, plain, stderr) = segment(&["--no-hair-removal"]);
+    assert!(stderr.contains("4 segmented, 0 already in"), "{stderr}");
+    assert_ne!(plain[0]["pipeline"].as_str(), Some(pipeline.as_str()));
 }
 
 #[test]

@@ -328,6 +328,16 @@ pub fn result_line(
     })
 }
 
+/// The store's name for a pipeline and its parameters: `lesion-METHOD@` + the first 12
+/// hex digits of the parameters' JSON sha256, so other parameters make other results
+/// (as another model version does for the model-based tasks).
+pub fn pipeline_id(method: Method, params: &LesionParams) -> String {
+    use sha2::Digest;
+    let json = serde_json::to_string(params).unwrap_or_default();
+    let hash = crate::infer::hex(&sha2::Sha256::digest(json.as_bytes()));
+    format!("lesion-{}@{}", method.as_str(), &hash[..12])
+}
+
 /// The image with lesion pixels tinted red (as the paper's figures) and the ground truth,
 /// when given, outlined in green.
 pub fn overlay(image: &RgbImage, mask: &GrayImage, truth: Option<&GrayImage>) -> RgbImage {
