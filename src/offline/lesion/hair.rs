@@ -66,35 +66,60 @@ pub fn detect(image: &RgbImage, params: &LesionParams) -> GrayImage {
     let mut hair = GrayImage::new(w, h);
     for channel in 0..3 {
         let plane = GrayImage::from_fn(w, h, |x, y| Luma([image.get_pixel(x, y)[channel]]));
-        let closings: Vec<GrayImage> = masks.iter().map(|m| grayscale_close(&plane, m)).collect();
-        for (i, value) in plane.as_raw().iter().enumerate() {
-            let closed = closings
-                .iter()
-                .map(|c| c.as_raw()[i])
-                .max()
-                .unwrap_or(*value);
-            // Closing never darkens, so the paper's |b − max| is closed − value.
-            if closed.saturating_sub(*value) > params.hair_threshold {
-                hair.as_mut()[i] = 255;
-            }
-        }
+        mark_thin_lines(
+            &plane,
+            &masks,
+            Polarity::Dark,
+            params.hair_threshold,
+            &mut hair,
+        );
         if params.hair_light {
-            let openings: Vec<GrayImage> =
-                masks.iter().map(|m| grayscale_open(&plane, m)).collect();
-            for (i, value) in plane.as_raw().iter().enumerate() {
-                let opened = openings
-                    .iter()
-                    .map(|o| o.as_raw()[i])
-                    .min()
-                    .unwrap_or(*value);
-                // Opening never brightens: value − opened ≥ 0.
-                if value.saturating_sub(opened) > params.hair_threshold {
-                    hair.as_mut()[i] = 255;
-                }
-            }
+            mark_thin_lines(
+                &plane,
+                &masks,
+                Polarity::Light,
+                params.hair_threshold,
+                &mut hair,
+            );
         }
     }
     hair
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Polarity {
+    Dark,
+    Light,
+}
+
+/// Marks (255) the pixels of `plane` that a directional line element changes by more than
+/// `threshold`: for dark lines the largest closing minus the value (closing never
+/// darkens, so this is the paper's |b − max|), for light lines the value minus the
+/// smallest opening (opening never brightens).
+fn mark_thin_lines(
+    plane: &GrayImage,
+    masks: &[Mask],
+    polarity: Polarity,
+    threshold: u8,
+    hair: &mut GrayImage,
+) {
+    let filtered: Vec<GrayImage> = masks
+        .iter()
+        .map(|m| match polarity {
+            Polarity::Dark => grayscale_close(plane, m),
+            Polarity::Light => grayscale_open(plane, m),
+        })
+        .collect();
+    for (i, &value) in plane.as_raw().iter().enumerate() {
+        let values = filtered.iter().map(|f| f.as_raw()[i]);
+        let change = match polarity {
+            Polarity::Dark => values.max().unwrap_or(value).saturating_sub(value),
+            Polarity::Light => value.saturating_sub(values.min().unwrap_or(value)),
+        };
+        if change > threshold {
+            hair.as_mut()[i] = 255;
+        }
+    }
 }
 
 /// For every pixel, the length in steps of the run of mask pixels through it along
