@@ -209,12 +209,6 @@ fn segment_command(
     let inputs = run::expand_inputs(inputs)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let pipeline = lesion::pipeline_id(method, &params);
-    stored.store.register_pipeline(
-        &pipeline,
-        &format!("lesion-{}", method.as_str()),
-        "lesion",
-        &json!({ "params": params }),
-    )?;
     let progress = bar(inputs.len(), "images");
     let mut failed = Vec::new();
     let (mut done, mut skipped) = (0, 0);
@@ -245,11 +239,7 @@ fn segment_command(
                     out,
                     settings.debug_dir.as_deref(),
                 )?;
-                line["pipeline"] = json!(pipeline);
-                let name = input.display().to_string();
-                stored
-                    .store
-                    .insert(&pipeline, "lesion", &name, &sha, "{}", &line.to_string())?;
+                lesion::store_line(&stored.store, method, &params, &mut line)?;
                 Ok((line, false))
             });
         match result {

@@ -9,7 +9,8 @@
 //! - `GET  /api/v1/offline/jobs/{id}` — progress (total, done, skipped, failures).
 //! - `GET  /api/v1/offline/jobs/{id}/results` — the result lines so far (NDJSON).
 //! - `POST /api/v1/offline/lesion` — body: one dermoscopic image; answer: the lesion
-//!   result line, or with `format=png` the lesion mask. Query: `method` (otsu|cluster),
+//!   result line, or with `format=png` the lesion mask; the line is also kept in the store
+//!   (pipeline id `lesion-METHOD@params-hash`). Query: `method` (otsu|cluster),
 //!   `hair_removal` (true|false), `name`. Parameters from `--config` `[offline.lesion]`.
 //! - `POST /api/v1/offline/{model}/retrieve`, `POST /api/v1/offline/retrieve/sessions/{id}/feedback`,
 //!   `GET /api/v1/offline/retrieve/sessions/{id}` — semantic retrieval with relevance
@@ -459,10 +460,18 @@ async fn lesion_upload(
         params.hair_removal = hair;
     }
     let name = format!("upload:{}", query.name.unwrap_or_else(|| "upload".into()));
+    let store_path = state.options.store.clone();
     let work = move || -> Result<Response, lesion::LesionError> {
         let started = std::time::Instant::now();
         let input = lesion::read_input(&body, Path::new(&name), false)?;
         let seg = lesion::segment(&input.rgb, &name, method, &params, false)?;
+        let mut line = lesion::result_line(&name, &body, &input, &seg, method, &params);
+        // A store that cannot be written loses the record, not the answer.
+        if let Err(e) = Store::open(&store_path)
+            .and_then(|store| lesion::store_line(&store, method, &params, &mut line))
+        {
+            tracing::warn!("lesion result of {name} not stored: {e}");
+        }
         if png {
             let mut bytes = Vec::new();
             seg.mask
@@ -478,7 +487,6 @@ async fn lesion_upload(
                 })?;
             return Ok(([(header::CONTENT_TYPE, "image/png")], bytes).into_response());
         }
-        let mut line = lesion::result_line(&name, &body, &input, &seg, method, &params);
         line["ms"] = json!((started.elapsed().as_secs_f64() * 1e4).round() / 10.0);
         Ok(axum::Json(line).into_response())
     };

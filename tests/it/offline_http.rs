@@ -286,7 +286,7 @@ fn lesion_png() -> Vec<u8> {
 
 #[test]
 fn a_dermoscopic_upload_gets_its_lesion_line_or_mask() {
-    let (server, _) = start(None);
+    let (server, data) = start(None);
     let port = server.port;
     let body = lesion_png();
     let (status, line) = post_image(
@@ -302,6 +302,13 @@ fn a_dermoscopic_upload_gets_its_lesion_line_or_mask() {
     // π·40·25 ≈ 3142 of 43 200 pixels.
     let fraction = line["lesion_fraction"].as_f64().unwrap_or(0.0);
     assert!((0.065..0.08).contains(&fraction), "{line}");
+    // Kept in the service's store under the pipeline id the line names.
+    let pipeline = line["pipeline"].as_str().expect("pipeline id");
+    assert!(pipeline.starts_with("lesion-otsu@"), "{line}");
+    let store =
+        spectrald::offline::store::Store::open(&data.parent().expect("dir").join("results.sqlite"))
+            .expect("store");
+    assert_eq!(store.count(pipeline).expect("count"), 1);
     let (status, line) = post_image(
         port,
         "/api/v1/offline/lesion?hair_removal=false",

@@ -338,6 +338,28 @@ pub fn pipeline_id(method: Method, params: &LesionParams) -> String {
     format!("lesion-{}@{}", method.as_str(), &hash[..12])
 }
 
+/// Keeps a result line in the store under its pipeline id (registered with the
+/// parameters), and names the id in the line (`"pipeline"`): the CLI and the HTTP service
+/// store lesion results the same way.
+pub fn store_line(
+    store: &crate::offline::store::Store,
+    method: Method,
+    params: &LesionParams,
+    line: &mut Value,
+) -> Result<(), crate::offline::store::StoreError> {
+    let pipeline = pipeline_id(method, params);
+    store.register_pipeline(
+        &pipeline,
+        &format!("lesion-{}", method.as_str()),
+        "lesion",
+        &json!({ "params": params }),
+    )?;
+    line["pipeline"] = json!(pipeline);
+    let field = |key: &str| line[key].as_str().unwrap_or_default().to_owned();
+    let (input, sha) = (field("input"), field("input_sha256"));
+    store.insert(&pipeline, "lesion", &input, &sha, "{}", &line.to_string())
+}
+
 /// The image with lesion pixels tinted red (as the paper's figures) and the ground truth,
 /// when given, outlined in green.
 pub fn overlay(image: &RgbImage, mask: &GrayImage, truth: Option<&GrayImage>) -> RgbImage {
