@@ -6,7 +6,7 @@
 
 - Network: FCN-8s head (1x1 score convs at strides 8/16/32, summed after bilinear
   upsampling) on an ImageNet EfficientNet-Lite0 encoder (PyPI wheel, Apache-2.0);
-  softmax at the input resolution 192x256 (CamVid's 4:3).
+  softmax at the input resolution (192x256 by default, CamVid's 4:3; --size).
 - Loss: softmax cross-entropy over labelled pixels (void, id 11, ignored as in SegNet)
   plus, with --cr-lambda > 0, the paper's constraint loss
       l_c = lambda * sum_n sum_j || W_j o (D_j (x) f_n) ||_1,
@@ -39,7 +39,7 @@ from torch import nn
 
 from offline_common import Lite0Stages, export_onnx, sha256, write_manifest
 
-H, W = 192, 256
+H, W = 192, 256  # default input size (--size), CamVid's 4:3
 VOID = 11
 OFFSETS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
@@ -78,6 +78,17 @@ def cr_loss(probs, image, sigma):
         a, b = shift(probs, -dy, -dx), shift(probs, dy, dx)
         total = total + (weight * (a - b).abs()).mean()
     return total / len(OFFSETS)
+
+
+def median_frequency_weights(labels, n):
+    """SegNet's class balancing: weight_c = median(freq) / freq_c, where freq_c is class c's
+    pixels over the pixels of the training frames that contain c (void not counted)."""
+    counts = np.stack([np.bincount(lab.ravel(), minlength=n + 1)[:n] for lab in labels])
+    present = counts > 0
+    frame_pixels = counts.sum(1, keepdims=True)
+    freq = counts.sum(0) / np.maximum((frame_pixels * present).sum(0), 1)
+    median = np.median(freq[freq > 0])
+    return np.where(freq > 0, median / np.maximum(freq, 1e-12), 0.0).astype(np.float32)
 
 
 def split(data: Path, held_share: float, held_sequence: str = ""):
@@ -148,9 +159,18 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="train on this many frames only (smoke test)")
+    ap.add_argument("--size", default=f"{H}x{W}", help="network input HxW (the whole frame is resized to it)")
+    ap.add_argument("--class-balance", action="store_true",
+                    help="weight the cross-entropy by median frequency balancing (SegNet)")
     ap.add_argument("--held-out-sequence", default="",
                     help="hold out this whole video sequence instead of the last 25 %% of each")
     args = ap.parse_args()
+    try:
+        h, w = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"error: --size {args.size!r}: give HxW, e.g. 288x384") from None
+    if h % 32 or w % 32:
+        raise SystemExit(f"error: --size {args.size}: both sides must be multiples of 32 (the encoder's stride)")
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -159,10 +179,14 @@ def main():
     train_rows, held_rows = split(args.data, 0.25, args.held_out_sequence)
     if args.limit:
         train_rows = train_rows[: args.limit]
-    x, y = load(args.data, train_rows, (H, W))
+    x, y = load(args.data, train_rows, (h, w))
     x = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255
     y = torch.from_numpy(y.astype(np.int64))
     print(f"train {len(x)} frames, held out {len(held_rows)}", flush=True)
+    weights = None
+    if args.class_balance:
+        weights = torch.from_numpy(median_frequency_weights(y.numpy(), VOID))
+        print("class weights", dict(zip(classes, [round(float(w), 2) for w in weights])), flush=True)
 
     net = Fcn8(len(classes))
     # Frozen BatchNorm statistics: batches of 8 correlated frames are too small to
@@ -191,7 +215,7 @@ def main():
             if random.random() < 0.5:
                 img, lab = img.flip(-1), lab.flip(-1)
             logits = net.logits(img)
-            ce = F.cross_entropy(logits, lab, ignore_index=VOID)
+            ce = F.cross_entropy(logits, lab, weight=weights, ignore_index=VOID)
             cr = cr_loss(torch.softmax(logits, 1), img, args.sigma) if args.cr_lambda > 0 else torch.zeros(())
             loss = ce + args.cr_lambda * cr
             opt.zero_grad()
@@ -214,7 +238,7 @@ def main():
     hx, hy = load(args.data, held_rows, None)
     cm = np.zeros((VOID, VOID), dtype=np.int64)
     for img, lab in zip(hx, hy):
-        small = np.asarray(Image.fromarray(img).resize((W, H), Image.BILINEAR), dtype=np.float32) / 255
+        small = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR), dtype=np.float32) / 255
         probs = session.run(None, {"image": small.transpose(2, 0, 1)[None]})[0]
         full = F.interpolate(torch.from_numpy(probs), size=lab.shape, mode="bilinear", align_corners=False)
         cm += confusion(lab, full.argmax(1)[0].numpy(), VOID)
@@ -236,14 +260,14 @@ def main():
         "version": "1.0.0",
         "file": onnx_path.name,
         "sha256": sha256(onnx_path),
-        "input": {"name": "image", "shape": [-1, 3, H, W]},
-        "outputs": [{"name": "probabilities", "shape": [-1, len(classes), H, W]}],
+        "input": {"name": "image", "shape": [-1, 3, h, w]},
+        "outputs": [{"name": "probabilities", "shape": [-1, len(classes), h, w]}],
         "classes": classes,
         "colors": [[int(r["r"]), int(r["g"]), int(r["b"])] for r in csv.DictReader(open(args.data / "classes.csv"))][:VOID],
         "bands": ["red", "green", "blue"],
         "preprocessing": {
-            "input": "RGB / 255, bilinear resize of the whole image to 256x192 (W x H)",
-            "output": "class probabilities at 256x192; resize bilinearly to the image, then argmax",
+            "input": f"RGB / 255, bilinear resize of the whole image to {w}x{h} (W x H)",
+            "output": f"class probabilities at {w}x{h}; resize bilinearly to the image, then argmax",
             "in_graph": "(x*255-127)/128 (EfficientNet-Lite)",
         },
         "training": {
@@ -253,7 +277,8 @@ def main():
                       "per sequence, last 25 % of frames in time order held out (segment-camvid-heldout.csv)"),
             "train_frames": len(x),
             "network": "FCN-8s head on EfficientNet-Lite0 (ImageNet, PyPI, Apache-2.0), BatchNorm frozen",
-            "loss": "softmax CE" + (" + lambda * CR" if args.cr_lambda > 0 else ""),
+            "loss": ("softmax CE" + (" weighted by median frequency balancing" if args.class_balance else "")
+                     + (" + lambda * CR" if args.cr_lambda > 0 else "")),
             "cr": {"lambda": args.cr_lambda, "sigma": args.sigma, "neighbours": 8,
                    "normalisation": "mean over pixels, neighbours and classes", "kernels": "fixed differences"},
             "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "optimizer": "AdamW wd 1e-4, one-cycle",

@@ -306,9 +306,10 @@ impl Trial<'_> {
     /// ([`peaked`]):
     /// the images are grouped by their most likely term; HSBD between two identical
     /// vectors is 0 whatever the matrix, so the query's own group stays first (in HSBD
-    /// order); the other groups are put in the best order the labels allow (by mean
-    /// grade), each in HSBD order. The labels make it an oracle, not a method: when it
-    /// equals round 0, no learnt term matrix can raise NDCG@K on this set.
+    /// order); the other groups follow by their mean grade (the labels as an oracle),
+    /// each in HSBD order. An estimate of the most a learnt term matrix can reach, not a
+    /// method (and not a proof: ordering groups by mean grade is not always the best order
+    /// for NDCG@K); when it equals round 0, there is nothing for the matrix to learn.
     fn term_group_bound(&self, queries: &[usize]) -> Curve {
         let items = self.items;
         let top_term = |v: &[f64]| {
