@@ -249,10 +249,10 @@ def main():
 
     held_list = args.out / "segment-camvid-heldout.csv"
     with open(held_list, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["image", "label"])
+        rows_out = csv.writer(f)
+        rows_out.writerow(["image", "label"])
         for r in held_rows:
-            w.writerow([r["image"], r["label"]])
+            rows_out.writerow([r["image"], r["label"]])
     (args.out / f"{name}-train-log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
     manifest = {
         "name": name,
