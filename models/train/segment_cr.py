@@ -228,7 +228,9 @@ def main():
         print(json.dumps(entry), flush=True)
 
     net.eval()
-    name = "segment-camvid-lite0" + ("-cr" if args.cr_lambda > 0 else "")
+    # The recipe's choices are in the name, so a variant never overwrites the shipped model.
+    name = ("segment-camvid-lite0" + ("-cr" if args.cr_lambda > 0 else "")
+            + ("-balanced" if args.class_balance else "") + ("" if (h, w) == (H, W) else f"-{h}x{w}"))
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / f"{name}.onnx"
     export_onnx(net, x[:1], onnx_path, "image", ["probabilities"])

@@ -267,7 +267,11 @@ def train_heatmap(args, pool, log):
     start = load_checkpoint(ck, net, opt, sched)
     if start == 0 and args.init_from:
         # A warm restart: the weights of a finished run, a fresh optimiser and schedule.
-        net.load_state_dict(torch.load(args.init_from / "landmark" / "final.pt", map_location="cpu"))
+        try:
+            net.load_state_dict(torch.load(args.init_from / "landmark" / "final.pt", map_location="cpu"))
+        except RuntimeError as e:
+            D.fail(f"--init-from {args.init_from}: its landmark model is not a {args.variant} heatmap model "
+                   f"(trained with another --head or --variant): {str(e).splitlines()[0]}")
         log("landmark", "init-from", 0, 0.0, 0.0)
     loss_fn = point_loss(args.loss)
     for epoch in range(start, args.epochs):

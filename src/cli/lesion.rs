@@ -220,15 +220,13 @@ fn segment_command(
             .with_context(|| format!("reading {}", input.display()))
             .and_then(|bytes| {
                 let sha = spectrald::infer::hex(&sha2::Sha256::digest(&bytes));
-                let known = if stored.force {
+                let known = if stored.force || settings.debug_dir.is_some() {
+                    // --debug-dir asks for the intermediate pictures: segment again.
                     None
                 } else {
                     stored.store.find(&pipeline, &sha, "{}")?
                 };
-                if let Some(line) = known {
-                    let mut line: serde_json::Value = serde_json::from_str(&line)
-                        .context("a stored result line that is not JSON")?;
-                    line["from_store"] = json!(true);
+                if let Some(line) = known.and_then(|l| reusable(&l, input, out)) {
                     return Ok((line, true));
                 }
                 let mut line = segment_one(
@@ -239,7 +237,10 @@ fn segment_command(
                     out,
                     settings.debug_dir.as_deref(),
                 )?;
-                lesion::store_line(&stored.store, method, &params, &mut line)?;
+                // The masks are written: a store that fails loses the record, not the line.
+                if let Err(e) = lesion::store_line(&stored.store, method, &params, &mut line) {
+                    progress.suspend(|| tracing::warn!("{} not stored: {e}", input.display()));
+                }
                 Ok((line, false))
             });
         match result {
@@ -276,6 +277,27 @@ fn segment_command(
         return Ok(ExitCode::from(EXIT_PARTIAL));
     }
     Ok(exit_code(failed.is_empty()))
+}
+
+/// A stored line that serves this input as it is: the same path, and its mask and overlay
+/// still in `out`. Anything else (the same image under another name, another --out, files
+/// deleted) is segmented again.
+fn reusable(stored: &str, input: &Path, out: &Path) -> Option<serde_json::Value> {
+    let mut line: serde_json::Value = serde_json::from_str(stored).ok()?;
+    let outputs = line["outputs"].as_array()?;
+    let in_out = |f: &serde_json::Value| {
+        f.as_str()
+            .map(Path::new)
+            .is_some_and(|p| p.starts_with(out) && p.is_file())
+    };
+    if line["input"] != input.display().to_string()
+        || outputs.is_empty()
+        || !outputs.iter().all(in_out)
+    {
+        return None;
+    }
+    line["from_store"] = json!(true);
+    Some(line)
 }
 
 fn segment_one(

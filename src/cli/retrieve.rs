@@ -442,12 +442,25 @@ fn evaluate_vectors_command(
 ) -> Result<ExitCode> {
     let data = retrieval::vectors::read(vectors)?;
     let terms = Ontology::read(ontology)?;
-    let retriever = Retriever::new(&data.terms, &terms, None, 0.0, feedback.settings()?)?;
+    let retriever = Retriever::new(&data.terms, &terms, None, 0.0, feedback.settings()?)
+        .with_context(|| {
+            format!(
+                "the terms of {} (its header) against the ontology {}",
+                vectors.display(),
+                ontology.display()
+            )
+        })?;
     let labels = match label_ontology {
         Some(path) => Ontology::read(path)?,
         None => terms,
     };
     let category = |label: &str| labels.category(label).ok();
+    if data.items.iter().all(|i| category(&i.label).is_none()) {
+        eprintln!(
+            "warning: no label of {} is in the label ontology, so no image gets grade 1 (same category); pass --label-ontology FILE with the labels' hierarchy",
+            vectors.display()
+        );
+    }
     let report = evaluate::evaluate(&data.items, &retriever, category, trial.settings())?;
     publish_report(&report, &trial.out)?;
     Ok(ExitCode::SUCCESS)
@@ -490,8 +503,11 @@ fn table(report: &Report) -> String {
         }
         out += "\n";
     }
-    out += "moved: term pairs the feedback round changed, mean per query; term-group bound (single-label\n\
-            vectors only): the best any term matrix can do, labels as an oracle (docs/retrieval.md)\n";
+    out += "moved: term-pair updates a feedback round made, mean per query (docs/retrieval.md)\n";
+    if report.curves.iter().any(|c| c.method == "term-group bound") {
+        out += "term-group bound: the other predicted-term groups ordered by their mean grade, the labels\n\
+                as an oracle: an estimate of the most a term matrix can reach (single-label vectors)\n";
+    }
     out
 }
 

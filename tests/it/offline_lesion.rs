@@ -165,14 +165,13 @@ fn cli_segments_writes_masks_and_debug_steps_and_reports_bad_inputs() {
     let debug = dir.path().join("debug");
     let store = dir.path().join("results.sqlite");
     let segment = |extra: &[&str]| {
-        let (out, debug, store, inputs) = (s(&out), s(&debug), s(&store), s(&inputs));
-        let mut args = vec!["lesion", "segment", "--out", &out, "--debug-dir", &debug];
-        args.extend_from_slice(&["--store", &store]);
+        let (out, store, inputs) = (s(&out), s(&store), s(&inputs));
+        let mut args = vec!["lesion", "segment", "--out", &out, "--store", &store];
         args.extend_from_slice(extra);
         args.push(&inputs);
         offline(&args)
     };
-    let (code, lines, stderr) = segment(&[]);
+    let (code, lines, stderr) = segment(&["--debug-dir", &s(&debug)]);
     assert_eq!(
         code, 3,
         "two bad files among good ones: partial success\n{stderr}"
@@ -228,8 +227,9 @@ fn cli_segments_writes_masks_and_debug_steps_and_reports_bad_inputs() {
     );
     assert!(stderr.contains("broken.jpg"), "{stderr}");
     assert_eq!(stderr.matches("failed: ").count(), 2, "{stderr}");
-    // The results went to the store: a second run takes them from there, the same lines;
-    // other parameters are another pipeline id, segmented anew.
+    // The results went to the store: a second run takes them from there, the same lines
+    // (its masks are still in --out); a deleted mask, or other parameters (another pipeline
+    // id), are segmented anew.
     let pipeline = hairy["pipeline"].as_str().expect("pipeline id").to_owned();
     assert!(pipeline.starts_with("lesion-cluster@"), "{pipeline}");
     let (code, again, stderr) = segment(&[]);
@@ -241,6 +241,13 @@ fn cli_segments_writes_masks_and_debug_steps_and_reports_bad_inputs() {
         .expect("hairy again");
     assert_eq!(stored["from_store"], true);
     assert_eq!(stored["lesion_pixels"], hairy["lesion_pixels"]);
+    std::fs::remove_file(out.join("hairy.lesion.png")).expect("remove a mask");
+    let (_, _, stderr) = segment(&[]);
+    assert!(stderr.contains("1 segmented, 3 already in"), "{stderr}");
+    assert!(
+        out.join("hairy.lesion.png").is_file(),
+        "the mask is written again"
+    );
     let (_, plain, stderr) = segment(&["--no-hair-removal"]);
     assert!(stderr.contains("4 segmented, 0 already in"), "{stderr}");
     assert_ne!(plain[0]["pipeline"].as_str(), Some(pipeline.as_str()));

@@ -357,7 +357,20 @@ pub fn store_line(
     line["pipeline"] = json!(pipeline);
     let field = |key: &str| line[key].as_str().unwrap_or_default().to_owned();
     let (input, sha) = (field("input"), field("input_sha256"));
-    store.insert(&pipeline, "lesion", &input, &sha, "{}", &line.to_string())
+    // Uploads are keyed apart from files: one never replaces the other's record.
+    let options = if input.starts_with("upload:") {
+        r#"{"upload":true}"#
+    } else {
+        "{}"
+    };
+    store.insert(
+        &pipeline,
+        "lesion",
+        &input,
+        &sha,
+        options,
+        &line.to_string(),
+    )
 }
 
 /// The image with lesion pixels tinted red (as the paper's figures) and the ground truth,

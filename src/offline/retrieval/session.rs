@@ -26,9 +26,9 @@ pub struct Query {
 pub struct Round {
     pub relevant: Vec<String>,
     pub irrelevant: Vec<String>,
-    /// Term pairs whose dissimilarity the round moved (sessions from before this field: 0).
+    /// Term-pair updates the round made (absent in sessions from before this field).
     #[serde(default)]
-    pub moved: usize,
+    pub moved: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,7 +175,7 @@ impl Session {
         self.rounds.push(Round {
             relevant: shas(&rel),
             irrelevant: shas(&irr),
-            moved,
+            moved: Some(moved),
         });
         Ok(())
     }
@@ -235,23 +235,27 @@ impl Session {
             "k": self.k,
             "results": results,
         });
-        if let Some(last) = self.rounds.last() {
-            line["term_pairs_moved"] = json!(last.moved);
-        }
-        if self.rounds.last().is_some_and(|r| r.moved == 0) {
-            // The penalty only relates the query's likely terms to terms of the same
-            // category at a comparable likelihood (docs/retrieval.md): peaked vectors
-            // often give it nothing to move.
-            line["note"] = json!(
-                "these marks moved no term similarity, so the ranking is unchanged: the marked images hold no term of the query's categories at a likelihood within --margin of the query's (mark images that differ from the query in a related term, or start the session with a larger --margin)"
-            );
+        let mut notes = Vec::new();
+        if let Some(moved) = self.rounds.last().and_then(|r| r.moved) {
+            line["term_pairs_moved"] = json!(moved);
+            if moved == 0 {
+                // The penalty only relates the query's likely terms to terms of the same
+                // category at a comparable likelihood (docs/retrieval.md): peaked vectors
+                // often give it nothing to move.
+                notes.push(
+                    "these marks moved no term similarity, so the ranking is unchanged: the marked images hold no term of the query's categories at a likelihood within the session's margin of the query's (mark images that differ from the query in a related term)".to_string(),
+                );
+            }
         }
         if hits.len() < self.k {
-            line["note"] = json!(format!(
+            notes.push(format!(
                 "K = {} but only {} other images are indexed: all are returned",
                 self.k,
                 hits.len()
             ));
+        }
+        if !notes.is_empty() {
+            line["note"] = json!(notes.join("; "));
         }
         Ok(line)
     }

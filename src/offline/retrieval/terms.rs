@@ -78,8 +78,9 @@ impl Default for Feedback {
 /// One round of the paper's penalty algorithm: for each query term i with a_i > τ, and in
 /// each relevant (irrelevant) image each term j of the same category with |a_j − a_i| ≤
 /// margin, M[i][j] (and M[j][i]) decreases (increases) by ρ, kept within [0, 1].
-/// The diagonal stays 0. Returns how many term pairs the round moved (a pair moved twice
-/// counts twice): 0 says the marks taught the matrix nothing.
+/// The diagonal stays 0. Returns how many updates changed a value (one already at 0 or 1
+/// does not count; a pair moved twice counts twice): 0 says the marks taught the matrix
+/// nothing.
 pub fn apply_feedback(
     m: &mut [Vec<f64>],
     categories: &[String],
@@ -101,9 +102,11 @@ pub fn apply_feedback(
                         continue;
                     }
                     let v = (m[i][j] + sign * settings.rho).clamp(0.0, 1.0);
+                    if v != m[i][j] {
+                        moved += 1;
+                    }
                     m[i][j] = v;
                     m[j][i] = v;
-                    moved += 1;
                 }
             }
         }
