@@ -208,7 +208,15 @@ fn segment_command(
     let shutdown = Shutdown::on_signals()?;
     let inputs = run::expand_inputs(inputs)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let pipeline = lesion::pipeline_id(method, &params);
+    let pipeline = lesion::StoredPipeline::new(method, &params);
+    // As for each line below: a store that fails loses the record, not the results.
+    if let Err(e) = pipeline.register(&stored.store) {
+        tracing::warn!(
+            "{} not registered in {}: {e}",
+            pipeline.id,
+            stored.path.display()
+        );
+    }
     let progress = bar(inputs.len(), "images");
     let mut failed = Vec::new();
     let (mut done, mut skipped) = (0, 0);
@@ -224,7 +232,9 @@ fn segment_command(
                     // --debug-dir asks for the intermediate pictures: segment again.
                     None
                 } else {
-                    stored.store.find(&pipeline, &sha, "{}")?
+                    stored
+                        .store
+                        .find(&pipeline.id, &sha, lesion::Source::File.options())?
                 };
                 if let Some(line) = known.and_then(|l| reusable(&l, input, out)) {
                     return Ok((line, true));
@@ -238,7 +248,7 @@ fn segment_command(
                     settings.debug_dir.as_deref(),
                 )?;
                 // The masks are written: a store that fails loses the record, not the line.
-                if let Err(e) = lesion::store_line(&stored.store, method, &params, &mut line) {
+                if let Err(e) = pipeline.insert(&stored.store, &mut line, lesion::Source::File) {
                     progress.suspend(|| tracing::warn!("{} not stored: {e}", input.display()));
                 }
                 Ok((line, false))
@@ -264,7 +274,8 @@ fn segment_command(
     }
     progress.finish_and_clear();
     eprintln!(
-        "{pipeline}: {done} segmented, {skipped} already in {} (skipped), {} failed; masks in {}",
+        "{}: {done} segmented, {skipped} already in {} (skipped), {} failed; masks in {}",
+        pipeline.id,
         stored.path.display(),
         failed.len(),
         out.display()

@@ -467,9 +467,11 @@ async fn lesion_upload(
         let seg = lesion::segment(&input.rgb, &name, method, &params, false)?;
         let mut line = lesion::result_line(&name, &body, &input, &seg, method, &params);
         // A store that cannot be written loses the record, not the answer.
-        if let Err(e) = Store::open(&store_path)
-            .and_then(|store| lesion::store_line(&store, method, &params, &mut line))
-        {
+        let pipeline = lesion::StoredPipeline::new(method, &params);
+        if let Err(e) = Store::open(&store_path).and_then(|store| {
+            pipeline.register(&store)?;
+            pipeline.insert(&store, &mut line, lesion::Source::Upload)
+        }) {
             tracing::warn!("lesion result of {name} not stored: {e}");
         }
         if png {

@@ -118,21 +118,21 @@ impl Store {
         Ok(())
     }
 
-    /// A pipeline without a model file (the lesion pipelines): `id` = NAME@params-hash,
-    /// `description` the JSON of what defines it (its parameters), kept as the manifest.
+    /// A pipeline without a model file (the lesion pipelines): `sha256` the hash of what
+    /// defines it, `description` that definition (its parameters), kept as the manifest.
     pub fn register_pipeline(
         &self,
         id: &str,
         name: &str,
         task: &str,
+        sha256: &str,
         description: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let sha = id.rsplit('@').next().unwrap_or_default();
         self.conn
             .execute(
                 "INSERT OR IGNORE INTO models (id, name, task, sha256, classes, manifest)
                  VALUES (?1, ?2, ?3, ?4, '[]', ?5)",
-                params![id, name, task, sha, description.to_string()],
+                params![id, name, task, sha256, description.to_string()],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::raster::{self, RasterError, Scale16};
+use super::store::{Store, StoreError};
 pub use params::LesionParams;
 
 #[derive(Debug, thiserror::Error)]
@@ -328,49 +329,79 @@ pub fn result_line(
     })
 }
 
-/// The store's name for a pipeline and its parameters: `lesion-METHOD@` + the first 12
-/// hex digits of the parameters' JSON sha256, so other parameters make other results
-/// (as another model version does for the model-based tasks).
-pub fn pipeline_id(method: Method, params: &LesionParams) -> String {
-    use sha2::Digest;
-    let json = serde_json::to_string(params).unwrap_or_default();
-    let hash = crate::infer::hex(&sha2::Sha256::digest(json.as_bytes()));
-    format!("lesion-{}@{}", method.as_str(), &hash[..12])
+/// A lesion pipeline as the result store knows it: `lesion-METHOD@` + the first 12 hex
+/// digits of its parameters' JSON sha256, so other parameters make other results (as
+/// another model version does for the model-based tasks). The CLI and the HTTP service
+/// store lesion results through it.
+pub struct StoredPipeline {
+    /// The store's model id, also named in each stored line (`"pipeline"`).
+    pub id: String,
+    method: Method,
+    params_sha256: String,
+    params: Value,
 }
 
-/// Keeps a result line in the store under its pipeline id (registered with the
-/// parameters), and names the id in the line (`"pipeline"`): the CLI and the HTTP service
-/// store lesion results the same way.
-pub fn store_line(
-    store: &crate::offline::store::Store,
-    method: Method,
-    params: &LesionParams,
-    line: &mut Value,
-) -> Result<(), crate::offline::store::StoreError> {
-    let pipeline = pipeline_id(method, params);
-    store.register_pipeline(
-        &pipeline,
-        &format!("lesion-{}", method.as_str()),
-        "lesion",
-        &json!({ "params": params }),
-    )?;
-    line["pipeline"] = json!(pipeline);
-    let field = |key: &str| line[key].as_str().unwrap_or_default().to_owned();
-    let (input, sha) = (field("input"), field("input_sha256"));
-    // Uploads are keyed apart from files: one never replaces the other's record.
-    let options = if input.starts_with("upload:") {
-        r#"{"upload":true}"#
-    } else {
-        "{}"
-    };
-    store.insert(
-        &pipeline,
-        "lesion",
-        &input,
-        &sha,
-        options,
-        &line.to_string(),
-    )
+/// Where a stored line came from: files and uploads are keyed apart (the store's
+/// `options`), so one never replaces the other's record of the same image.
+#[derive(Clone, Copy)]
+pub enum Source {
+    File,
+    Upload,
+}
+
+impl Source {
+    pub fn options(self) -> &'static str {
+        match self {
+            Source::File => "{}",
+            Source::Upload => r#"{"upload":true}"#,
+        }
+    }
+}
+
+impl StoredPipeline {
+    pub fn new(method: Method, params: &LesionParams) -> StoredPipeline {
+        use sha2::Digest;
+        let json = serde_json::to_string(params).unwrap_or_default();
+        let params_sha256 = crate::infer::hex(&sha2::Sha256::digest(json.as_bytes()));
+        StoredPipeline {
+            id: format!("lesion-{}@{}", method.as_str(), &params_sha256[..12]),
+            method,
+            params_sha256,
+            params: json!({ "params": params }),
+        }
+    }
+
+    /// Registers the pipeline in the store's `models` table (once is enough; repeating
+    /// it changes nothing).
+    pub fn register(&self, store: &Store) -> Result<(), StoreError> {
+        store.register_pipeline(
+            &self.id,
+            &format!("lesion-{}", self.method.as_str()),
+            "lesion",
+            &self.params_sha256,
+            &self.params,
+        )
+    }
+
+    /// Names the pipeline in `line` and keeps the line (a registered pipeline's).
+    pub fn insert(
+        &self,
+        store: &Store,
+        line: &mut Value,
+        source: Source,
+    ) -> Result<(), StoreError> {
+        line["pipeline"] = json!(self.id);
+        let field = |key: &str| line[key].as_str().unwrap_or_default().to_owned();
+        let (input, sha) = (field("input"), field("input_sha256"));
+        store.insert(
+            &self.id,
+            "lesion",
+            &input,
+            &sha,
+            source.options(),
+            &line.to_string(),
+        )
+    }
 }
 
 /// The image with lesion pixels tinted red (as the paper's figures) and the ground truth,

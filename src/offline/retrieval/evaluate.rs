@@ -319,11 +319,7 @@ impl Trial<'_> {
         };
         let mut sums = vec![0.0; self.k];
         for &q in queries {
-            let grades = self.grades(q);
-            let all: Vec<f64> = (0..items.len())
-                .filter(|&i| i != q)
-                .map(|i| grades[i])
-                .collect();
+            let (grades, all) = self.grades(q);
             let ranked = self.initial.rank(
                 Metric::Hsbd,
                 &items[q].vector,
@@ -368,12 +364,18 @@ impl Trial<'_> {
         }
     }
 
-    /// Each image's relevance to query `q`.
-    fn grades(&self, q: usize) -> Vec<f64> {
-        self.items
+    /// Each image's relevance to query `q`, and the grades of every candidate (all images but the query: NDCG's ideal order).
+    fn grades(&self, q: usize) -> (Vec<f64>, Vec<f64>) {
+        let grades: Vec<f64> = self
+            .items
             .iter()
             .map(|i| grade(&self.items[q].label, &i.label, self.category))
-            .collect()
+            .collect();
+        let candidates = (0..grades.len())
+            .filter(|&i| i != q)
+            .map(|i| grades[i])
+            .collect();
+        (grades, candidates)
     }
 
     /// One query and its feedback rounds, as a user marking results would run them.
@@ -387,11 +389,7 @@ impl Trial<'_> {
         totals: &mut Totals,
     ) {
         let items = self.items;
-        let grades = self.grades(q);
-        let all: Vec<f64> = (0..items.len())
-            .filter(|&i| i != q)
-            .map(|i| grades[i])
-            .collect();
+        let (grades, all) = self.grades(q);
         let mut retriever = self.initial.clone();
         let mut query = items[q].vector.clone();
         let mut marked = vec![false; items.len()];
