@@ -64,6 +64,10 @@ for v in "${variants[@]}"; do
         heatmap-wing-ft-t65) step heatmap-wing-ft-t65 --models landmark --head heatmap --loss wing \
             --epochs 30 --lr 3e-4 --thermal-share 0.65 --init-from "$RUNS/heatmap-wing-ft-t50" \
             --boundary-from "$RUNS/fc-mse" ;;
+        # A third restart, four fifths thermal-like, 30 epochs: the thermal-like gap again.
+        heatmap-wing-ft-t80) step heatmap-wing-ft-t80 --models landmark --head heatmap --loss wing \
+            --epochs 30 --lr 3e-4 --thermal-share 0.8 --init-from "$RUNS/heatmap-wing-ft-t65" \
+            --boundary-from "$RUNS/fc-mse" ;;
         *) echo "unknown variant $v" >&2; exit 2 ;;
     esac
 done
