@@ -39,6 +39,9 @@ pub enum LesionCommand {
         /// Segment every input again, even those the store has.
         #[arg(long)]
         force: bool,
+        /// Write the lines and PNGs only, no store (nothing is reused either).
+        #[arg(long, conflicts_with = "force")]
+        no_store: bool,
         /// Files, folders (searched recursively) or glob patterns.
         #[arg(required = true)]
         inputs: Vec<String>,
@@ -125,13 +128,15 @@ pub fn run(command: LesionCommand) -> Result<ExitCode> {
             out,
             store,
             force,
+            no_store,
             inputs,
         } => {
             let method = match method {
                 MethodArg::Otsu => Method::Otsu,
                 MethodArg::Cluster => Method::Cluster,
             };
-            segment_command(&settings, method, &out, &store, force, &inputs)
+            let store = (!no_store).then_some(store);
+            segment_command(&settings, method, &out, store.as_deref(), force, &inputs)
         }
         LesionCommand::Evaluate {
             settings,
@@ -190,27 +195,51 @@ struct Stored {
     force: bool,
 }
 
+impl Stored {
+    /// The store's line for this image under `pipeline`, if it can serve as it is.
+    fn reuse(
+        &self,
+        pipeline: &lesion::StoredPipeline,
+        sha: &str,
+        input: &Path,
+        out: &Path,
+    ) -> Result<Option<serde_json::Value>> {
+        if self.force {
+            return Ok(None);
+        }
+        let known = self
+            .store
+            .find(&pipeline.id, sha, lesion::Source::File.options())?;
+        Ok(known.and_then(|l| reusable(&l, input, out)))
+    }
+}
+
 fn segment_command(
     settings: &Settings,
     method: Method,
     out: &Path,
-    store: &Path,
+    store: Option<&Path>,
     force: bool,
     inputs: &[String],
 ) -> Result<ExitCode> {
     let params = settings.params()?;
     // Opened after the parameters are checked: a bad config creates no store.
-    let stored = Stored {
-        store: Store::open(store)?,
-        path: store.to_owned(),
-        force,
+    let stored = match store {
+        Some(path) => Some(Stored {
+            store: Store::open(path)?,
+            path: path.to_owned(),
+            force,
+        }),
+        None => None,
     };
     let shutdown = Shutdown::on_signals()?;
     let inputs = run::expand_inputs(inputs)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let pipeline = lesion::StoredPipeline::new(method, &params);
     // As for each line below: a store that fails loses the record, not the results.
-    if let Err(e) = pipeline.register(&stored.store) {
+    if let Some(stored) = &stored
+        && let Err(e) = pipeline.register(&stored.store)
+    {
         tracing::warn!(
             "{} not registered in {}: {e}",
             pipeline.id,
@@ -228,27 +257,25 @@ fn segment_command(
             .with_context(|| format!("reading {}", input.display()))
             .and_then(|bytes| {
                 let sha = spectrald::infer::hex(&sha2::Sha256::digest(&bytes));
-                let known = if stored.force || settings.debug_dir.is_some() {
-                    // --debug-dir asks for the intermediate pictures: segment again.
-                    None
-                } else {
-                    stored
-                        .store
-                        .find(&pipeline.id, &sha, lesion::Source::File.options())?
-                };
-                if let Some(line) = known.and_then(|l| reusable(&l, input, out)) {
+                // --debug-dir asks for the intermediate pictures: segment again.
+                if let Some(stored) = stored.as_ref().filter(|_| settings.debug_dir.is_none())
+                    && let Some(line) = stored.reuse(&pipeline, &sha, input, out)?
+                {
                     return Ok((line, true));
                 }
                 let mut line = segment_one(
                     input,
                     &bytes,
+                    &sha,
                     method,
                     &params,
                     out,
                     settings.debug_dir.as_deref(),
                 )?;
                 // The masks are written: a store that fails loses the record, not the line.
-                if let Err(e) = pipeline.insert(&stored.store, &mut line, lesion::Source::File) {
+                if let Some(stored) = &stored
+                    && let Err(e) = pipeline.insert(&stored.store, &mut line, lesion::Source::File)
+                {
                     progress.suspend(|| tracing::warn!("{} not stored: {e}", input.display()));
                 }
                 Ok((line, false))
@@ -273,10 +300,13 @@ fn segment_command(
         progress.inc(1);
     }
     progress.finish_and_clear();
+    let kept = match &stored {
+        Some(stored) => format!("{skipped} already in {} (skipped)", stored.path.display()),
+        None => "no store".to_string(),
+    };
     eprintln!(
-        "{}: {done} segmented, {skipped} already in {} (skipped), {} failed; masks in {}",
+        "{}: {done} segmented, {kept}, {} failed; masks in {}",
         pipeline.id,
-        stored.path.display(),
         failed.len(),
         out.display()
     );
@@ -314,6 +344,7 @@ fn reusable(stored: &str, input: &Path, out: &Path) -> Option<serde_json::Value>
 fn segment_one(
     path: &Path,
     bytes: &[u8],
+    sha: &str,
     method: Method,
     params: &LesionParams,
     out: &Path,
@@ -338,7 +369,7 @@ fn segment_one(
     if let Some(dir) = debug_dir {
         write_steps(dir, &stem, &seg, "")?;
     }
-    let mut line = lesion::result_line(&name, bytes, &input, &seg, method, params);
+    let mut line = lesion::result_line(&name, sha, &input, &seg, method, params);
     line["outputs"] = json!([mask, overlay]);
     line["ms"] = json!((started.elapsed().as_secs_f64() * 1e4).round() / 10.0);
     Ok(line)

@@ -119,9 +119,11 @@ pub struct TrialArgs {
     k: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Folder for metrics.json and ndcg.csv.
-    #[arg(long, default_value = "offline-out/retrieve-evaluate")]
-    out: PathBuf,
+    /// Folder for metrics.json and ndcg.csv (default offline-out/retrieve-evaluate, or
+    /// offline-out/retrieve-evaluate-vectors for evaluate-vectors, so one run does not
+    /// overwrite the other's figures).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 impl TrialArgs {
@@ -133,6 +135,10 @@ impl TrialArgs {
             queries: self.queries,
             seed: self.seed,
         }
+    }
+
+    fn out_or(&self, default: &str) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| PathBuf::from(default))
     }
 }
 
@@ -396,6 +402,9 @@ fn evaluate_command(
         .clone()
         .unwrap_or_else(|| default_ontology(&manifest));
     let ontology = Ontology::read(&ontology_path)?;
+    if split.is_none() {
+        warn_without_split(&target.backend.models_dir, &manifest.name, data);
+    }
     let labelled = dataset::load_items(data, Task::Classify, split)?
         .into_iter()
         .filter_map(|item| match item.truth {
@@ -429,8 +438,34 @@ fn evaluate_command(
     progress.finish_and_clear();
     let category = |label: &str| ontology.category(label).ok();
     let report = evaluate::evaluate(&items, &retriever, category, settings)?;
-    publish_report(&report, &trial.out)?;
+    publish_report(&report, &trial.out_or("offline-out/retrieve-evaluate"))?;
     Ok(exit_code(failed == 0))
+}
+
+/// Without --split every image in the folder is searched, the model's training images
+/// included, and the figures read high: say so, naming the held-out list when the models
+/// folder has one for this model (models/PREFIX-heldout.csv, PREFIX a start of its name).
+fn warn_without_split(models_dir: &Path, model: &str, data: &Path) {
+    let heldout = std::fs::read_dir(models_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix("-heldout.csv"))
+                .is_some_and(|prefix| model.starts_with(prefix))
+        })
+        .max_by_key(|path| path.as_os_str().len());
+    let hint = match heldout {
+        Some(path) => format!("pass --split {}", path.display()),
+        None => "pass --split with the images the model was not trained on".to_string(),
+    };
+    eprintln!(
+        "warning: no --split: every image in {} is searched, {model}'s training images included, so \
+         NDCG reads high; {hint}",
+        data.display()
+    );
 }
 
 fn evaluate_vectors_command(
@@ -462,7 +497,10 @@ fn evaluate_vectors_command(
         );
     }
     let report = evaluate::evaluate(&data.items, &retriever, category, trial.settings())?;
-    publish_report(&report, &trial.out)?;
+    publish_report(
+        &report,
+        &trial.out_or("offline-out/retrieve-evaluate-vectors"),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

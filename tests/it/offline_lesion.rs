@@ -251,6 +251,29 @@ fn cli_segments_writes_masks_and_debug_steps_and_reports_bad_inputs() {
     let (_, plain, stderr) = segment(&["--no-hair-removal"]);
     assert!(stderr.contains("4 segmented, 0 already in"), "{stderr}");
     assert_ne!(plain[0]["pipeline"].as_str(), Some(pipeline.as_str()));
+    // --no-store: every image segmented, nothing reused, no store file written.
+    let elsewhere = dir.path().join("unstored.sqlite");
+    let (code, lines, stderr) = offline(&[
+        "lesion",
+        "segment",
+        "--out",
+        &s(&out),
+        "--store",
+        &s(&elsewhere),
+        "--no-store",
+        &s(&inputs),
+    ]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("4 segmented, no store"), "{stderr}");
+    assert!(lines.iter().all(|l| l.get("from_store").is_none()));
+    assert!(
+        !elsewhere.exists(),
+        "--no-store wrote {}",
+        elsewhere.display()
+    );
+    let (code, _, stderr) = segment(&["--no-store", "--force"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
 }
 
 #[test]

@@ -158,6 +158,12 @@ fn simulated_feedback_raises_ndcg_and_hsbd_beats_euclidean() {
             &s(&data),
         ]);
         assert_eq!(code, 0, "{stderr}");
+        // No --split: the user is told the figures include training images, and which
+        // list to pass.
+        assert!(
+            stderr.contains("no --split") && stderr.contains("satellite-eurosat-heldout.csv"),
+            "{stderr}"
+        );
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).expect("metrics"))
             .expect("json")
     };

@@ -298,13 +298,12 @@ pub fn segment_after_hair(
 /// caller adds `outputs` and `ms`.
 pub fn result_line(
     input_name: &str,
-    bytes: &[u8],
+    input_sha256: &str,
     input: &LesionInput,
     seg: &Segmentation,
     method: Method,
     params: &LesionParams,
 ) -> Value {
-    use sha2::Digest;
     let (w, h) = input.rgb.dimensions();
     let lesion = seg.lesion_pixels();
     let mut warnings = input.warnings.clone();
@@ -315,7 +314,7 @@ pub fn result_line(
         "method": method.as_str(),
         "hair_removal": params.hair_removal,
         "input": input_name,
-        "input_sha256": crate::infer::hex(&sha2::Sha256::digest(bytes)),
+        "input_sha256": input_sha256,
         "width": w,
         "height": h,
         "bit_depth": input.bit_depth,
