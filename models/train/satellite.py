@@ -292,7 +292,7 @@ def main():
     print(json.dumps({"accuracy": acc, "cross_validation": cv, "per_class": per_class}, indent=1))
 
 
-def ship(ds, name, args, model, names, test, test_images, pred, training, extra_metrics):
+def ship(ds, name, args, model, names, test, test_images, pred, training, extra_metrics, in_graph_extra=""):
     """Export `model` as NAME.onnx with its manifest (held-out metrics from `pred`) and the
     held-out list; returns (accuracy, per-class precision/recall)."""
     y_test = np.array([k for _, k in test])
@@ -326,7 +326,8 @@ def ship(ds, name, args, model, names, test, test_images, pred, training, extra_
         "ground_sample_distance_m": ds.gsd_m,
         "preprocessing": {
             "input": "RGB, each band scaled to [0,1]: 8-bit / 255; 16-bit by the CLI's --range (default: per-image 2-98 % stretch)",
-            "in_graph": f"bilinear resize to {args.size}x{args.size}, (x*255-127)/128 (EfficientNet-Lite)",
+            "in_graph": f"bilinear resize to {args.size}x{args.size}, (x*255-127)/128 (EfficientNet-Lite)"
+            + in_graph_extra,
             "patch": ds.patch_text,
         },
         "training": {
