@@ -161,15 +161,14 @@ def main():
                   + (f"-val{args.val_share:g}" if val else "") + (f"-crop{args.crop_scale:g}" if whole else ""))
     run.mkdir(parents=True, exist_ok=True)
     ckpt = run / "checkpoint.pt"
-    start = 0
+    start, elapsed = 0, 0.0  # elapsed: training seconds over every resumed run
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
-        start = state["epoch"]
+        start, elapsed = state["epoch"], state.get("seconds", 0.0)
         print(f"resumed after epoch {start}", flush=True)
-    t0 = time.time()
     for epoch in range(start, args.epochs):
         model.train()
         rng = np.random.default_rng([args.seed, epoch])
@@ -185,9 +184,10 @@ def main():
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
+        elapsed += time.time() - t_epoch
         tmp = ckpt.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "epoch": epoch + 1}, tmp)
+                    "epoch": epoch + 1, "seconds": elapsed}, tmp)
         tmp.replace(ckpt)
         print(f"epoch {epoch + 1}/{args.epochs} loss {total / len(x):.4f} ({time.time() - t_epoch:.0f} s)", flush=True)
 
@@ -202,7 +202,7 @@ def main():
         pred = predict(d8, val_images, False).argmax(1).numpy()
         scores["dihedral_features"] = float((pred == truth).mean())
         report = {"val_images": len(val), "accuracy": scores, "epochs": args.epochs,
-                  "crop_scale": args.crop_scale, "seconds": round(time.time() - t0)}
+                  "crop_scale": args.crop_scale, "seconds": round(elapsed)}
         (run / "val.json").write_text(json.dumps(report, indent=1))
         print(json.dumps(report))
         return
@@ -223,7 +223,7 @@ def main():
         + (f"; random square crops of the whole image, side {args.crop_scale:g}-1 of it" if whole else ""),
         "test_time": ("features averaged over the 8 flips/rotations (in the graph)" if args.tta
                       else "the tile as it is"),
-        "seconds": {"fine_tune": round(time.time() - t0)},
+        "seconds": {"fine_tune": round(elapsed)},
     }
     in_graph = "; features averaged over the 8 flips/rotations of the tile" if args.tta else ""
     acc, per_class = S.ship(ds, name, args, model, names, test, test_images, pred, training, {}, in_graph)

@@ -384,6 +384,7 @@ fn every_shipped_offline_model_has_a_complete_ontology() {
         SAT,
         "satellite-eurosat-lite0-ft",
         "satellite-ucmerced-lite0-ft",
+        "satellite-ucmerced-lite0-ft-d8",
     ] {
         assert!(
             checked.iter().any(|c| c == name),
