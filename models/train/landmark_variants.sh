@@ -68,6 +68,11 @@ for v in "${variants[@]}"; do
         heatmap-wing-ft-t80) step heatmap-wing-ft-t80 --models landmark --head heatmap --loss wing \
             --epochs 30 --lr 3e-4 --thermal-share 0.8 --init-from "$RUNS/heatmap-wing-ft-t65" \
             --boundary-from "$RUNS/fc-mse" ;;
+        # A fourth, thermal-like samples only, 20 epochs at a lower rate: how far the
+        # thermal-like gap closes when visible faces are left out altogether.
+        heatmap-wing-ft-t100) step heatmap-wing-ft-t100 --models landmark --head heatmap --loss wing \
+            --epochs 20 --lr 2e-4 --thermal-share 1.0 --init-from "$RUNS/heatmap-wing-ft-t80" \
+            --boundary-from "$RUNS/fc-mse" ;;
         *) echo "unknown variant $v" >&2; exit 2 ;;
     esac
 done
