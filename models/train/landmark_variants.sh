@@ -37,6 +37,12 @@ step() { # NAME TRAIN-ARGS…: train, export (plain and flip-averaged), evaluate
     done
 }
 
+restart() { # NAME FROM EPOCHS LR THERMAL-SHARE: a warm restart of run FROM's heatmap
+    # landmark model (its weights, a fresh optimiser and schedule), fc-mse's boundary model
+    step "$1" --models landmark --head heatmap --loss wing --epochs "$3" --lr "$4" \
+        --thermal-share "$5" --init-from "$RUNS/$2" --boundary-from "$RUNS/fc-mse"
+}
+
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(fc-mse fc-wing heatmap-wing heatmap-wing-long)
 for v in "${variants[@]}"; do
@@ -57,22 +63,14 @@ for v in "${variants[@]}"; do
         # A warm restart of the 120-epoch run (its weights, a fresh schedule at a quarter of
         # the learning rate), half the samples thermal-like instead of 35 %: the
         # thermal-like gap and the failure rate. 40 epochs, ~20 min on 2 cores.
-        heatmap-wing-ft-t50) step heatmap-wing-ft-t50 --models landmark --head heatmap --loss wing \
-            --epochs 40 --lr 5e-4 --thermal-share 0.5 --init-from "$RUNS/heatmap-wing-long" \
-            --boundary-from "$RUNS/fc-mse" ;;
+        heatmap-wing-ft-t50) restart heatmap-wing-ft-t50 heatmap-wing-long 40 5e-4 0.5 ;;
         # A second restart from that one, two thirds thermal-like, 30 epochs.
-        heatmap-wing-ft-t65) step heatmap-wing-ft-t65 --models landmark --head heatmap --loss wing \
-            --epochs 30 --lr 3e-4 --thermal-share 0.65 --init-from "$RUNS/heatmap-wing-ft-t50" \
-            --boundary-from "$RUNS/fc-mse" ;;
+        heatmap-wing-ft-t65) restart heatmap-wing-ft-t65 heatmap-wing-ft-t50 30 3e-4 0.65 ;;
         # A third restart, four fifths thermal-like, 30 epochs: the thermal-like gap again.
-        heatmap-wing-ft-t80) step heatmap-wing-ft-t80 --models landmark --head heatmap --loss wing \
-            --epochs 30 --lr 3e-4 --thermal-share 0.8 --init-from "$RUNS/heatmap-wing-ft-t65" \
-            --boundary-from "$RUNS/fc-mse" ;;
+        heatmap-wing-ft-t80) restart heatmap-wing-ft-t80 heatmap-wing-ft-t65 30 3e-4 0.8 ;;
         # A fourth, thermal-like samples only, 20 epochs at a lower rate: how far the
         # thermal-like gap closes when visible faces are left out altogether.
-        heatmap-wing-ft-t100) step heatmap-wing-ft-t100 --models landmark --head heatmap --loss wing \
-            --epochs 20 --lr 2e-4 --thermal-share 1.0 --init-from "$RUNS/heatmap-wing-ft-t80" \
-            --boundary-from "$RUNS/fc-mse" ;;
+        heatmap-wing-ft-t100) restart heatmap-wing-ft-t100 heatmap-wing-ft-t80 20 2e-4 1.0 ;;
         *) echo "unknown variant $v" >&2; exit 2 ;;
     esac
 done

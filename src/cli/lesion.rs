@@ -9,7 +9,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
-use sha2::Digest;
 
 use spectrald::config::Config;
 use spectrald::offline::lesion::dataset::{self, Item, Variant};
@@ -192,6 +191,8 @@ fn write_steps(dir: &Path, stem: &str, seg: &Segmentation, tag: &str) -> Result<
 struct Stored {
     store: Store,
     path: PathBuf,
+    /// Segment every input again: --force, or --debug-dir (it asks for the intermediate
+    /// pictures, which the store does not keep).
     force: bool,
 }
 
@@ -224,14 +225,15 @@ fn segment_command(
 ) -> Result<ExitCode> {
     let params = settings.params()?;
     // Opened after the parameters are checked: a bad config creates no store.
-    let stored = match store {
-        Some(path) => Some(Stored {
-            store: Store::open(path)?,
-            path: path.to_owned(),
-            force,
-        }),
-        None => None,
-    };
+    let stored = store
+        .map(|path| -> Result<Stored> {
+            Ok(Stored {
+                store: Store::open(path)?,
+                path: path.to_owned(),
+                force: force || settings.debug_dir.is_some(),
+            })
+        })
+        .transpose()?;
     let shutdown = Shutdown::on_signals()?;
     let inputs = run::expand_inputs(inputs)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -256,9 +258,8 @@ fn segment_command(
         let result = std::fs::read(input)
             .with_context(|| format!("reading {}", input.display()))
             .and_then(|bytes| {
-                let sha = spectrald::infer::hex(&sha2::Sha256::digest(&bytes));
-                // --debug-dir asks for the intermediate pictures: segment again.
-                if let Some(stored) = stored.as_ref().filter(|_| settings.debug_dir.is_none())
+                let sha = spectrald::infer::sha256_hex(&bytes);
+                if let Some(stored) = &stored
                     && let Some(line) = stored.reuse(&pipeline, &sha, input, out)?
                 {
                     return Ok((line, true));

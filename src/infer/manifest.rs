@@ -139,7 +139,7 @@ impl Manifest {
     pub fn verify_checksum(&self) -> Result<(), ModelError> {
         let path = self.onnx_path();
         let bytes = std::fs::read(&path).map_err(|_| ModelError::Missing { path: path.clone() })?;
-        let got = hex(&Sha256::digest(&bytes));
+        let got = sha256_hex(&bytes);
         if !got.eq_ignore_ascii_case(&self.sha256) {
             return Err(ModelError::Checksum {
                 path,
@@ -203,8 +203,13 @@ impl Manifest {
 /// A graph input or output as a backend reports it: name and, if known, shape.
 pub type GraphTensor = (String, Option<Vec<i64>>);
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The SHA-256 of `bytes` as lowercase hex: how manifests, the result store and job
+/// objects name content.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Every manifest in `dir`, sorted by name, with its load result.

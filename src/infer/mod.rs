@@ -14,7 +14,7 @@ mod tract_backend;
 use std::path::{Path, PathBuf};
 
 pub use config::{BackendKind, Device, ModelsConfig};
-pub use manifest::hex;
+pub use manifest::sha256_hex;
 pub use manifest::{Manifest, TensorSpec, list_manifests};
 
 /// Which model version produced a result: the manifest's name and the ONNX file's sha256.

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::OfflineError;
 use super::classify::{self, Classification};
@@ -119,7 +118,7 @@ impl Analyzer {
         input: &str,
         tiff: bool,
     ) -> Result<Outcome, OfflineError> {
-        let sha = crate::infer::hex(&Sha256::digest(bytes));
+        let sha = crate::infer::sha256_hex(bytes);
         let task = self.model.task;
         let key = self.options.key(task);
         let model_id = self.model_id();

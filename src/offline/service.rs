@@ -465,10 +465,7 @@ async fn lesion_upload(
         let started = std::time::Instant::now();
         let input = lesion::read_input(&body, Path::new(&name), false)?;
         let seg = lesion::segment(&input.rgb, &name, method, &params, false)?;
-        let sha = {
-            use sha2::Digest;
-            crate::infer::hex(&sha2::Sha256::digest(&body))
-        };
+        let sha = crate::infer::sha256_hex(&body);
         let mut line = lesion::result_line(&name, &sha, &input, &seg, method, &params);
         // A store that cannot be written loses the record, not the answer.
         let pipeline = lesion::StoredPipeline::new(method, &params);

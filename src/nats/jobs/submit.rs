@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use async_nats::jetstream::{self, kv, message::PublishMessage, object_store};
-use sha2::{Digest, Sha256};
 
 use super::super::NatsError;
 use super::{
@@ -79,7 +78,7 @@ async fn queue_one(
     let bytes = tokio::fs::read(input)
         .await
         .map_err(|e| format!("cannot read it: {e}"))?;
-    let object = crate::infer::hex(&Sha256::digest(&bytes));
+    let object = crate::infer::sha256_hex(&bytes);
     let present = store
         .info(&object)
         .await

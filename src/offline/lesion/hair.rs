@@ -170,7 +170,8 @@ fn step_length(direction: (i32, i32)) -> f32 {
 /// at least `hair_min_length`, its mean thickness (area / extent) at most
 /// `hair_max_width`, its holes at most `hair_max_holes` (a curve, not a mesh). DullRazor
 /// measures straight runs through each pixel instead; those are only long for hairs along
-/// one of the four directions, and real hairs lie at every angle and curve. The runs still give the direction to interpolate across.
+/// one of the four directions, and real hairs lie at every angle and curve. The runs still
+/// give the direction to interpolate across.
 pub fn verify(candidates: &GrayImage, params: &LesionParams) -> (GrayImage, Vec<u8>) {
     let regions = Regions::of(candidates);
     let hair: Vec<bool> = regions

@@ -359,9 +359,8 @@ impl Source {
 
 impl StoredPipeline {
     pub fn new(method: Method, params: &LesionParams) -> StoredPipeline {
-        use sha2::Digest;
         let json = serde_json::to_string(params).unwrap_or_default();
-        let params_sha256 = crate::infer::hex(&sha2::Sha256::digest(json.as_bytes()));
+        let params_sha256 = crate::infer::sha256_hex(json.as_bytes());
         StoredPipeline {
             id: format!("lesion-{}@{}", method.as_str(), &params_sha256[..12]),
             method,

@@ -364,7 +364,8 @@ impl Trial<'_> {
         }
     }
 
-    /// Each image's relevance to query `q`, and the grades of every candidate (all images but the query: NDCG's ideal order).
+    /// Each image's relevance to query `q`, and the grades of every candidate (all images
+    /// but the query: what NDCG's ideal order is drawn from).
     fn grades(&self, q: usize) -> (Vec<f64>, Vec<f64>) {
         let grades: Vec<f64> = self
             .items
