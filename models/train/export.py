@@ -67,7 +67,8 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def export_one(kind, variant, state, out_dir, name, training, seed, head="fc", level=2, flip_tta=False):
+def export_one(kind, variant, state, out_dir, name, training, seed, head="fc", level=2, flip_tta=False,
+               version="2.0.0"):
     torch.manual_seed(seed)
     if kind == "landmark" and head == "heatmap":
         net = DMSLHeatmap(VARIANTS[variant], level=level)
@@ -99,7 +100,7 @@ def export_one(kind, variant, state, out_dir, name, training, seed, head="fc", l
     manifest = {
         "name": name,
         "task": kind,
-        "version": "2.0.0" if state is not None else "1.0.0",
+        "version": version if state is not None else "1.0.0",
         "variant": variant,
         "file": onnx_path.name,
         "sha256": sha256(onnx_path),
@@ -133,11 +134,17 @@ def main():
     ap.add_argument("--random", action="store_true", help="export untrained weights (test fixtures)")
     ap.add_argument("--suffix", default="", help="appended to the model names")
     ap.add_argument("--flip-tta", action="store_true", help="average with the mirrored canvas (landmark model)")
+    ap.add_argument("--models", default="boundary,landmark",
+                    help="which to export (e.g. landmark: a run that reused another run's boundary model)")
+    ap.add_argument("--version", default="2.0.0", help="the manifest's version of a trained model")
     ap.add_argument("--landmark-variant", choices=sorted(VARIANTS),
                     help="widths of the landmark model when they differ from --variant's (the names keep --variant)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for kind in ("boundary", "landmark"):
+    kinds = [k.strip() for k in args.models.split(",") if k.strip()]
+    if not kinds or any(k not in ("boundary", "landmark") for k in kinds):
+        raise SystemExit(f"error: --models {args.models!r}: use boundary, landmark or both (comma-separated)")
+    for kind in kinds:
         name = f"dmsl-{kind}-{args.variant}{args.suffix}"
         if args.random:
             export_one(kind, args.variant, None, args.out, name, {"data": "none (random weights)"}, seed=7)
@@ -155,7 +162,7 @@ def main():
         widths = (args.landmark_variant or trained) if kind == "landmark" else args.variant
         export_one(kind, widths, torch.load(ckpt, map_location="cpu"), args.out, name, train_args, seed=0,
                    head=head["landmark"], level=int(head["heatmap_level"]),
-                   flip_tta=args.flip_tta and kind == "landmark")
+                   flip_tta=args.flip_tta and kind == "landmark", version=args.version)
 
 
 if __name__ == "__main__":

@@ -37,10 +37,10 @@ step() { # NAME TRAIN-ARGS…: train, export (plain and flip-averaged), evaluate
     done
 }
 
-restart() { # NAME FROM EPOCHS LR THERMAL-SHARE: a warm restart of run FROM's heatmap
-    # landmark model (its weights, a fresh optimiser and schedule), fc-mse's boundary model
+restart() { # NAME FROM EPOCHS LR THERMAL-SHARE [TRAIN-ARGS…]: a warm restart of run FROM's
+    # heatmap landmark model (its weights, a fresh optimiser and schedule), fc-mse's boundary model
     step "$1" --models landmark --head heatmap --loss wing --epochs "$3" --lr "$4" \
-        --thermal-share "$5" --init-from "$RUNS/$2" --boundary-from "$RUNS/fc-mse"
+        --thermal-share "$5" --init-from "$RUNS/$2" --boundary-from "$RUNS/fc-mse" "${@:6}"
 }
 
 variants=("$@")
@@ -71,6 +71,11 @@ for v in "${variants[@]}"; do
         # A fourth, thermal-like samples only, 20 epochs at a lower rate: how far the
         # thermal-like gap closes when visible faces are left out altogether.
         heatmap-wing-ft-t100) restart heatmap-wing-ft-t100 heatmap-wing-ft-t80 20 2e-4 1.0 ;;
+        # A fifth, the same schedule with hard-example mining: each epoch the tenth of faces
+        # with the highest loss when last seen come three more times (the failures are rare
+        # poses: profiles, wide-open mouths).
+        heatmap-wing-ft-hard) restart heatmap-wing-ft-hard heatmap-wing-ft-t100 20 2e-4 1.0 \
+            --hard-share 0.1 --hard-repeat 3 ;;
         *) echo "unknown variant $v" >&2; exit 2 ;;
     esac
 done

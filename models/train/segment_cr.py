@@ -147,6 +147,39 @@ def scores(cm):
     }
 
 
+def photometric(img):
+    """Per-frame colour jitter for light the training sequences lack (0001TP is filmed at
+    dusk): gamma 0.5–2, brightness ×0.6–1.4, contrast ×0.7–1.3, saturation ×0.6–1.4,
+    white balance ×0.9–1.1 per channel. `img` [B,3,H,W] in [0,1]."""
+    b = len(img)
+
+    def uniform(lo, hi, *shape):
+        return torch.empty(b, *shape).uniform_(lo, hi)
+
+    out = img.clamp(1e-4, 1) ** torch.exp(uniform(-0.69, 0.69, 1, 1, 1))
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    out = ((out - mean) * uniform(0.7, 1.3, 1, 1, 1) + mean) * uniform(0.6, 1.4, 1, 1, 1)
+    grey = out.mean(dim=1, keepdim=True)
+    out = (grey + (out - grey) * uniform(0.6, 1.4, 1, 1, 1)) * uniform(0.9, 1.1, 3, 1, 1)
+    return out.clamp(0, 1)
+
+
+def zoom_crop(img, lab, max_zoom=1.5):
+    """A random crop of 1/z of each side (z in 1..max_zoom, one per batch) resized back:
+    thin classes (Pole, SignSymbol, Pedestrian) appear larger, as in a higher-resolution
+    frame or a tile. Labels by nearest neighbour."""
+    h, w = img.shape[-2:]
+    z = random.uniform(1.0, max_zoom)
+    ch, cw = round(h / z), round(w / z)
+    y0, x0 = random.randint(0, h - ch), random.randint(0, w - cw)
+    img = F.interpolate(img[..., y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
+    lab = F.interpolate(lab[:, None, y0:y0 + ch, x0:x0 + cw].float(), size=(h, w), mode="nearest")[:, 0].long()
+    return img, lab
+
+
+AUGMENTS = {"flip": (), "colour": ("colour",), "colour-zoom": ("colour", "zoom")}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data/camvid-dev"))
@@ -162,6 +195,8 @@ def main():
     ap.add_argument("--size", default=f"{H}x{W}", help="network input HxW (the whole frame is resized to it)")
     ap.add_argument("--class-balance", action="store_true",
                     help="weight the cross-entropy by median frequency balancing (SegNet)")
+    ap.add_argument("--augment", choices=sorted(AUGMENTS), default="flip",
+                    help="flip: horizontal flips only; colour: + photometric jitter; colour-zoom: + random zoomed crops")
     ap.add_argument("--held-out-sequence", default="",
                     help="hold out this whole video sequence instead of the last 25 %% of each")
     args = ap.parse_args()
@@ -214,6 +249,10 @@ def main():
             img, lab = x[idx], y[idx]
             if random.random() < 0.5:
                 img, lab = img.flip(-1), lab.flip(-1)
+            if "zoom" in AUGMENTS[args.augment]:
+                img, lab = zoom_crop(img, lab)
+            if "colour" in AUGMENTS[args.augment]:
+                img = photometric(img)
             logits = net.logits(img)
             ce = F.cross_entropy(logits, lab, weight=weights, ignore_index=VOID)
             cr = cr_loss(torch.softmax(logits, 1), img, args.sigma) if args.cr_lambda > 0 else torch.zeros(())
@@ -230,7 +269,8 @@ def main():
     net.eval()
     # The recipe's choices are in the name, so a variant never overwrites the shipped model.
     name = ("segment-camvid-lite0" + ("-cr" if args.cr_lambda > 0 else "")
-            + ("-balanced" if args.class_balance else "") + ("" if (h, w) == (H, W) else f"-{h}x{w}"))
+            + ("-balanced" if args.class_balance else "") + ("" if (h, w) == (H, W) else f"-{h}x{w}")
+            + ("" if args.augment == "flip" else f"-{args.augment}"))
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / f"{name}.onnx"
     export_onnx(net, x[:1], onnx_path, "image", ["probabilities"])
@@ -284,7 +324,9 @@ def main():
             "cr": {"lambda": args.cr_lambda, "sigma": args.sigma, "neighbours": 8,
                    "normalisation": "mean over pixels, neighbours and classes", "kernels": "fixed differences"},
             "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "optimizer": "AdamW wd 1e-4, one-cycle",
-            "augment": "horizontal flip", "seed": args.seed, "seconds": round(time.time() - t0),
+            "augment": {"flip": "horizontal flip", "colour": "horizontal flip, photometric jitter",
+                        "colour-zoom": "horizontal flip, photometric jitter, zoomed crops ×1–1.5"}[args.augment],
+            "seed": args.seed, "seconds": round(time.time() - t0),
         },
         "metrics": metrics,
         "card": "segment-camvid-lite0.md",

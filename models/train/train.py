@@ -147,16 +147,21 @@ def batch(kind, canvases, points, rng, jitter, device="cpu"):
     return x.to(device), landmark_masks(points, device), targets.to(device)
 
 
-def wing(pred, target, w=10.0, eps=2.0):
+def wing(pred, target, w=10.0, eps=2.0, per_sample=False):
     """Wing loss (Feng et al., CVPR 2018) in canvas pixels: log-shaped below w, so small
-    errors keep a useful gradient where MSE's vanishes."""
+    errors keep a useful gradient where MSE's vanishes. `per_sample`: one value per row."""
     d = (pred - target).abs() * P.CANVAS
     c = w - w * math.log(1 + w / eps)
-    return torch.where(d < w, w * torch.log(1 + d / eps), d - c).mean()
+    loss = torch.where(d < w, w * torch.log(1 + d / eps), d - c)
+    return loss.mean(dim=1) if per_sample else loss.mean()
+
+
+def mse(pred, target, per_sample=False):
+    return F.mse_loss(pred, target, reduction="none").mean(dim=1) if per_sample else F.mse_loss(pred, target)
 
 
 def point_loss(name):
-    return {"mse": F.mse_loss, "wing": wing}[name]
+    return {"mse": mse, "wing": wing}[name]
 
 
 # ---- checkpoints -------------------------------------------------------------------------
@@ -172,18 +177,29 @@ def load_checkpoint(path, net, opt, sched=None):
     return state["epoch"]
 
 
-def save_checkpoint(path, net, opt, epoch, sched=None):
+def save_checkpoint(path, net, opt, epoch, sched=None, **extra):
     tmp = path.with_suffix(".tmp")
-    state = {"net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch}
+    state = {"net": net.state_dict(), "opt": opt.state_dict(), "epoch": epoch, **extra}
     if sched is not None:
         state["sched"] = sched.state_dict()
     torch.save(state, tmp)
     tmp.replace(path)
 
 
-def batches(n, size, rng):
-    order = rng.permutation(n)
-    return [np.sort(order[i:i + size]) for i in range(0, n, size)]
+def batches(n, size, rng, extra=()):
+    """One epoch's batches of face indices: every face once, plus the faces in `extra`."""
+    order = rng.permutation(np.concatenate([np.arange(n), np.asarray(extra, np.int64)]).astype(np.int64))
+    return [np.sort(order[i:i + size]) for i in range(0, len(order), size)]
+
+
+def hard_faces(face_loss, share, repeat):
+    """Online hard-example mining: the `share` of faces with the highest point loss when last
+    seen, each `repeat` more times this epoch. Rare poses (profiles, open mouths) are where
+    the failures (NME > 0.08) are; a uniform epoch sees each of them once."""
+    if repeat <= 0 or share <= 0 or not face_loss.any():
+        return np.empty(0, np.int64)
+    hard = np.argsort(-face_loss)[:max(1, round(share * len(face_loss)))]
+    return np.repeat(hard, repeat)
 
 
 # ---- training ------------------------------------------------------------------------------
@@ -265,6 +281,12 @@ def train_heatmap(args, pool, log):
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
     ck = out / "heatmap.pt"
     start = load_checkpoint(ck, net, opt, sched)
+    # Each face's point loss when last seen (hard-example mining), kept across resumes.
+    face_loss = np.zeros(points.shape[1], np.float32)
+    if start and ck.exists():
+        saved = torch.load(ck, map_location="cpu").get("face_loss")
+        if saved is not None:
+            face_loss = saved.numpy()
     if start == 0 and args.init_from:
         # A warm restart: the weights of a finished run, a fresh optimiser and schedule.
         try:
@@ -278,17 +300,20 @@ def train_heatmap(args, pool, log):
         rng = np.random.default_rng([args.seed, 3, epoch])
         rep, t0, total = epoch % passes, time.time(), 0.0
         net.train()
-        for idx in batches(n, args.batch, rng):
+        extra = hard_faces(face_loss, args.hard_share, args.hard_repeat)
+        for idx in batches(n, args.batch, rng, extra):
             x, m, t = batch("landmark", canvases[rep, idx], points[rep, idx], rng, args.jitter, args.device)
             mask, pts = net.both(x)
-            loss = loss_fn(pts, t) + args.mask_weight * F.binary_cross_entropy_with_logits(mask, m)
+            per_face = loss_fn(pts, t, per_sample=True)
+            face_loss[idx] = per_face.detach().cpu().numpy()
+            loss = per_face.mean() + args.mask_weight * F.binary_cross_entropy_with_logits(mask, m)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
         sched.step()
-        save_checkpoint(ck, net, opt, epoch + 1, sched)
-        log("landmark", "heatmap", epoch + 1, total / n, time.time() - t0)
+        save_checkpoint(ck, net, opt, epoch + 1, sched, face_loss=torch.from_numpy(face_loss))
+        log("landmark", "heatmap", epoch + 1, total / (n + len(extra)), time.time() - t0)
     torch.save(net.state_dict(), out / "final.pt")
 
 
@@ -313,6 +338,10 @@ def main():
     ap.add_argument("--init-from", type=Path, help="heatmap head: start from this run's landmark weights")
     ap.add_argument("--thermal-share", type=float, default=C.THERMAL_SHARE,
                     help="share of augmented samples made thermal-like")
+    ap.add_argument("--hard-share", type=float, default=0.1,
+                    help="heatmap head: share of faces counted hard (highest loss when last seen)")
+    ap.add_argument("--hard-repeat", type=int, default=0,
+                    help="heatmap head: extra times each hard face is seen per epoch (0 = off)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1)
@@ -341,6 +370,11 @@ def main():
         D.fail(f"--init-from: needs --head heatmap and {args.init_from}/landmark/final.pt (a finished heatmap run)")
     if not 0.0 <= args.thermal_share <= 1.0:
         D.fail(f"--thermal-share: {args.thermal_share} is not a share; use a value in [0, 1]")
+    if not 0.0 < args.hard_share <= 1.0 or args.hard_repeat < 0:
+        D.fail(f"--hard-share {args.hard_share} / --hard-repeat {args.hard_repeat}: use a share in (0, 1] "
+               "and a repeat count ≥ 0")
+    if args.hard_repeat and args.head != "heatmap":
+        D.fail("--hard-repeat is for the heatmap head (--head heatmap)")
     if args.head == "heatmap" and "boundary" in kinds:
         D.fail("--head heatmap is for the landmark model; train the boundary model with --head fc "
                "(or pass --models landmark --boundary-from RUN)")
