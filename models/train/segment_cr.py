@@ -289,7 +289,9 @@ def main():
     metrics["held_out_frames"] = len(held_rows)
     print(json.dumps(metrics, indent=1))
 
-    held_list = args.out / "segment-camvid-heldout.csv"
+    # A sequence split is named after its model (models/NAME-heldout.csv: `retrieve evaluate`
+    # finds it by that prefix); the per-sequence 25 % split keeps its historical name.
+    held_list = args.out / (f"{name}-heldout.csv" if args.held_out_sequence else "segment-camvid-heldout.csv")
     with open(held_list, "w", newline="") as f:
         rows_out = csv.writer(f)
         rows_out.writerow(["image", "label"])
