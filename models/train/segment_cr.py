@@ -177,7 +177,12 @@ def zoom_crop(img, lab, max_zoom=1.5):
     return img, lab
 
 
-AUGMENTS = {"flip": (), "colour": ("colour",), "colour-zoom": ("colour", "zoom")}
+# --augment: the steps after the horizontal flip, and how the manifest describes the recipe.
+AUGMENTS = {
+    "flip": ((), "horizontal flip"),
+    "colour": (("colour",), "horizontal flip, photometric jitter"),
+    "colour-zoom": (("colour", "zoom"), "horizontal flip, photometric jitter, zoomed crops ×1–1.5"),
+}
 
 
 def main():
@@ -236,6 +241,7 @@ def main():
     steps = args.epochs * ((len(x) + args.batch - 1) // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
     log = []
+    augment_steps = AUGMENTS[args.augment][0]
     t0 = time.time()
     for epoch in range(args.epochs):
         net.train()
@@ -249,9 +255,9 @@ def main():
             img, lab = x[idx], y[idx]
             if random.random() < 0.5:
                 img, lab = img.flip(-1), lab.flip(-1)
-            if "zoom" in AUGMENTS[args.augment]:
+            if "zoom" in augment_steps:
                 img, lab = zoom_crop(img, lab)
-            if "colour" in AUGMENTS[args.augment]:
+            if "colour" in augment_steps:
                 img = photometric(img)
             logits = net.logits(img)
             ce = F.cross_entropy(logits, lab, weight=weights, ignore_index=VOID)
@@ -326,8 +332,7 @@ def main():
             "cr": {"lambda": args.cr_lambda, "sigma": args.sigma, "neighbours": 8,
                    "normalisation": "mean over pixels, neighbours and classes", "kernels": "fixed differences"},
             "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "optimizer": "AdamW wd 1e-4, one-cycle",
-            "augment": {"flip": "horizontal flip", "colour": "horizontal flip, photometric jitter",
-                        "colour-zoom": "horizontal flip, photometric jitter, zoomed crops ×1–1.5"}[args.augment],
+            "augment": AUGMENTS[args.augment][1],
             "seed": args.seed, "seconds": round(time.time() - t0),
         },
         "metrics": metrics,

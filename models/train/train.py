@@ -167,14 +167,16 @@ def point_loss(name):
 # ---- checkpoints -------------------------------------------------------------------------
 
 def load_checkpoint(path, net, opt, sched=None):
+    """Restores `net`, `opt` and `sched` from `path` if it exists; (epochs done, the whole
+    saved state: save_checkpoint's extras included), or (0, {}) for a fresh start."""
     if not path.exists():
-        return 0
+        return 0, {}
     state = torch.load(path, map_location="cpu")
     net.load_state_dict(state["net"])
     opt.load_state_dict(state["opt"])
     if sched is not None and "sched" in state:
         sched.load_state_dict(state["sched"])
-    return state["epoch"]
+    return state["epoch"], state
 
 
 def save_checkpoint(path, net, opt, epoch, sched=None, **extra):
@@ -196,7 +198,7 @@ def hard_faces(face_loss, share, repeat):
     """Online hard-example mining: the `share` of faces with the highest point loss when last
     seen, each `repeat` more times this epoch. Rare poses (profiles, open mouths) are where
     the failures (NME > 0.08) are; a uniform epoch sees each of them once."""
-    if repeat <= 0 or share <= 0 or not face_loss.any():
+    if repeat <= 0 or not face_loss.any():
         return np.empty(0, np.int64)
     hard = np.argsort(-face_loss)[:max(1, round(share * len(face_loss)))]
     return np.repeat(hard, repeat)
@@ -216,7 +218,7 @@ def train_fc(kind, args, pool, log):
     opt = torch.optim.Adam(net.unet.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.stage1_epochs)
     ck1 = out / "stage1.pt"
-    start = load_checkpoint(ck1, net, opt, sched)
+    start, _ = load_checkpoint(ck1, net, opt, sched)
     for epoch in range(start, args.stage1_epochs):
         rng = np.random.default_rng([args.seed, 1, epoch])
         rep, t0, total = epoch % passes, time.time(), 0.0
@@ -238,7 +240,7 @@ def train_fc(kind, args, pool, log):
     opt2 = torch.optim.Adam(net.head.parameters(), lr=args.lr)
     sched2 = torch.optim.lr_scheduler.CosineAnnealingLR(opt2, args.stage2_epochs)
     ck2 = out / "stage2.pt"
-    start = load_checkpoint(ck2, net, opt2, sched2)
+    start, _ = load_checkpoint(ck2, net, opt2, sched2)
     if start < args.stage2_epochs:
         feats, targets = [], []
         with torch.no_grad():
@@ -280,13 +282,10 @@ def train_heatmap(args, pool, log):
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
     ck = out / "heatmap.pt"
-    start = load_checkpoint(ck, net, opt, sched)
+    start, state = load_checkpoint(ck, net, opt, sched)
     # Each face's point loss when last seen (hard-example mining), kept across resumes.
-    face_loss = np.zeros(points.shape[1], np.float32)
-    if start and ck.exists():
-        saved = torch.load(ck, map_location="cpu").get("face_loss")
-        if saved is not None:
-            face_loss = saved.numpy()
+    saved = state.get("face_loss")
+    face_loss = saved.numpy() if saved is not None else np.zeros(points.shape[1], np.float32)
     if start == 0 and args.init_from:
         # A warm restart: the weights of a finished run, a fresh optimiser and schedule.
         try:
