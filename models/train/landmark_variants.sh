@@ -76,6 +76,11 @@ for v in "${variants[@]}"; do
         # poses: profiles, wide-open mouths).
         heatmap-wing-ft-hard) restart heatmap-wing-ft-hard heatmap-wing-ft-t100 20 2e-4 1.0 \
             --hard-share 0.1 --hard-repeat 3 ;;
+        # A sixth, the same schedule with pose/expression balancing instead: the tenth of faces
+        # whose shape is farthest from the mean shape (profiles, open mouths; fixed, not
+        # loss-driven) come three more times each epoch.
+        heatmap-wing-ft-rare) restart heatmap-wing-ft-rare heatmap-wing-ft-t100 20 2e-4 1.0 \
+            --rare-share 0.1 --rare-repeat 3 ;;
         *) echo "unknown variant $v" >&2; exit 2 ;;
     esac
 done

@@ -30,8 +30,8 @@ def lite0_backbone():
 
 
 class Lite0Stages(nn.Module):
-    """EfficientNet-Lite0 as a feature pyramid: the outputs after stride 8, 16 and 32
-    (40, 112 and 1280 channels; the last one after the 1x1 head conv)."""
+    """EfficientNet-Lite0 as a feature pyramid: the outputs after stride 4, 8, 16 and 32
+    (24, 40, 112 and 1280 channels; the last one after the 1x1 head conv)."""
 
     def __init__(self):
         super().__init__()
@@ -39,9 +39,10 @@ class Lite0Stages(nn.Module):
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         self.blocks = net._blocks
         self.head = nn.Sequential(net._conv_head, net._bn1, net._swish)
-        # Block indices after which the resolution is 1/8 and 1/16 of the input (the last
-        # block of those stages), found from the channel counts.
+        # Block indices after which the resolution is 1/4, 1/8 and 1/16 of the input (the
+        # last block of those stages), found from the channel counts.
         outs = [b._bn2.num_features for b in self.blocks]
+        self.tap4 = max(i for i, c in enumerate(outs) if c == 24)
         self.tap8 = max(i for i, c in enumerate(outs) if c == 40)
         self.tap16 = max(i for i, c in enumerate(outs) if c == 112)
 
@@ -50,7 +51,9 @@ class Lite0Stages(nn.Module):
         taps = {}
         for i, block in enumerate(self.blocks):
             x = block(x)
-            if i == self.tap8:
+            if i == self.tap4:
+                taps[4] = x
+            elif i == self.tap8:
                 taps[8] = x
             elif i == self.tap16:
                 taps[16] = x

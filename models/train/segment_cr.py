@@ -5,7 +5,8 @@
     python models/train/segment_cr.py --data ../shared/data/camvid-dev --out models --cr-lambda 100
 
 - Network: FCN-8s head (1x1 score convs at strides 8/16/32, summed after bilinear
-  upsampling) on an ImageNet EfficientNet-Lite0 encoder (PyPI wheel, Apache-2.0);
+  upsampling; or with --head aspp a DeepLabv3+-style decoder at stride 4) on an ImageNet
+  EfficientNet-Lite0 encoder (PyPI wheel, Apache-2.0);
   softmax at the input resolution (192x256 by default, CamVid's 4:3; --size).
 - Loss: softmax cross-entropy over labelled pixels (void, id 11, ignored as in SegNet)
   plus, with --cr-lambda > 0, the paper's constraint loss
@@ -61,6 +62,59 @@ class Fcn8(nn.Module):
 
     def forward(self, image):
         return torch.softmax(self.logits(image), 1)
+
+
+def conv_bn(cin, cout, kernel=1, dilation=1, separable=False):
+    """Conv (depthwise-separable when asked, to keep the stride-4 decoder cheap on a CPU),
+    BatchNorm, ReLU."""
+    pad = dilation * (kernel // 2)
+    if separable:
+        layers = [nn.Conv2d(cin, cin, kernel, padding=pad, dilation=dilation, groups=cin, bias=False),
+                  nn.Conv2d(cin, cout, 1, bias=False)]
+    else:
+        layers = [nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, bias=False)]
+    return nn.Sequential(*layers, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class AsppDecoder(nn.Module):
+    """A DeepLabv3+-style head (Chen et al., ECCV 2018) sized for Lite0 on a CPU: atrous
+    spatial pyramid pooling on the stride-32 features (1x1, separable 3x3 at dilations 2 and
+    4 — the stride-32 map of a 352x480 frame is 11x15, so DeepLab's 6/12/18 would see only
+    padding — and image pooling), fused with the stride-16 features, then a decoder at
+    stride 4 that concatenates the encoder's stride-4 features, so thin classes (Pole,
+    SignSymbol, Pedestrian) keep their edges; FCN-8s upsamples x8 from stride 8."""
+
+    def __init__(self, n_classes, width=128, low=32, dec=96):
+        super().__init__()
+        self.encoder = Lite0Stages()
+        self.aspp = nn.ModuleList([conv_bn(1280, width), conv_bn(1280, width, 3, 2, separable=True),
+                                   conv_bn(1280, width, 3, 4, separable=True)])
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(1280, width, 1), nn.ReLU(inplace=True))
+        self.project = conv_bn(4 * width, width)
+        self.skip16 = conv_bn(112, width)
+        self.skip4 = conv_bn(24, low)
+        self.decode = nn.Sequential(conv_bn(width + low, dec, 3, separable=True),
+                                    conv_bn(dec, dec, 3, separable=True), nn.Dropout2d(0.1))
+        self.classify = nn.Conv2d(dec, n_classes, 1)
+
+    def logits(self, image):
+        taps = self.encoder(image)
+        up = lambda x, ref: F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+        deep = taps[32]
+        branches = [b(deep) for b in self.aspp] + [self.pool(deep).expand(-1, -1, *deep.shape[-2:])]
+        s16 = self.skip16(taps[16]) + up(self.project(torch.cat(branches, 1)), taps[16])
+        s4 = self.decode(torch.cat([up(s16, taps[4]), self.skip4(taps[4])], 1))
+        return F.interpolate(self.classify(s4), size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+    def forward(self, image):
+        return torch.softmax(self.logits(image), 1)
+
+
+# --head: the network on the encoder, and how the manifest describes it.
+HEADS = {
+    "fcn8": (Fcn8, "FCN-8s head"),
+    "aspp": (AsppDecoder, "DeepLabv3+-style head (ASPP at stride 32, decoder at stride 4)"),
+}
 
 
 def shift(x, dy, dx):
@@ -202,6 +256,8 @@ def main():
                     help="weight the cross-entropy by median frequency balancing (SegNet)")
     ap.add_argument("--augment", choices=sorted(AUGMENTS), default="flip",
                     help="flip: horizontal flips only; colour: + photometric jitter; colour-zoom: + random zoomed crops")
+    ap.add_argument("--head", choices=sorted(HEADS), default="fcn8",
+                    help="fcn8: FCN-8s score maps (the shipped models); aspp: DeepLabv3+-style decoder at stride 4")
     ap.add_argument("--held-out-sequence", default="",
                     help="hold out this whole video sequence instead of the last 25 %% of each")
     args = ap.parse_args()
@@ -228,7 +284,7 @@ def main():
         weights = torch.from_numpy(median_frequency_weights(y.numpy(), VOID))
         print("class weights", dict(zip(classes, [round(float(w), 2) for w in weights])), flush=True)
 
-    net = Fcn8(len(classes))
+    net = HEADS[args.head][0](len(classes))
     # Frozen BatchNorm statistics: batches of 8 correlated frames are too small to
     # re-estimate them.
     for m in net.encoder.modules():
@@ -276,7 +332,7 @@ def main():
     # The recipe's choices are in the name, so a variant never overwrites the shipped model.
     name = ("segment-camvid-lite0" + ("-cr" if args.cr_lambda > 0 else "")
             + ("-balanced" if args.class_balance else "") + ("" if (h, w) == (H, W) else f"-{h}x{w}")
-            + ("" if args.augment == "flip" else f"-{args.augment}"))
+            + ("" if args.augment == "flip" else f"-{args.augment}") + ("" if args.head == "fcn8" else f"-{args.head}"))
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / f"{name}.onnx"
     export_onnx(net, x[:1], onnx_path, "image", ["probabilities"])
@@ -326,7 +382,7 @@ def main():
             "split": (f"sequence {args.held_out_sequence} held out whole" if args.held_out_sequence else
                       "per sequence, last 25 % of frames in time order held out (segment-camvid-heldout.csv)"),
             "train_frames": len(x),
-            "network": "FCN-8s head on EfficientNet-Lite0 (ImageNet, PyPI, Apache-2.0), BatchNorm frozen",
+            "network": f"{HEADS[args.head][1]} on EfficientNet-Lite0 (ImageNet, PyPI, Apache-2.0), encoder BatchNorm frozen",
             "loss": ("softmax CE" + (" weighted by median frequency balancing" if args.class_balance else "")
                      + (" + lambda * CR" if args.cr_lambda > 0 else "")),
             "cr": {"lambda": args.cr_lambda, "sigma": args.sigma, "neighbours": 8,

@@ -204,6 +204,32 @@ def hard_faces(face_loss, share, repeat):
     return np.repeat(hard, repeat)
 
 
+def shape_rarity(points):
+    """Each face's distance from the mean shape after a similarity alignment (Procrustes):
+    profiles, wide-open mouths and tilted heads are far from it. `points` [N, 68, 2]; the 68
+    points as complex numbers, so the best rotation + scale onto the mean is one ratio."""
+    z = points[..., 0] + 1j * points[..., 1]
+    z = z - z.mean(1, keepdims=True)
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    mean = z[0]
+    for _ in range(5):
+        aligned = z * (np.sum(z.conj() * mean, 1) / np.sum(z.conj() * z, 1))[:, None]
+        mean = aligned.mean(0)
+        mean = mean / np.linalg.norm(mean)
+    aligned = z * (np.sum(z.conj() * mean, 1) / np.sum(z.conj() * z, 1))[:, None]
+    return np.linalg.norm(aligned - mean, axis=1)
+
+
+def rare_faces(points, share, repeat):
+    """Pose/expression balancing: the `share` of faces whose shape is farthest from the mean
+    (shape_rarity), each `repeat` more times per epoch. Unlike hard_faces it does not depend
+    on the model, so faces it already fits well still come often enough to stay fitted."""
+    if repeat <= 0:
+        return np.empty(0, np.int64)
+    rare = np.argsort(-shape_rarity(points))[:max(1, round(share * len(points)))]
+    return np.repeat(rare, repeat)
+
+
 # ---- training ------------------------------------------------------------------------------
 
 def train_fc(kind, args, pool, log):
@@ -295,11 +321,14 @@ def train_heatmap(args, pool, log):
                    f"(trained with another --head or --variant): {str(e).splitlines()[0]}")
         log("landmark", "init-from", 0, 0.0, 0.0)
     loss_fn = point_loss(args.loss)
+    # Rarity from the first pool pass (its random rotation and flip do not change a shape's
+    # distance after alignment).
+    rare = rare_faces(points[0], args.rare_share, args.rare_repeat)
     for epoch in range(start, args.epochs):
         rng = np.random.default_rng([args.seed, 3, epoch])
         rep, t0, total = epoch % passes, time.time(), 0.0
         net.train()
-        extra = hard_faces(face_loss, args.hard_share, args.hard_repeat)
+        extra = np.concatenate([hard_faces(face_loss, args.hard_share, args.hard_repeat), rare])
         for idx in batches(n, args.batch, rng, extra):
             x, m, t = batch("landmark", canvases[rep, idx], points[rep, idx], rng, args.jitter, args.device)
             mask, pts = net.both(x)
@@ -341,6 +370,10 @@ def main():
                     help="heatmap head: share of faces counted hard (highest loss when last seen)")
     ap.add_argument("--hard-repeat", type=int, default=0,
                     help="heatmap head: extra times each hard face is seen per epoch (0 = off)")
+    ap.add_argument("--rare-share", type=float, default=0.1,
+                    help="heatmap head: share of faces counted rare (shape farthest from the mean shape)")
+    ap.add_argument("--rare-repeat", type=int, default=0,
+                    help="heatmap head: extra times each rare-shape face is seen per epoch (0 = off)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1)
@@ -372,8 +405,11 @@ def main():
     if not 0.0 < args.hard_share <= 1.0 or args.hard_repeat < 0:
         D.fail(f"--hard-share {args.hard_share} / --hard-repeat {args.hard_repeat}: use a share in (0, 1] "
                "and a repeat count ≥ 0")
-    if args.hard_repeat and args.head != "heatmap":
-        D.fail("--hard-repeat is for the heatmap head (--head heatmap)")
+    if not 0.0 < args.rare_share <= 1.0 or args.rare_repeat < 0:
+        D.fail(f"--rare-share {args.rare_share} / --rare-repeat {args.rare_repeat}: use a share in (0, 1] "
+               "and a repeat count ≥ 0")
+    if (args.hard_repeat or args.rare_repeat) and args.head != "heatmap":
+        D.fail("--hard-repeat and --rare-repeat are for the heatmap head (--head heatmap)")
     if args.head == "heatmap" and "boundary" in kinds:
         D.fail("--head heatmap is for the landmark model; train the boundary model with --head fc "
                "(or pass --models landmark --boundary-from RUN)")
