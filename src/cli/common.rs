@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use spectrald::infer::{BackendKind, ModelsConfig};
+use spectrald::infer::{BackendKind, ModelsConfig, TestTime};
+use spectrald::offline::model::{OfflineModel, Task};
 use spectrald::offline::refine::RefineParams;
 
 /// Exit code when some inputs failed and the rest were analysed.
@@ -93,6 +94,48 @@ impl RefineArgs {
             iterations: self.refine_iterations,
             ..RefineParams::default()
         })
+    }
+}
+
+/// Test-time scales of a segmentation model (`offline segment`, `evaluate`).
+#[derive(Args)]
+pub struct ScaleArgs {
+    /// Test-time scales, e.g. 1,1.5: one pass per scale (the image resized to k times the
+    /// model input, cut into model-sized tiles when k > 1), probabilities averaged.
+    /// Default: the model manifest's `test_time` (else 1).
+    #[arg(long, value_delimiter = ',')]
+    scales: Option<Vec<f32>>,
+    /// Also average every scale over the mirrored image (`--flip=false` turns a
+    /// manifest's flip off). Default: the manifest's.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    flip: Option<bool>,
+}
+
+impl ScaleArgs {
+    /// The model's test-time plan with these flags over it; an unusable plan, or flags
+    /// given for a classifier, is an error naming the flag.
+    pub fn apply(&self, model: &mut OfflineModel) -> Result<()> {
+        if self.scales.is_none() && self.flip.is_none() {
+            return Ok(());
+        }
+        if model.task != Task::Segment {
+            anyhow::bail!(
+                "--scales/--flip are for segmentation models; this is a {} model",
+                model.task.as_str()
+            );
+        }
+        let plan = TestTime {
+            scales: self
+                .scales
+                .clone()
+                .unwrap_or_else(|| model.test_time.scales.clone()),
+            flip: self.flip.unwrap_or(model.test_time.flip),
+        };
+        if let Some(problem) = plan.problem() {
+            anyhow::bail!("--scales: {problem}");
+        }
+        model.test_time = plan;
+        Ok(())
     }
 }
 

@@ -21,7 +21,7 @@ use spectrald::offline::store::Store;
 use spectrald::offline::{OfflineError, OfflineModel, Task};
 use spectrald::signals::Shutdown;
 
-use super::common::{BackendArgs, EXIT_PARTIAL, RasterArgs, RefineArgs, bar, exit_code};
+use super::common::{BackendArgs, EXIT_PARTIAL, RasterArgs, RefineArgs, ScaleArgs, bar, exit_code};
 
 #[derive(Subcommand)]
 pub enum OfflineCommand {
@@ -46,6 +46,8 @@ pub enum OfflineCommand {
         common: Common,
         #[command(flatten)]
         refine: RefineArgs,
+        #[command(flatten)]
+        scales: ScaleArgs,
         /// Files, folders (searched recursively) or glob patterns.
         #[arg(required = true)]
         inputs: Vec<String>,
@@ -64,6 +66,8 @@ pub enum OfflineCommand {
         /// Also score the contextual-regularization refinement of the same network outputs.
         #[command(flatten)]
         refine: RefineArgs,
+        #[command(flatten)]
+        scales: ScaleArgs,
         /// Folder for confusion.csv, confusion.png and metrics.json.
         #[arg(long, default_value = "offline-out/evaluate")]
         out: PathBuf,
@@ -181,18 +185,27 @@ pub fn run(command: OfflineCommand) -> Result<ExitCode> {
             stride,
             batch,
             inputs,
-        } => analyse(common, Task::Classify, stride, batch, None, &inputs),
+        } => {
+            let model = load_model(&common.backend, &common.model, Task::Classify)?;
+            analyse(common, model, stride, batch, None, &inputs)
+        }
         OfflineCommand::Segment {
             common,
             refine,
+            scales,
             inputs,
-        } => analyse(common, Task::Segment, None, 1, refine.params(), &inputs),
+        } => {
+            let mut model = load_model(&common.backend, &common.model, Task::Segment)?;
+            scales.apply(&mut model)?;
+            analyse(common, model, None, 1, refine.params(), &inputs)
+        }
         OfflineCommand::Evaluate {
             task,
             model,
             backend,
             split,
             refine,
+            scales,
             out,
             dataset,
         } => {
@@ -200,22 +213,16 @@ pub fn run(command: OfflineCommand) -> Result<ExitCode> {
                 TaskArg::Classify => Task::Classify,
                 TaskArg::Segment => Task::Segment,
             };
-            evaluate_command(
-                &backend,
-                &model,
-                task,
-                split.as_deref(),
-                refine.params(),
-                &out,
-                &dataset,
-            )
+            let mut model = load_model(&backend, &model, task)?;
+            scales.apply(&mut model)?;
+            evaluate_command(model, split.as_deref(), refine.params(), &out, &dataset)
         }
     }
 }
 
 fn analyse(
     common: Common,
-    task: Task,
+    model: OfflineModel,
     stride: Option<usize>,
     batch: usize,
     refine: Option<RefineParams>,
@@ -223,7 +230,6 @@ fn analyse(
 ) -> Result<ExitCode> {
     let shutdown = Shutdown::on_signals()?;
     let inputs = run::expand_inputs(inputs)?;
-    let model = load_model(&common.backend, &common.model, task)?;
     let scale16 = common.raster.scale16()?;
     let store_path = common
         .store
@@ -282,16 +288,13 @@ fn analyse(
 }
 
 fn evaluate_command(
-    backend: &BackendArgs,
-    name: &str,
-    task: Task,
+    mut model: OfflineModel,
     split: Option<&Path>,
     refine: Option<RefineParams>,
     out: &Path,
     dataset: &Path,
 ) -> Result<ExitCode> {
-    let mut model = load_model(backend, name, task)?;
-    let items = evaluate::load_items(dataset, task, split)?;
+    let items = evaluate::load_items(dataset, model.task, split)?;
     let progress = bar(items.len(), "items");
     let report = evaluate::evaluate(&mut model, &items, refine.as_ref(), &|| progress.inc(1))?;
     progress.finish_and_clear();

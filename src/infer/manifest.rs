@@ -37,6 +37,47 @@ impl TensorSpec {
     }
 }
 
+/// Test-time averaging of a segmentation model: one pass per scale (the image resized to
+/// `k` times the model input and cut into model-sized tiles), each also mirrored when
+/// `flip` is set; the passes' class probabilities are averaged.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestTime {
+    pub scales: Vec<f32>,
+    #[serde(default)]
+    pub flip: bool,
+}
+
+impl Default for TestTime {
+    fn default() -> TestTime {
+        TestTime {
+            scales: vec![1.0],
+            flip: false,
+        }
+    }
+}
+
+impl TestTime {
+    /// The largest scale accepted: a pass at scale k runs about (2k - 1)² tiles.
+    pub const MAX_SCALE: f32 = 8.0;
+
+    /// Why the scales cannot be used, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        if self.scales.is_empty() {
+            return Some("test_time.scales is empty; give at least one scale, e.g. [1.0]".into());
+        }
+        self.scales
+            .iter()
+            .find(|k| !(1.0..=Self::MAX_SCALE).contains(*k))
+            .map(|k| {
+                format!(
+                    "test-time scale {k} is outside 1..={}; 1 is the whole image at the model input, larger scales are tiled",
+                    Self::MAX_SCALE
+                )
+            })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Manifest {
     pub name: String,
@@ -72,6 +113,10 @@ pub struct Manifest {
     /// Offline imagery models: the ground pixel size (metres) they were trained at.
     #[serde(default)]
     pub ground_sample_distance_m: Option<f64>,
+    /// Offline segmentation models: the test-time scales and flip the model's figures were
+    /// measured with (absent: one pass of the whole image at the input size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_time: Option<TestTime>,
     /// Where the manifest was read from (set on load).
     #[serde(skip)]
     pub path: PathBuf,
@@ -94,6 +139,9 @@ impl Manifest {
         };
         if manifest.outputs.is_empty() {
             return Err(bad("lists no outputs".into()));
+        }
+        if let Some(problem) = manifest.test_time.as_ref().and_then(TestTime::problem) {
+            return Err(bad(problem));
         }
         if manifest.input.shape.len() != 4 || manifest.input.shape[0] != -1 {
             return Err(bad(format!(

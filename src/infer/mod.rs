@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::{BackendKind, Device, ModelsConfig};
 pub use manifest::sha256_hex;
-pub use manifest::{Manifest, TensorSpec, list_manifests};
+pub use manifest::{Manifest, TensorSpec, TestTime, list_manifests};
 
 /// Which model version produced a result: the manifest's name and the ONNX file's sha256.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::infer::TestTime;
+
 use super::OfflineError;
 use super::classify;
 use super::metrics::{ClassificationScores, Confusion, SegmentationScores};
@@ -192,6 +194,9 @@ pub struct Report {
     pub segmentation_refined: Option<SegmentationScores>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refine: Option<RefineParams>,
+    /// Segmentation: the test-time scales and flip the figures were measured with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_time: Option<TestTime>,
     #[serde(skip)]
     pub confusion: Confusion,
     #[serde(skip)]
@@ -255,6 +260,7 @@ pub fn evaluate(
         segmentation: (task == Task::Segment).then(|| confusion.segmentation_scores()),
         segmentation_refined: refined.as_ref().map(|c| c.segmentation_scores()),
         refine: refine.copied(),
+        test_time: (task == Task::Segment).then(|| model.test_time.clone()),
         confusion,
         confusion_refined: refined,
     })
@@ -324,6 +330,14 @@ pub fn table(report: &Report) -> String {
     );
     if !report.failed.is_empty() {
         out += &format!("  failed {}", report.failed.len());
+    }
+    if let Some(t) = &report.test_time {
+        let scales: Vec<String> = t.scales.iter().map(|k| k.to_string()).collect();
+        out += &format!(
+            "  scales {}{}",
+            scales.join(","),
+            if t.flip { " + flip" } else { "" }
+        );
     }
     out += "\n";
     let pct = |v: f64| format!("{:6.2}", v * 100.0);

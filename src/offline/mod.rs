@@ -22,6 +22,7 @@ pub mod geotiff;
 pub mod lesion;
 pub mod metrics;
 pub mod model;
+pub mod multiscale;
 pub mod raster;
 pub mod refine;
 pub mod retrieval;

@@ -9,7 +9,7 @@ use fast_image_resize::pixels::F32;
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions};
 
 use crate::infer::ModelsConfig;
-use crate::infer::{InferError, Manifest, Model, ModelError};
+use crate::infer::{InferError, Manifest, Model, ModelError, TestTime};
 
 use super::OfflineError;
 
@@ -36,6 +36,9 @@ pub struct OfflineModel {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
+    /// Segmentation: the test-time scales and flip (the manifest's, or one whole-image
+    /// pass; `offline segment|evaluate --scales/--flip` override it).
+    pub test_time: TestTime,
     resizer: Resizer,
 }
 
@@ -89,12 +92,14 @@ impl OfflineModel {
                 m.classes.len()
             )));
         }
+        let test_time = m.test_time.clone().unwrap_or_default();
         Ok(OfflineModel {
             model,
             task,
             channels,
             height,
             width,
+            test_time,
             resizer: Resizer::new(),
         })
     }

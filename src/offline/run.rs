@@ -9,6 +9,8 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::infer::TestTime;
+
 use super::OfflineError;
 use super::classify::{self, Classification};
 use super::geotiff;
@@ -41,14 +43,19 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// The options that change a result, as the store's key (stable JSON).
-    pub fn key(&self, task: Task) -> String {
+    /// The options that change a result, as the store's key (stable JSON). A segmentation
+    /// model's test-time plan is part of it unless it is the single whole-image pass (so
+    /// results stored before plans existed still match).
+    pub fn key(&self, task: Task, test_time: &TestTime) -> String {
         let scale = match self.scale16.unwrap_or(Scale16::Percentile) {
             Scale16::Range(lo, hi) => format!("{lo}:{hi}"),
             Scale16::Percentile => "p2-p98".into(),
         };
         match task {
             Task::Classify => json!({"stride": self.stride, "bands": self.bands, "scale16": scale}),
+            Task::Segment if *test_time != TestTime::default() => json!({
+                "refine": self.refine, "bands": self.bands, "scale16": scale, "test_time": test_time
+            }),
             Task::Segment => json!({"refine": self.refine, "bands": self.bands, "scale16": scale}),
         }
         .to_string()
@@ -120,7 +127,7 @@ impl Analyzer {
     ) -> Result<Outcome, OfflineError> {
         let sha = crate::infer::sha256_hex(bytes);
         let task = self.model.task;
-        let key = self.options.key(task);
+        let key = self.options.key(task, &self.model.test_time);
         let model_id = self.model_id();
         if !self.options.force
             && let Some(store) = &self.store
@@ -301,6 +308,8 @@ impl Analyzer {
             .collect::<serde_json::Map<_, _>>()
             .into();
         line["refined"] = json!(result.summary.refined);
+        line["scales"] = json!(result.summary.scales);
+        line["flip"] = json!(result.summary.flip);
     }
 
     fn write_segmentation(

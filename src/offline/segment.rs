@@ -1,5 +1,6 @@
-//! Semantic segmentation: the whole image resized to the model input, class
-//! probabilities resized back to the image (bilinear), optionally refined with the
+//! Semantic segmentation: the whole image resized to the model input (and, with
+//! test-time scales above 1, tiled at larger sizes: `multiscale`), class probabilities
+//! resized back to the image (bilinear), optionally refined with the
 //! contextual-regularization energy, then argmax per pixel.
 
 use std::path::Path;
@@ -9,6 +10,7 @@ use serde::Serialize;
 
 use super::OfflineError;
 use super::model::OfflineModel;
+use super::multiscale;
 use super::raster::Raster;
 use super::refine::{self, RefineParams};
 
@@ -26,6 +28,9 @@ pub struct SegmentSummary {
     /// Share of the image's pixels per class, in class order.
     pub class_fractions: Vec<f32>,
     pub refined: bool,
+    /// The test-time scales used (1: the whole image at the model input).
+    pub scales: Vec<f32>,
+    pub flip: bool,
 }
 
 pub fn segment(
@@ -52,11 +57,14 @@ pub fn segment(
         summary: SegmentSummary {
             class_fractions: counts.iter().map(|c| *c as f32 / n as f32).collect(),
             refined: refine_with.is_some(),
+            scales: model.test_time.scales.clone(),
+            flip: model.test_time.flip,
         },
     })
 }
 
-/// The network's class probabilities at the image's size, class-major.
+/// The network's class probabilities at the image's size, class-major, averaged over the
+/// model's test-time scales and flip.
 pub fn probabilities(
     model: &mut OfflineModel,
     raster: &Raster,
@@ -75,19 +83,8 @@ pub fn probabilities(
     }
     let bands = model.manifest().bands.clone();
     let planes = raster.select(&bands, path)?;
-    let (mw, mh) = (model.width, model.height);
-    let mut input = Vec::with_capacity(model.channels * mw * mh);
-    for plane in &planes {
-        input.extend(model.resize_plane(plane, (w, h), (mw, mh))?);
-    }
-    let small = model.run(&input, 1)?;
-    let classes = model.classes().len();
-    let mut probs = Vec::with_capacity(classes * w * h);
-    for c in 0..classes {
-        let plane = &small[c * mw * mh..(c + 1) * mw * mh];
-        probs.extend(model.resize_plane(plane, (mw, mh), (w, h))?);
-    }
-    Ok(probs)
+    let plan = model.test_time.clone();
+    multiscale::probabilities(model, &planes, (w, h), &plan)
 }
 
 /// Contextual-regularization refinement guided by the image's own colours.

@@ -167,3 +167,62 @@ fn evaluate_gives_exact_scores_on_known_labels_and_ignores_void() {
         "{metrics}"
     );
 }
+
+#[test]
+fn test_time_scales_come_from_the_manifest_and_flags_override_them() {
+    // The shipped sequence-split model carries `test_time` (scales 1 and 1.5, mirrored).
+    const MS: &str = "segment-camvid-lite0-balanced-352x480-colour";
+    let out = tempfile::tempdir().expect("tempdir");
+    let frame = &frames()[0];
+    let out_dir = s(out.path());
+    let frame_path = s(frame);
+    let segment = |extra: &[&str]| {
+        let mut args = vec!["segment", "--model", MS, "--out", &out_dir];
+        args.extend_from_slice(extra);
+        args.push(&frame_path);
+        let (code, lines, stderr) = offline(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let labels = image::open(out.path().join("000000.labels.png"))
+            .expect("labels")
+            .into_luma8();
+        (lines[0].clone(), labels)
+    };
+    let (line, tiled) = segment(&[]);
+    assert_eq!(line["scales"], serde_json::json!([1.0, 1.5]), "{line}");
+    assert_eq!(line["flip"], true, "{line}");
+    assert_eq!(tiled.dimensions(), (320, 240));
+
+    // One whole-image pass is another result, not the stored multi-scale one, and it
+    // labels some pixels differently (about a third on this face frame, far from the
+    // road scenes the model knows; the same image, so most pixels agree).
+    let (line, single) = segment(&["--scales", "1", "--flip=false"]);
+    assert_eq!(line["scales"], serde_json::json!([1.0]), "{line}");
+    assert_eq!(line["flip"], false, "{line}");
+    assert!(line.get("from_store").is_none(), "{line}");
+    let changed = tiled
+        .pixels()
+        .zip(single.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(
+        changed > 0 && changed < 320 * 240 / 2,
+        "{changed} pixels differ"
+    );
+
+    // A scale below 1 is refused with the reason, before any input is read.
+    let (code, _, stderr) = offline(&[
+        "segment",
+        "--model",
+        MS,
+        "--scales",
+        "0.5",
+        "--out",
+        &s(out.path()),
+        &s(frame),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("--scales: test-time scale 0.5 is outside 1..=8"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,109 @@
+"""Test-time scales and flip for a trained segmentation model: scores its held-out list with
+one whole-image pass and with the given plan (the image resized to k times the model input
+and cut into model-sized tiles overlapping by half, each scale also mirrored with --flip,
+probabilities averaged), and writes the plan and both figures into the model's manifest.
+`spectrald offline segment|evaluate` then use the plan by default (docs/offline.md).
+
+    python models/train/segment_test_time.py models/NAME.json --split models/NAME-heldout.csv --scales 1,1.5 --flip
+
+The ONNX file is not touched (its sha256 stays valid). Choose the plan on data you do not
+report (other folds), as the CamVid card describes.
+"""
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from segment_cr import VOID, confusion, scores
+
+
+def tile_origins(length, tile):
+    """Every half tile, plus one flush with the far edge (src/offline/multiscale.rs)."""
+    last = length - tile
+    return sorted(set(range(0, max(last, 0), max(tile // 2, 1))) | {max(last, 0)})
+
+
+def at_scale(session, img, size, k, flip):
+    """Class probabilities [C, kH, kW] of one pass: the frame resized to k x the input `size`."""
+    h, w = size
+    big_h, big_w = max(round(h * k), h), max(round(w * k), w)
+    big = np.asarray(Image.fromarray(img).resize((big_w, big_h), Image.BILINEAR), np.float32) / 255
+    if flip:
+        big = big[:, ::-1]
+    acc, count = None, np.zeros((big_h, big_w), np.float32)
+    for y in tile_origins(big_h, h):
+        for x in tile_origins(big_w, w):
+            tile = np.ascontiguousarray(big[y:y + h, x:x + w].transpose(2, 0, 1))[None]
+            probs = session.run(None, {"image": tile})[0][0]
+            if acc is None:
+                acc = np.zeros((len(probs), big_h, big_w), np.float32)
+            acc[:, y:y + h, x:x + w] += probs
+            count[y:y + h, x:x + w] += 1
+    acc /= count
+    return acc[:, :, ::-1].copy() if flip else acc
+
+
+def predict(session, img, size, scales, flip, shape):
+    """Labels at `shape` (the label map's): the passes' probabilities averaged."""
+    total = 0
+    for k in scales:
+        for mirrored in ([False, True] if flip else [False]):
+            probs = torch.from_numpy(at_scale(session, img, size, k, mirrored))[None]
+            total = total + F.interpolate(probs, size=shape, mode="bilinear", align_corners=False)[0]
+    return total.argmax(0).numpy()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("manifest", type=Path)
+    ap.add_argument("--split", type=Path, required=True, help="held-out list (columns image, label)")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/camvid-dev"))
+    ap.add_argument("--scales", default="1,1.5")
+    ap.add_argument("--flip", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    try:
+        scales = [float(k) for k in args.scales.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: --scales {args.scales!r}: give numbers, e.g. 1,1.5") from None
+    if not scales or any(not 1 <= k <= 8 for k in scales):
+        raise SystemExit(f"error: --scales {args.scales}: each scale must be in 1..8 (1 = the whole image)")
+    for path in (args.manifest, args.split):
+        if not path.exists():
+            raise SystemExit(f"error: {path} not found")
+    manifest = json.loads(args.manifest.read_text())
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    session = ort.InferenceSession(str(args.manifest.parent / manifest["file"]), options,
+                                   providers=["CPUExecutionProvider"])
+    size = tuple(manifest["input"]["shape"][2:])
+    rows = list(csv.DictReader(open(args.split)))
+    single, planned = (np.zeros((VOID, VOID), np.int64) for _ in range(2))
+    for r in rows:
+        img = np.asarray(Image.open(args.data / r["image"]).convert("RGB"))
+        lab = np.asarray(Image.open(args.data / r["label"]))
+        single += confusion(lab, predict(session, img, size, [1.0], False, lab.shape), VOID)
+        planned += confusion(lab, predict(session, img, size, scales, args.flip, lab.shape), VOID)
+    classes = manifest["classes"]
+    report = {}
+    for key, cm in (("metrics_single_pass", single), ("metrics", planned)):
+        m = scores(cm)
+        m["per_class_iu"] = dict(zip(classes, m["per_class_iu"]))
+        m["held_out_frames"] = len(rows)
+        report[key] = m
+        print(key, f"mean IU {m['mean_iu'] * 100:.2f}  pixel acc {m['pixel_accuracy'] * 100:.2f}", flush=True)
+    manifest["test_time"] = {"scales": scales, "flip": args.flip}
+    manifest.update(report)
+    args.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"wrote test_time and both figures into {args.manifest}")
+
+
+if __name__ == "__main__":
+    main()
