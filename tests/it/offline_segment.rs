@@ -21,6 +21,11 @@ fn frames() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Pixels labelled differently in two maps of one image.
+fn differing_pixels(a: &image::GrayImage, b: &image::GrayImage) -> usize {
+    a.pixels().zip(b.pixels()).filter(|(p, q)| p != q).count()
+}
+
 #[test]
 fn segment_writes_label_maps_and_overlays_the_size_of_the_image() {
     let out = tempfile::tempdir().expect("tempdir");
@@ -72,11 +77,7 @@ fn segment_writes_label_maps_and_overlays_the_size_of_the_image() {
     let refined = image::open(out.path().join("000000.labels.png"))
         .expect("refined labels")
         .into_luma8();
-    let changed = labels
-        .pixels()
-        .zip(refined.pixels())
-        .filter(|(a, b)| a != b)
-        .count();
+    let changed = differing_pixels(&labels, &refined);
     assert!(
         changed < 320 * 240 / 5,
         "refinement rewrote {changed} pixels"
@@ -199,11 +200,7 @@ fn test_time_scales_come_from_the_manifest_and_flags_override_them() {
     assert_eq!(line["scales"], serde_json::json!([1.0]), "{line}");
     assert_eq!(line["flip"], false, "{line}");
     assert!(line.get("from_store").is_none(), "{line}");
-    let changed = tiled
-        .pixels()
-        .zip(single.pixels())
-        .filter(|(a, b)| a != b)
-        .count();
+    let changed = differing_pixels(&tiled, &single);
     assert!(
         changed > 0 && changed < 320 * 240 / 2,
         "{changed} pixels differ"
