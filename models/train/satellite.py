@@ -346,6 +346,7 @@ def ship(ds, name, args, model, names, test, test_images, pred, training, extra_
             "onnx_agreement": agree,
         } | extra_metrics,
         "card": f"{name}.md",
+        "ontology": f"{args.dataset}.ontology.toml",  # shared by the models of one data set
         "licence": ds.licence,
     }
     write_manifest(args.out / f"{name}.json", manifest)

@@ -393,6 +393,7 @@ def main():
         },
         "metrics": metrics,
         "card": "segment-camvid-lite0.md",
+        "ontology": "camvid.ontology.toml",
         "licence": "research use only (trained on CamVid, no open licence); backbone Apache-2.0; see the model card",
     }
     write_manifest(args.out / f"{name}.json", manifest)

@@ -156,7 +156,7 @@ pub struct Target {
 
 #[derive(Args)]
 pub struct TermArgs {
-    /// Term hierarchy (TOML); default models/NAME.ontology.toml.
+    /// Term hierarchy (TOML); default the file the model manifest names ("ontology"), else models/NAME.ontology.toml.
     #[arg(long)]
     ontology: Option<PathBuf>,
     /// Weight of the image-based term dissimilarity (signatures) against the ontological

@@ -98,6 +98,10 @@ pub struct Manifest {
     pub metrics: serde_json::Value,
     #[serde(default)]
     pub card: Option<String>,
+    /// Offline models: their classes' term hierarchy for retrieval, relative to the
+    /// manifest (absent: `NAME.ontology.toml`); models with the same classes share one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ontology: Option<PathBuf>,
     #[serde(default)]
     pub licence: Option<String>,
     /// Offline models: one name per output class, in output order.

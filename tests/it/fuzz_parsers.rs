@@ -190,7 +190,7 @@ fn replay_manifests() {
 
 #[test]
 fn ontologies_and_feedback_sessions() {
-    let ontology = fixture("models/satellite-eurosat-lite0.ontology.toml");
+    let ontology = fixture("models/eurosat.ontology.toml");
     let tree = Ontology::parse(&String::from_utf8_lossy(&ontology), "seed").expect("seed parses");
     let terms: Vec<String> = ["Forest", "River", "Highway"]
         .iter()

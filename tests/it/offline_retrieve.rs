@@ -365,8 +365,9 @@ fn bad_inputs_are_named_with_the_fix() {
 
 /// Every shipped classify or segment model can serve retrieval as it is: its ontology file
 /// names each of its classes and its ONNX graph yields one signature per class. A model
-/// added without its `NAME.ontology.toml`, or with a class the file lacks, fails here
-/// instead of at a user's first `retrieve` command.
+/// added without its ontology file (`"ontology"` in the manifest, or `NAME.ontology.toml`),
+/// or with a class the file lacks, fails here instead of at a user's first `retrieve`
+/// command.
 #[test]
 fn every_shipped_offline_model_has_a_complete_ontology() {
     use spectrald::offline::retrieval::{retriever_for, terms::Feedback};

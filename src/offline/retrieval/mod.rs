@@ -59,12 +59,14 @@ pub enum RetrievalError {
     },
 }
 
-/// Where a model's term hierarchy lives unless given: beside its manifest,
-/// `NAME.ontology.toml`.
+/// Where a model's term hierarchy lives unless given: the file its manifest names
+/// (`"ontology"`, relative to the manifest), else `NAME.ontology.toml` beside it.
 pub fn default_ontology(manifest: &Manifest) -> PathBuf {
-    manifest
-        .path
-        .with_file_name(format!("{}.ontology.toml", manifest.name))
+    let file = manifest
+        .ontology
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.ontology.toml", manifest.name)));
+    manifest.path.parent().unwrap_or(Path::new(".")).join(file)
 }
 
 /// The initial retriever of a model: its classes as terms, signatures from its ONNX
@@ -109,4 +111,31 @@ pub fn retriever_for(
         },
         other => other,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(extra: &str) -> Manifest {
+        let mut m: Manifest = serde_json::from_str(&format!(
+            r#"{{"name": "seg-a", "task": "segment", "version": "1", "file": "a.onnx", "sha256": "",
+                "input": {{"name": "image", "shape": [-1, 3, 8, 8]}}, "outputs": []{extra}}}"#
+        ))
+        .expect("manifest json");
+        m.path = PathBuf::from("/models/seg-a.json");
+        m
+    }
+
+    #[test]
+    fn the_ontology_is_the_manifests_file_else_one_named_after_the_model() {
+        assert_eq!(
+            default_ontology(&manifest("")),
+            Path::new("/models/seg-a.ontology.toml")
+        );
+        assert_eq!(
+            default_ontology(&manifest(r#", "ontology": "camvid.ontology.toml""#)),
+            Path::new("/models/camvid.ontology.toml")
+        );
+    }
 }
