@@ -13,12 +13,11 @@ report (other folds), as the CamVid card describes.
 import argparse
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from segment_cr import VOID, confusion, scores
@@ -30,18 +29,31 @@ def tile_origins(length, tile):
     return sorted(set(range(0, max(last, 0), max(tile // 2, 1))) | {max(last, 0)})
 
 
-def at_scale(session, img, size, k, flip):
+def resize(planes, size):
+    """Float planes [C, H, W] resized to `size` (H, W) with Pillow's bilinear convolution,
+    which antialiases when shrinking: what the Rust side (fast_image_resize) does."""
+    h, w = size
+    return np.stack([np.asarray(Image.fromarray(p, mode="F").resize((w, h), Image.BILINEAR)) for p in planes])
+
+
+def scaled(side, k):
+    """round(side * k), halves away from zero as Rust's f64::round, at least `side`."""
+    return max(int(math.floor(side * k + 0.5)), side)
+
+
+def at_scale(session, input_name, img, size, k, flip):
     """Class probabilities [C, kH, kW] of one pass: the frame resized to k x the input `size`."""
     h, w = size
-    big_h, big_w = max(round(h * k), h), max(round(w * k), w)
-    big = np.asarray(Image.fromarray(img).resize((big_w, big_h), Image.BILINEAR), np.float32) / 255
+    big_h, big_w = scaled(h, k), scaled(w, k)
+    rgb = img.transpose(2, 0, 1).astype(np.float32) / 255
+    big = resize(rgb, (big_h, big_w)).transpose(1, 2, 0)
     if flip:
         big = big[:, ::-1]
     acc, count = None, np.zeros((big_h, big_w), np.float32)
     for y in tile_origins(big_h, h):
         for x in tile_origins(big_w, w):
             tile = np.ascontiguousarray(big[y:y + h, x:x + w].transpose(2, 0, 1))[None]
-            probs = session.run(None, {"image": tile})[0][0]
+            probs = session.run(None, {input_name: tile})[0][0]
             if acc is None:
                 acc = np.zeros((len(probs), big_h, big_w), np.float32)
             acc[:, y:y + h, x:x + w] += probs
@@ -50,14 +62,13 @@ def at_scale(session, img, size, k, flip):
     return acc[:, :, ::-1].copy() if flip else acc
 
 
-def predict(session, img, size, scales, flip, shape):
+def predict(session, input_name, img, size, scales, flip, shape):
     """Labels at `shape` (the label map's): the passes' probabilities averaged."""
     total = 0
     for k in scales:
         for mirrored in ([False, True] if flip else [False]):
-            probs = torch.from_numpy(at_scale(session, img, size, k, mirrored))[None]
-            total = total + F.interpolate(probs, size=shape, mode="bilinear", align_corners=False)[0]
-    return total.argmax(0).numpy()
+            total = total + resize(at_scale(session, input_name, img, size, k, mirrored), shape)
+    return total.argmax(0)
 
 
 def main():
@@ -79,18 +90,22 @@ def main():
         if not path.exists():
             raise SystemExit(f"error: {path} not found")
     manifest = json.loads(args.manifest.read_text())
+    if manifest.get("task") != "segment":
+        raise SystemExit(f"error: {args.manifest} is a {manifest.get('task')!r} model; test-time scales are for segment models")
+    input_name = manifest["input"]["name"]
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     session = ort.InferenceSession(str(args.manifest.parent / manifest["file"]), options,
                                    providers=["CPUExecutionProvider"])
     size = tuple(manifest["input"]["shape"][2:])
-    rows = list(csv.DictReader(open(args.split)))
+    with open(args.split, newline="") as f:
+        rows = list(csv.DictReader(f))
     single, planned = (np.zeros((VOID, VOID), np.int64) for _ in range(2))
     for r in rows:
         img = np.asarray(Image.open(args.data / r["image"]).convert("RGB"))
         lab = np.asarray(Image.open(args.data / r["label"]))
-        single += confusion(lab, predict(session, img, size, [1.0], False, lab.shape), VOID)
-        planned += confusion(lab, predict(session, img, size, scales, args.flip, lab.shape), VOID)
+        single += confusion(lab, predict(session, input_name, img, size, [1.0], False, lab.shape), VOID)
+        planned += confusion(lab, predict(session, input_name, img, size, scales, args.flip, lab.shape), VOID)
     classes = manifest["classes"]
     report = {}
     for key, cm in (("metrics_single_pass", single), ("metrics", planned)):

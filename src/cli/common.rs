@@ -104,10 +104,10 @@ pub struct ScaleArgs {
     /// model input, cut into model-sized tiles when k > 1), probabilities averaged.
     /// Default: the model manifest's `test_time` (else 1).
     #[arg(long, value_delimiter = ',')]
-    scales: Option<Vec<f32>>,
+    scales: Option<Vec<f64>>,
     /// Also average every scale over the mirrored image (`--flip=false` turns a
     /// manifest's flip off). Default: the manifest's.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     flip: Option<bool>,
 }
 
@@ -131,7 +131,8 @@ impl ScaleArgs {
                 .unwrap_or_else(|| model.test_time.scales.clone()),
             flip: self.flip.unwrap_or(model.test_time.flip),
         };
-        if let Some(problem) = plan.problem() {
+        let classes = model.classes().len();
+        if let Some(problem) = plan.problem_for((model.width, model.height), classes) {
             anyhow::bail!("--scales: {problem}");
         }
         model.test_time = plan;

@@ -43,7 +43,7 @@ impl TensorSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestTime {
-    pub scales: Vec<f32>,
+    pub scales: Vec<f64>,
     #[serde(default)]
     pub flip: bool,
 }
@@ -59,12 +59,23 @@ impl Default for TestTime {
 
 impl TestTime {
     /// The largest scale accepted: a pass at scale k runs about (2k - 1)² tiles.
-    pub const MAX_SCALE: f32 = 8.0;
+    pub const MAX_SCALE: f64 = 8.0;
+    /// The largest class-probability buffer one pass may hold (classes × scaled width ×
+    /// scaled height × 4 bytes), so a plan cannot exhaust memory on a large model.
+    pub const MAX_PASS_BYTES: usize = 1 << 30;
+
+    /// The size a pass at scale `k` resizes the image to: `k` times the model input.
+    pub fn scaled_size(k: f64, (width, height): (usize, usize)) -> (usize, usize) {
+        (
+            ((width as f64 * k).round() as usize).max(width),
+            ((height as f64 * k).round() as usize).max(height),
+        )
+    }
 
     /// Why the scales cannot be used, if they cannot.
     pub fn problem(&self) -> Option<String> {
         if self.scales.is_empty() {
-            return Some("test_time.scales is empty; give at least one scale, e.g. [1.0]".into());
+            return Some("no scales; give at least one, e.g. 1 (the whole image)".into());
         }
         self.scales
             .iter()
@@ -75,6 +86,25 @@ impl TestTime {
                     Self::MAX_SCALE
                 )
             })
+    }
+
+    /// `problem`, or a pass too large for a model of `input` size (width, height) and
+    /// `classes` outputs.
+    pub fn problem_for(&self, input: (usize, usize), classes: usize) -> Option<String> {
+        self.problem().or_else(|| {
+            let largest = self.scales.iter().copied().fold(1.0, f64::max);
+            let (w, h) = Self::scaled_size(largest, input);
+            let bytes = classes.saturating_mul(w).saturating_mul(h).saturating_mul(4);
+            (bytes > Self::MAX_PASS_BYTES).then(|| {
+                format!(
+                    "test-time scale {largest} needs {} MiB of class probabilities per pass for this {}x{} model with {classes} classes (limit {} MiB); use a smaller scale",
+                    bytes >> 20,
+                    input.0,
+                    input.1,
+                    Self::MAX_PASS_BYTES >> 20
+                )
+            })
+        })
     }
 }
 
@@ -145,7 +175,9 @@ impl Manifest {
             return Err(bad("lists no outputs".into()));
         }
         if let Some(problem) = manifest.test_time.as_ref().and_then(TestTime::problem) {
-            return Err(bad(problem));
+            return Err(bad(format!(
+                "test_time.scales: {problem} (edit the manifest or rerun models/train/segment_test_time.py)"
+            )));
         }
         if manifest.input.shape.len() != 4 || manifest.input.shape[0] != -1 {
             return Err(bad(format!(

@@ -92,6 +92,17 @@ impl OfflineModel {
                 m.classes.len()
             )));
         }
+        if let Some(plan) = &m.test_time {
+            let problem = if task != Task::Segment {
+                Some("test_time is for segment models; remove it from the manifest".to_owned())
+            } else {
+                plan.problem_for((width, height), m.classes.len())
+                    .map(|p| format!("test_time.scales: {p}"))
+            };
+            if let Some(problem) = problem {
+                return Err(bad(problem));
+            }
+        }
         let test_time = m.test_time.clone().unwrap_or_default();
         Ok(OfflineModel {
             model,

@@ -26,13 +26,15 @@ pub fn probabilities(
 ) -> Result<Vec<f32>, OfflineError> {
     let (w, h) = size;
     let classes = model.classes().len();
+    // The manifest's and the CLI's plans are checked where they are read; a plan set
+    // through the library is checked here (an empty one would average nothing).
+    if let Some(problem) = plan.problem_for((model.width, model.height), classes) {
+        return Err(OfflineError::Input(format!("test-time plan: {problem}")));
+    }
     let mut sum = vec![0.0f32; classes * w * h];
     let mut passes = 0usize;
     for &k in &plan.scales {
-        let scaled = (
-            ((model.width as f32 * k).round() as usize).max(model.width),
-            ((model.height as f32 * k).round() as usize).max(model.height),
-        );
+        let scaled = TestTime::scaled_size(k, (model.width, model.height));
         let mut resized = Vec::with_capacity(planes.len());
         for plane in planes {
             resized.push(model.resize_plane(plane, size, scaled)?);
@@ -59,7 +61,7 @@ pub fn probabilities(
             passes += 1;
         }
     }
-    let inv = 1.0 / passes.max(1) as f32;
+    let inv = 1.0 / passes as f32;
     sum.iter_mut().for_each(|v| *v *= inv);
     Ok(sum)
 }
@@ -161,15 +163,20 @@ mod tests {
     }
 
     #[test]
-    fn scales_below_one_or_none_are_refused_with_the_reason() {
-        let plan = |scales: Vec<f32>| TestTime {
+    fn scales_below_one_none_or_too_large_a_pass_are_refused_with_the_reason() {
+        let plan = |scales: Vec<f64>| TestTime {
             scales,
             flip: false,
         };
         assert!(plan(vec![1.0, 1.5]).problem().is_none());
-        assert!(plan(vec![]).problem().unwrap().contains("empty"));
+        assert!(plan(vec![]).problem().unwrap().contains("no scales"));
         assert!(plan(vec![0.5]).problem().unwrap().contains("0.5"));
-        assert!(plan(vec![f32::NAN]).problem().is_some());
+        assert!(plan(vec![f64::NAN]).problem().is_some());
         assert!(plan(vec![9.0]).problem().unwrap().contains("1..=8"));
+        // Scale 8 of a 480x352 model with 11 classes: 476 MiB a pass, accepted; the same
+        // plan on a 1024x1024 model with 150 classes is refused, naming the limit.
+        assert!(plan(vec![1.0, 8.0]).problem_for((480, 352), 11).is_none());
+        let big = plan(vec![8.0]).problem_for((1024, 1024), 150).unwrap();
+        assert!(big.contains("limit 1024 MiB"), "{big}");
     }
 }

@@ -29,7 +29,7 @@ pub struct SegmentSummary {
     pub class_fractions: Vec<f32>,
     pub refined: bool,
     /// The test-time scales used (1: the whole image at the model input).
-    pub scales: Vec<f32>,
+    pub scales: Vec<f64>,
     pub flip: bool,
 }
 

@@ -206,6 +206,12 @@ fn test_time_scales_come_from_the_manifest_and_flags_override_them() {
         "{changed} pixels differ"
     );
 
+    // A bare --flip before the inputs is the flag, not a value swallowing the first path;
+    // with the manifest's scales it is the plan already stored.
+    let (line, _) = segment(&["--flip"]);
+    assert_eq!(line["scales"], serde_json::json!([1.0, 1.5]), "{line}");
+    assert_eq!(line["from_store"], true, "{line}");
+
     // A scale below 1 is refused with the reason, before any input is read.
     let (code, _, stderr) = offline(&[
         "segment",

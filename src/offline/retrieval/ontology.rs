@@ -40,7 +40,7 @@ impl Ontology {
         let text = std::fs::read_to_string(path).map_err(|e| RetrievalError::Ontology {
             path: path.display().to_string(),
             message: format!(
-                "cannot read it ({e}); write the term hierarchy there (docs/retrieval.md) or pass --ontology FILE"
+                "cannot read it ({e}); write the term hierarchy there (docs/retrieval.md), fix the model manifest's \"ontology\" field, or pass --ontology FILE"
             ),
         })?;
         Ontology::parse(&text, &path.display().to_string())
