@@ -172,7 +172,7 @@ fn evaluate_gives_exact_scores_on_known_labels_and_ignores_void() {
 #[test]
 fn test_time_scales_come_from_the_manifest_and_flags_override_them() {
     // The shipped sequence-split model carries `test_time` (scales 1 and 1.5, mirrored).
-    const MS: &str = "segment-camvid-lite0-balanced-352x480-colour";
+    const MS: &str = "segment-camvid-lite0-balanced-352x480-colour-aspp";
     let out = tempfile::tempdir().expect("tempdir");
     let frame = &frames()[0];
     let out_dir = s(out.path());
