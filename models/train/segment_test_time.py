@@ -62,13 +62,14 @@ def at_scale(session, input_name, img, size, k, flip):
     return acc[:, :, ::-1].copy() if flip else acc
 
 
-def predict(session, input_name, img, size, scales, flip, shape):
-    """Labels at `shape` (the label map's): the passes' probabilities averaged."""
-    total = 0
-    for k in scales:
-        for mirrored in ([False, True] if flip else [False]):
-            total = total + resize(at_scale(session, input_name, img, size, k, mirrored), shape)
-    return total.argmax(0)
+def passes_of(scales, flip):
+    """The (scale, mirrored) passes of a plan."""
+    return [(k, mirrored) for k in scales for mirrored in ([False, True] if flip else [False])]
+
+
+def predict(passes, plan):
+    """Labels: the plan's passes' probabilities (at the label map's size) averaged."""
+    return sum(passes[p] for p in plan).argmax(0)
 
 
 def main():
@@ -100,12 +101,16 @@ def main():
     size = tuple(manifest["input"]["shape"][2:])
     with open(args.split, newline="") as f:
         rows = list(csv.DictReader(f))
+    single_plan, plan = passes_of([1.0], False), passes_of(scales, args.flip)
     single, planned = (np.zeros((VOID, VOID), np.int64) for _ in range(2))
     for r in rows:
         img = np.asarray(Image.open(args.data / r["image"]).convert("RGB"))
         lab = np.asarray(Image.open(args.data / r["label"]))
-        single += confusion(lab, predict(session, input_name, img, size, [1.0], False, lab.shape), VOID)
-        planned += confusion(lab, predict(session, input_name, img, size, scales, args.flip, lab.shape), VOID)
+        # Each pass runs once per frame, also when both plans use it (scale 1, unmirrored).
+        passes = {p: resize(at_scale(session, input_name, img, size, *p), lab.shape)
+                  for p in dict.fromkeys(single_plan + plan)}
+        single += confusion(lab, predict(passes, single_plan), VOID)
+        planned += confusion(lab, predict(passes, plan), VOID)
     classes = manifest["classes"]
     report = {}
     for key, cm in (("metrics_single_pass", single), ("metrics", planned)):

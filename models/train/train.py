@@ -194,14 +194,20 @@ def batches(n, size, rng, extra=()):
     return [np.sort(order[i:i + size]) for i in range(0, len(order), size)]
 
 
+def top_faces(score, share, repeat):
+    """The `share` of faces with the highest `score` (at least one), each `repeat` times:
+    the extra samples of an epoch (see `batches`)."""
+    top = np.argsort(-score)[:max(1, round(share * len(score)))]
+    return np.repeat(top, repeat)
+
+
 def hard_faces(face_loss, share, repeat):
     """Online hard-example mining: the `share` of faces with the highest point loss when last
     seen, each `repeat` more times this epoch. Rare poses (profiles, open mouths) are where
     the failures (NME > 0.08) are; a uniform epoch sees each of them once."""
     if repeat <= 0 or not face_loss.any():
         return np.empty(0, np.int64)
-    hard = np.argsort(-face_loss)[:max(1, round(share * len(face_loss)))]
-    return np.repeat(hard, repeat)
+    return top_faces(face_loss, share, repeat)
 
 
 def shape_rarity(points):
@@ -226,8 +232,7 @@ def rare_faces(points, share, repeat):
     on the model, so faces it already fits well still come often enough to stay fitted."""
     if repeat <= 0:
         return np.empty(0, np.int64)
-    rare = np.argsort(-shape_rarity(points))[:max(1, round(share * len(points)))]
-    return np.repeat(rare, repeat)
+    return top_faces(shape_rarity(points), share, repeat)
 
 
 # ---- training ------------------------------------------------------------------------------
@@ -402,12 +407,11 @@ def main():
         D.fail(f"--init-from: needs --head heatmap and {args.init_from}/landmark/final.pt (a finished heatmap run)")
     if not 0.0 <= args.thermal_share <= 1.0:
         D.fail(f"--thermal-share: {args.thermal_share} is not a share; use a value in [0, 1]")
-    if not 0.0 < args.hard_share <= 1.0 or args.hard_repeat < 0:
-        D.fail(f"--hard-share {args.hard_share} / --hard-repeat {args.hard_repeat}: use a share in (0, 1] "
-               "and a repeat count ≥ 0")
-    if not 0.0 < args.rare_share <= 1.0 or args.rare_repeat < 0:
-        D.fail(f"--rare-share {args.rare_share} / --rare-repeat {args.rare_repeat}: use a share in (0, 1] "
-               "and a repeat count ≥ 0")
+    for kind, share, repeat in (("hard", args.hard_share, args.hard_repeat),
+                                ("rare", args.rare_share, args.rare_repeat)):
+        if not 0.0 < share <= 1.0 or repeat < 0:
+            D.fail(f"--{kind}-share {share} / --{kind}-repeat {repeat}: use a share in (0, 1] "
+                   "and a repeat count ≥ 0")
     if (args.hard_repeat or args.rare_repeat) and args.head != "heatmap":
         D.fail("--hard-repeat and --rare-repeat are for the heatmap head (--head heatmap)")
     if args.head == "heatmap" and "boundary" in kinds:

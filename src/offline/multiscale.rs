@@ -76,9 +76,10 @@ fn tiled(
     let (sw, sh) = size;
     let (mw, mh) = (model.width, model.height);
     let classes = model.classes().len();
+    let xs = tile_origins(sw, mw);
     let origins: Vec<(usize, usize)> = tile_origins(sh, mh)
         .into_iter()
-        .flat_map(|y| tile_origins(sw, mw).into_iter().map(move |x| (x, y)))
+        .flat_map(|y| xs.iter().map(move |&x| (x, y)))
         .collect();
     let mut acc = vec![0.0f32; classes * sw * sh];
     let mut count = vec![0u16; sw * sh];
