@@ -137,6 +137,35 @@ def cr_loss(probs, image, sigma):
     return total / len(OFFSETS)
 
 
+class LearnableCr(nn.Module):
+    """The paper's learnable contextual regularization: 8 kernels D_j (3x3), initialised to
+    the fixed differences f(i) - f(i + d_j), shared between the image's weight maps (eq. 6)
+    and the softmax maps (eq. 7), held near unit norm by the kernel loss l_k (eq. 9)."""
+
+    def __init__(self, alpha=1000.0, beta=1000.0):
+        super().__init__()
+        k = torch.zeros(len(OFFSETS), 1, 3, 3)
+        for j, (dy, dx) in enumerate(OFFSETS):
+            k[j, 0, 1, 1], k[j, 0, 1 + dy, 1 + dx] = 1.0, -1.0
+        self.kernels = nn.Parameter(k)
+        self.alpha, self.beta = alpha, beta
+
+    def apply(self, x):
+        """D_j (x) x for every channel: [B, C, H, W] -> [B, C, 8, H-2, W-2]."""
+        b, c, h, w = x.shape
+        return F.conv2d(x.reshape(b * c, 1, h, w), self.kernels).reshape(b, c, len(OFFSETS), h - 2, w - 2)
+
+    def loss(self, probs, image, sigma):
+        """l_c as cr_loss (a mean, not a sum), with these kernels."""
+        weight = torch.exp(-(self.apply(image) ** 2).sum(1, keepdim=True) / (2 * sigma**2))
+        return (weight * self.apply(probs).abs()).mean()
+
+    def kernel_loss(self):
+        """l_k = sum_j alpha (|d_j|^2 - 1)^2 + beta |d_j|^2."""
+        norms = (self.kernels**2).sum((1, 2, 3))
+        return (self.alpha * (norms - 1) ** 2 + self.beta * norms).sum()
+
+
 def median_frequency_weights(labels, n):
     """SegNet's class balancing: weight_c = median(freq) / freq_c, where freq_c is class c's
     pixels over the pixels of the training frames that contain c (void not counted)."""
@@ -264,6 +293,9 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("models"))
     ap.add_argument("--cr-lambda", type=float, default=100.0)
     ap.add_argument("--sigma", type=float, default=0.25)
+    ap.add_argument("--cr-kernels", choices=("fixed", "learnable"), default="fixed",
+                    help="fixed: the 8 neighbour differences; learnable: the paper's kernels, "
+                         "trained with the kernel loss l_k (alpha = beta = 1000 as the paper)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -319,7 +351,11 @@ def main():
             m.weight.requires_grad_(False)
             m.bias.requires_grad_(False)
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+    learnable = LearnableCr() if args.cr_kernels == "learnable" and args.cr_lambda > 0 else None
+    if args.cr_kernels == "learnable" and learnable is None:
+        raise SystemExit("error: --cr-kernels learnable needs the CR loss (--cr-lambda > 0)")
+    groups = [{"params": params}] + ([{"params": learnable.parameters(), "weight_decay": 0.0}] if learnable else [])
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     steps = args.epochs * ((len(x) + args.batch - 1) // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
     log = []
@@ -331,7 +367,7 @@ def main():
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()
         perm = torch.randperm(len(x))
-        sums = np.zeros(2)
+        sums = np.zeros(3)
         for i in range(0, len(x), args.batch):
             idx = perm[i : i + args.batch]
             img, lab = x[idx], y[idx]
@@ -343,20 +379,27 @@ def main():
                 img = photometric(img)
             logits = net.logits(img)
             ce = F.cross_entropy(logits, lab, weight=weights, ignore_index=VOID)
-            cr = cr_loss(torch.softmax(logits, 1), img, args.sigma) if args.cr_lambda > 0 else torch.zeros(())
-            loss = ce + args.cr_lambda * cr
+            probs = torch.softmax(logits, 1)
+            if learnable is not None:
+                cr, lk = learnable.loss(probs, img, args.sigma), learnable.kernel_loss()
+            else:
+                cr = cr_loss(probs, img, args.sigma) if args.cr_lambda > 0 else torch.zeros(())
+                lk = torch.zeros(())
+            loss = ce + args.cr_lambda * cr + lk
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-            sums += [ce.item() * len(idx), cr.item() * len(idx)]
+            sums += [ce.item() * len(idx), cr.item() * len(idx), lk.item() * len(idx)]
         entry = {"epoch": epoch + 1, "ce": sums[0] / len(x), "cr": sums[1] / len(x), "s": round(time.time() - t0)}
+        if learnable is not None:
+            entry["lk"] = sums[2] / len(x)
         log.append(entry)
         print(json.dumps(entry), flush=True)
 
     net.eval()
     # The recipe's choices are in the name, so a variant never overwrites the shipped model.
-    name = ("segment-camvid-lite0" + ("-cr" if args.cr_lambda > 0 else "")
+    name = ("segment-camvid-lite0" + ("-cr" if args.cr_lambda > 0 else "") + ("k" if learnable else "")
             + ("-balanced" if args.class_balance else "") + ("" if (h, w) == (H, W) else f"-{h}x{w}")
             + ("" if args.augment == "flip" else f"-{args.augment}") + ("" if args.head == "fcn8" else f"-{args.head}")
             + ("-all" if args.all_sequences else ""))
@@ -406,9 +449,12 @@ def main():
             "train_frames": len(x),
             "network": f"{HEADS[args.head][1]} on EfficientNet-Lite0 (ImageNet, PyPI, Apache-2.0), encoder BatchNorm frozen",
             "loss": ("softmax CE" + (" weighted by median frequency balancing" if args.class_balance else "")
-                     + (" + lambda * CR" if args.cr_lambda > 0 else "")),
+                     + (" + lambda * CR" if args.cr_lambda > 0 else "") + (" + l_k" if learnable else "")),
             "cr": {"lambda": args.cr_lambda, "sigma": args.sigma, "neighbours": 8,
-                   "normalisation": "mean over pixels, neighbours and classes", "kernels": "fixed differences"},
+                   "normalisation": "mean over pixels, neighbours and classes",
+                   "kernels": ("fixed differences" if learnable is None else
+                               {"learnable": "initialised to the fixed differences, l_k alpha = beta = 1000",
+                                "learned": learnable.kernels.detach().reshape(len(OFFSETS), 3, 3).tolist()})},
             "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "optimizer": "AdamW wd 1e-4, one-cycle",
             "augment": AUGMENTS[args.augment][1],
             "seed": args.seed, "seconds": round(time.time() - t0),

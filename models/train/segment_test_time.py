@@ -8,6 +8,12 @@ probabilities averaged), and writes the plan and both figures into the model's m
 
 The ONNX file is not touched (its sha256 stays valid). Choose the plan on data you do not
 report (other folds), as the CamVid card describes.
+
+A model trained on every frame (`segment_cr.py --all-sequences`) has no held-out frames of
+its own; its figure is the mean over the sequence folds trained with the same recipe:
+
+    python models/train/segment_test_time.py models/NAME-all.json --scales 1,1.5 --flip \
+        --folds runs/camvid-seq-*/NAME.json   # each fold's manifest, scored with the same plan
 """
 
 import argparse
@@ -72,10 +78,33 @@ def predict(passes, plan):
     return sum(passes[p] for p in plan).argmax(0)
 
 
+KEYS = ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")
+
+
+def fold_estimate(paths, plan):
+    """The mean of the folds' figures (each fold's held-out sequence unseen by that fold)."""
+    folds = []
+    for path in paths:
+        fold = json.loads(path.read_text())
+        if fold.get("test_time") != plan:
+            raise SystemExit(f"error: {path} was scored with the plan {fold.get('test_time')}, not {plan}; "
+                             f"run this script on it with --split first")
+        folds.append({"model": str(path), "split": fold["training"]["split"],
+                      "held_out_frames": fold["metrics"]["held_out_frames"],
+                      **{k: fold["metrics"][k] for k in KEYS}})
+    estimate = {k: float(np.mean([f[k] for f in folds])) for k in KEYS}
+    return estimate | {"held_out_frames": 0,
+                       "estimate": "mean over sequence folds trained with the same recipe; this model saw every frame",
+                       "folds": folds}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("manifest", type=Path)
-    ap.add_argument("--split", type=Path, required=True, help="held-out list (columns image, label)")
+    ap.add_argument("--split", type=Path, help="held-out list (columns image, label)")
+    ap.add_argument("--folds", type=Path, nargs="+", default=[],
+                    help="instead of --split: the manifests of the sequence folds (same recipe, already "
+                         "scored with the same plan); their mean becomes this model's estimate")
     ap.add_argument("--data", type=Path, default=Path("../shared/data/camvid-dev"))
     ap.add_argument("--scales", default="1,1.5")
     ap.add_argument("--flip", action="store_true")
@@ -87,12 +116,24 @@ def main():
         raise SystemExit(f"error: --scales {args.scales!r}: give numbers, e.g. 1,1.5") from None
     if not scales or any(not 1 <= k <= 8 for k in scales):
         raise SystemExit(f"error: --scales {args.scales}: each scale must be in 1..8 (1 = the whole image)")
-    for path in (args.manifest, args.split):
+    if (args.split is None) == (not args.folds):
+        raise SystemExit("error: give either --split (score this model's held-out frames) or --folds "
+                         "(a model trained on every frame: the mean of its sequence folds)")
+    for path in [args.manifest, *([args.split] if args.split else []), *args.folds]:
         if not path.exists():
             raise SystemExit(f"error: {path} not found")
     manifest = json.loads(args.manifest.read_text())
     if manifest.get("task") != "segment":
         raise SystemExit(f"error: {args.manifest} is a {manifest.get('task')!r} model; test-time scales are for segment models")
+    plan_of_args = {"scales": scales, "flip": args.flip}
+    if args.folds:
+        manifest["metrics"] = fold_estimate(args.folds, plan_of_args)
+        manifest.pop("metrics_single_pass", None)
+        manifest["test_time"] = plan_of_args
+        args.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
+        print(f"mean IU {manifest['metrics']['mean_iu'] * 100:.2f} (mean of {len(args.folds)} folds); "
+              f"wrote test_time and the estimate into {args.manifest}")
+        return
     input_name = manifest["input"]["name"]
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
