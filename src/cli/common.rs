@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use spectrald::infer::{BackendKind, ModelsConfig, TestTime};
-use spectrald::offline::model::{OfflineModel, Task};
+use spectrald::offline::model::OfflineModel;
 use spectrald::offline::refine::RefineParams;
 
 /// Exit code when some inputs failed and the rest were analysed.
@@ -104,39 +104,35 @@ pub struct ScaleArgs {
     /// model input, cut into model-sized tiles when k > 1), probabilities averaged.
     /// Default: the model manifest's `test_time` (else 1).
     #[arg(long, value_delimiter = ',')]
-    scales: Option<Vec<f64>>,
+    pub scales: Option<Vec<f64>>,
     /// Also average every scale over the mirrored image (`--flip=false` turns a
     /// manifest's flip off). Default: the manifest's.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    flip: Option<bool>,
+    pub flip: Option<bool>,
 }
 
 impl ScaleArgs {
     /// The model's test-time plan with these flags over it; an unusable plan, or flags
     /// given for a classifier, is an error naming the flag.
     pub fn apply(&self, model: &mut OfflineModel) -> Result<()> {
-        if self.scales.is_none() && self.flip.is_none() {
-            return Ok(());
+        model
+            .override_test_time(self.scales.clone(), self.flip)
+            .map_err(|problem| anyhow::anyhow!("--scales/--flip: {problem}"))
+    }
+
+    /// The check that needs no model (`offline submit`: the workers load it).
+    pub fn check_range(&self) -> Result<()> {
+        let problem = self.scales.as_ref().and_then(|scales| {
+            TestTime {
+                scales: scales.clone(),
+                flip: false,
+            }
+            .problem()
+        });
+        match problem {
+            Some(problem) => anyhow::bail!("--scales: {problem}"),
+            None => Ok(()),
         }
-        if model.task != Task::Segment {
-            anyhow::bail!(
-                "--scales/--flip are for segmentation models; this is a {} model",
-                model.task.as_str()
-            );
-        }
-        let plan = TestTime {
-            scales: self
-                .scales
-                .clone()
-                .unwrap_or_else(|| model.test_time.scales.clone()),
-            flip: self.flip.unwrap_or(model.test_time.flip),
-        };
-        let classes = model.classes().len();
-        if let Some(problem) = plan.problem_for((model.width, model.height), classes) {
-            anyhow::bail!("--scales: {problem}");
-        }
-        model.test_time = plan;
-        Ok(())
     }
 }
 

@@ -16,7 +16,7 @@ use spectrald::offline::run;
 use spectrald::signals::Shutdown;
 
 use super::common::{
-    BackendArgs, EXIT_PARTIAL, RasterArgs, RefineArgs, bar, exit_code, write_stdout,
+    BackendArgs, EXIT_PARTIAL, RasterArgs, RefineArgs, ScaleArgs, bar, exit_code, write_stdout,
 };
 
 #[derive(Args)]
@@ -69,6 +69,8 @@ pub struct SubmitArgs {
     refine: RefineArgs,
     #[command(flatten)]
     raster: RasterArgs,
+    #[command(flatten)]
+    scales: ScaleArgs,
     /// Replicas of the job streams and buckets when this submit creates them (a cluster).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
@@ -130,8 +132,9 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
     if !jobs::valid_batch_id(&batch) {
         bail!("--batch-id {batch:?}: use letters, digits, '-' and '_' only");
     }
-    // Checked here, so a malformed range is not found by every worker, job by job.
+    // Checked here, so a malformed range or scale is not found by every worker, job by job.
     args.raster.scale16()?;
+    args.scales.check_range()?;
     if !(1..=5).contains(&args.replicas) {
         bail!(
             "--replicas {}: JetStream keeps 1 to 5 replicas",
@@ -150,6 +153,8 @@ pub fn submit(args: SubmitArgs) -> Result<ExitCode> {
                 .map(|p| (p.lambda, p.sigma, p.iterations)),
             bands: args.raster.bands.clone(),
             range: args.raster.range.clone(),
+            scales: args.scales.scales.clone(),
+            flip: args.scales.flip,
         },
         batch: batch.clone(),
         replicas: args.replicas,

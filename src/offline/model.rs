@@ -37,7 +37,7 @@ pub struct OfflineModel {
     pub height: usize,
     pub width: usize,
     /// Segmentation: the test-time scales and flip (the manifest's, or one whole-image
-    /// pass; `offline segment|evaluate --scales/--flip` override it).
+    /// pass; `offline segment|evaluate --scales/--flip` and the HTTP query override it).
     pub test_time: TestTime,
     resizer: Resizer,
 }
@@ -117,6 +117,39 @@ impl OfflineModel {
 
     pub fn manifest(&self) -> &Manifest {
         &self.model.manifest
+    }
+
+    /// The test-time plan asked for at run time (CLI flags, an HTTP query) over the
+    /// manifest's: `scales` and `flip` replace its parts when given. Refused, with the reason,
+    /// for a classifier or a plan this model cannot run.
+    pub fn override_test_time(
+        &mut self,
+        scales: Option<Vec<f64>>,
+        flip: Option<bool>,
+    ) -> Result<(), String> {
+        if scales.is_none() && flip.is_none() {
+            return Ok(());
+        }
+        if self.task != Task::Segment {
+            return Err(format!(
+                "test-time scales and flip are for segmentation models; this is a {} model",
+                self.task.as_str()
+            ));
+        }
+        let plan = TestTime {
+            scales: scales.unwrap_or_else(|| self.test_time.scales.clone()),
+            flip: flip.unwrap_or(self.test_time.flip),
+        };
+        if let Some(problem) = plan.problem_for((self.width, self.height), self.classes().len()) {
+            return Err(problem);
+        }
+        self.test_time = plan;
+        Ok(())
+    }
+
+    /// The manifest's test-time plan again (a pooled model after a request overrode it).
+    pub fn reset_test_time(&mut self) {
+        self.test_time = self.model.manifest.test_time.clone().unwrap_or_default();
     }
 
     pub fn classes(&self) -> &[String] {

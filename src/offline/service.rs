@@ -3,9 +3,12 @@
 //! - `GET  /api/v1/offline/models` — the offline models in the models folder.
 //! - `POST /api/v1/offline/{model}` — body: one image (PNG/JPEG/TIFF); answer: the result
 //!   line (`spectrald.offline/v1`), also kept in the store. Query: `stride`, `refine`,
-//!   `bands` (comma-separated names), `range` (`lo:hi` for 16-bit).
+//!   `bands` (comma-separated names), `range` (`lo:hi` for 16-bit), and for segmentation
+//!   `scales` (e.g. `1,1.5`) and `flip` over the manifest's test-time plan.
 //! - `POST /api/v1/offline/{model}/jobs` — body `{"inputs": [...]}` (files, folders, globs
-//!   under `--jobs-root`); answer 202 with the job id. Jobs run one after another.
+//!   under `--jobs-root`), optionally with the query's options as fields (`"stride"`,
+//!   `"refine"`, `"bands"`, `"range"`, `"scales": [1, 1.5]`, `"flip"`); answer 202 with the
+//!   job id. Jobs run one after another.
 //! - `GET  /api/v1/offline/jobs/{id}` — progress (total, done, skipped, failures).
 //! - `GET  /api/v1/offline/jobs/{id}/results` — the result lines so far (NDJSON).
 //! - `POST /api/v1/offline/lesion` — body: one dermoscopic image; answer: the lesion
@@ -45,7 +48,7 @@ use super::refine::RefineParams;
 use super::retrieval_api::{self, Retrieval};
 use super::run::{self, Analyzer, Outcome, Progress, RunOptions};
 use super::store::Store;
-use crate::infer::ModelsConfig;
+use crate::infer::{ModelsConfig, TestTime};
 use crate::signals::Shutdown;
 use crate::web::{self, BearerAuth, Limits, WebError, WebServer};
 
@@ -122,7 +125,9 @@ impl ModelPool {
         }
     }
 
-    fn give_back(&self, name: &str, model: OfflineModel) {
+    fn give_back(&self, name: &str, mut model: OfflineModel) {
+        // A request may have overridden the test-time plan; the next one starts from the manifest's.
+        model.reset_test_time();
         if let Ok(mut idle) = self.idle.lock() {
             idle.entry(name.to_owned()).or_default().push(model);
         }
@@ -156,6 +161,7 @@ struct JobStatus {
 struct Job {
     inputs: Vec<PathBuf>,
     options: RunOptions,
+    plan: PlanRequest,
     status: Mutex<JobStatus>,
     lines: Mutex<Vec<String>>,
 }
@@ -327,6 +333,54 @@ struct AnalyseQuery {
     bands: Option<String>,
     range: Option<String>,
     name: Option<String>,
+    scales: Option<String>,
+    flip: Option<bool>,
+}
+
+/// A request's test-time plan over the model's (`scales=1,1.5`, `flip=true|false`).
+#[derive(Clone, Default)]
+struct PlanRequest {
+    scales: Option<Vec<f64>>,
+    flip: Option<bool>,
+}
+
+impl PlanRequest {
+    /// Scales outside the range any model accepts are refused here, before a model loads.
+    fn new(scales: Option<Vec<f64>>, flip: Option<bool>) -> Result<PlanRequest, String> {
+        if let Some(problem) = scales.as_ref().and_then(|scales| {
+            TestTime {
+                scales: scales.clone(),
+                flip: false,
+            }
+            .problem()
+        }) {
+            return Err(format!("scales: {problem}"));
+        }
+        Ok(PlanRequest { scales, flip })
+    }
+
+    fn parse(scales: Option<&str>, flip: Option<bool>) -> Result<PlanRequest, String> {
+        let scales = match scales {
+            Some(text) => Some(
+                text.split(',')
+                    .map(|k| {
+                        k.trim().parse::<f64>().map_err(|_| {
+                            format!("scales {text:?}: {k:?} is not a number; give e.g. 1,1.5")
+                        })
+                    })
+                    .collect::<Result<Vec<f64>, String>>()?,
+            ),
+            None => None,
+        };
+        PlanRequest::new(scales, flip)
+    }
+
+    /// `model` with this plan over its manifest's; the reason when it cannot run it.
+    fn apply(&self, model: &mut OfflineModel) -> Result<(), OfflineError> {
+        model
+            .override_test_time(self.scales.clone(), self.flip)
+            .map_err(|problem| OfflineError::Unsupported(format!("scales/flip: {problem}")))
+    }
 }
 
 fn run_options(q: &AnalyseQuery, out_dir: Option<PathBuf>) -> Result<RunOptions, String> {
@@ -394,9 +448,17 @@ async fn analyse_upload(
         Ok(o) => o,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    let plan = match PlanRequest::parse(query.scales.as_deref(), query.flip) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
     let upload_name = query.name.clone().unwrap_or_else(|| "upload".into());
     let work = move || -> Result<Value, OfflineError> {
-        let loaded = state.models.take(&state.options, &model)?;
+        let mut loaded = state.models.take(&state.options, &model)?;
+        if let Err(e) = plan.apply(&mut loaded) {
+            state.models.give_back(&model, loaded);
+            return Err(e);
+        }
         let store = Store::open(&state.options.store)?;
         let mut analyzer = Analyzer::new(loaded, Some(store), options)?;
         let input = format!("upload:{upload_name}");
@@ -514,6 +576,10 @@ struct JobRequest {
     bands: Option<String>,
     #[serde(default)]
     range: Option<String>,
+    #[serde(default)]
+    scales: Option<Vec<f64>>,
+    #[serde(default)]
+    flip: Option<bool>,
 }
 
 static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
@@ -578,7 +644,11 @@ async fn submit_job(
         refine: request.refine,
         bands: request.bands,
         range: request.range,
-        name: None,
+        ..AnalyseQuery::default()
+    };
+    let plan = match PlanRequest::new(request.scales, request.flip) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let options = match run_options(&query, Some(out_dir.clone())) {
         Ok(o) => o,
@@ -587,6 +657,7 @@ async fn submit_job(
     let job = Arc::new(Job {
         inputs,
         options,
+        plan,
         status: Mutex::new(JobStatus {
             id,
             model,
@@ -655,7 +726,11 @@ fn run_jobs(state: AppState, queue: crossbeam_channel::Receiver<Arc<Job>>, stop:
         let prepared = state
             .models
             .take(&state.options, &model_name)
-            .and_then(|model| {
+            .and_then(|mut model| {
+                if let Err(e) = job.plan.apply(&mut model) {
+                    state.models.give_back(&model_name, model);
+                    return Err(e);
+                }
                 let store = Store::open(&state.options.store)?;
                 Analyzer::new(model, Some(store), job.options.clone())
             });

@@ -263,6 +263,110 @@ fn a_folder_job_reports_progress_and_failures_and_stays_inside_its_root() {
     assert!(!Path::new(&text).exists());
 }
 
+/// The job at `url` once it has finished.
+fn finished_job(port: u16, url: &str, token: Option<&str>) -> Value {
+    let started = Instant::now();
+    loop {
+        let (_, _, text) = http(port, "GET", url, token, "");
+        let status: Value = serde_json::from_str(&text).expect("json");
+        if status["state"] == "done" || status["state"] == "failed" {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "job did not finish: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_segmentation_request_can_choose_its_test_time_plan() {
+    // The shipped sequence-split model's manifest asks for scales 1 and 1.5, mirrored.
+    const MS: &str = "segment-camvid-lite0-balanced-352x480-colour-aspp";
+    let (server, data) = start(None);
+    let port = server.port;
+    let frame = std::fs::read(common::fixture_session().join("visible/000000.jpg")).expect("frame");
+    let url = |query: &str| format!("/api/v1/offline/{MS}{query}");
+
+    let (status, planned) = post_image(port, &url(""), None, &frame);
+    assert_eq!(status, 200, "{planned}");
+    assert_eq!(
+        planned["scales"],
+        serde_json::json!([1.0, 1.5]),
+        "{planned}"
+    );
+    assert_eq!(planned["flip"], true, "{planned}");
+
+    // One whole-image pass is asked for, computed (not the stored plan's result) and said.
+    let (status, single) = post_image(port, &url("?scales=1&flip=false"), None, &frame);
+    assert_eq!(status, 200, "{single}");
+    assert_eq!(single["scales"], serde_json::json!([1.0]), "{single}");
+    assert_eq!(single["flip"], false, "{single}");
+    assert!(single.get("from_store").is_none(), "{single}");
+    assert_ne!(single["class_fractions"], planned["class_fractions"]);
+
+    // The pooled model went back to its manifest's plan: a plain request is the first result.
+    let (_, again) = post_image(port, &url(""), None, &frame);
+    assert_eq!(again["scales"], serde_json::json!([1.0, 1.5]), "{again}");
+    assert_eq!(again["from_store"], true, "{again}");
+
+    // Plans no model can run, and plans for a classifier, are refused with the reason.
+    let (status, e) = post_image(port, &url("?scales=0.5"), None, &frame);
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("0.5 is outside 1..=8")),
+        "{e}"
+    );
+    let (status, e) = post_image(port, &url("?scales=one"), None, &frame);
+    assert_eq!(status, 400, "{e}");
+    let (status, e) = post_image(
+        port,
+        "/api/v1/offline/satellite-eurosat-lite0?scales=1.5",
+        None,
+        &patch_png(0, 0),
+    );
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("for segmentation models; this is a classify model")),
+        "{e}"
+    );
+
+    // A folder job takes the same fields.
+    std::fs::write(data.join("patches/frame.jpg"), &frame).expect("write");
+    let (status, _, text) = http(
+        port,
+        "POST",
+        &url("/jobs"),
+        None,
+        r#"{"inputs":["patches/frame.jpg"],"scales":[1],"flip":false}"#,
+    );
+    assert_eq!(status, 202, "{text}");
+    let job: Value = serde_json::from_str(&text).expect("json");
+    let job_url = job["status"].as_str().expect("status url").to_string();
+    let done = finished_job(port, &job_url, None);
+    assert_eq!(done["state"], "done", "{done}");
+    let (_, _, results) = http(port, "GET", &format!("{job_url}/results"), None, "");
+    let line: Value = serde_json::from_str(results.lines().next().expect("a line")).expect("json");
+    assert_eq!(line["scales"], serde_json::json!([1.0]), "{line}");
+    assert_eq!(
+        done["skipped"], 1,
+        "the upload's single pass was stored: {done}"
+    );
+    let (status, _, text) = http(
+        port,
+        "POST",
+        &url("/jobs"),
+        None,
+        r#"{"inputs":["patches"],"scales":[9]}"#,
+    );
+    assert_eq!(status, 400, "{text}");
+}
+
 /// A brown 80×50 ellipse on textured skin, 240×180, as PNG bytes.
 fn lesion_png() -> Vec<u8> {
     let image = image::RgbImage::from_fn(240, 180, |x, y| {

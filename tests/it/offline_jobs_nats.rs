@@ -330,4 +330,46 @@ fn an_input_too_large_for_the_store_fails_alone_and_results_say_what_is_missing(
         stderr.contains("cannot load model no-such-model"),
         "the newest batch (t3) and why it failed: {stderr}"
     );
+
+    // A segmentation batch with its own test-time plan: the workers run that plan (one
+    // whole-image pass, not the manifest's scales 1 and 1.5 mirrored) and say so.
+    const MS: &str = "segment-camvid-lite0-balanced-352x480-colour-aspp";
+    let frame = s(&common::fixture_session().join("visible/000000.jpg"));
+    let (code, _, stderr) = offline(&[
+        "submit",
+        "--nats",
+        &url,
+        "--batch-id",
+        "t4",
+        "--scales",
+        "1",
+        "--flip=false",
+        MS,
+        &frame,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut w = worker(&url, &dir.path().join("w"), &dir.path().join("w3.log"), "3");
+    assert!(w.wait().expect("worker exits when idle").success());
+    let (code, lines, stderr) = offline_within(
+        &["results", "--nats", &url, "--batch-id", "t4"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines[0]["scales"], serde_json::json!([1.0]), "{}", lines[0]);
+    assert_eq!(lines[0]["flip"], false, "{}", lines[0]);
+    // A scale no model runs is refused at submit, before anything is queued.
+    let (code, _, stderr) = offline(&[
+        "submit",
+        "--nats",
+        &url,
+        "--scales",
+        "0.5",
+        MS,
+        &s(&paths[0]),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("--scales: test-time scale 0.5 is outside 1..=8"),
+        "{stderr}"
+    );
 }

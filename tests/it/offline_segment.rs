@@ -225,7 +225,7 @@ fn test_time_scales_come_from_the_manifest_and_flags_override_them() {
     ]);
     assert_ne!(code, 0);
     assert!(
-        stderr.contains("--scales: test-time scale 0.5 is outside 1..=8"),
+        stderr.contains("--scales/--flip: test-time scale 0.5 is outside 1..=8"),
         "{stderr}"
     );
 }

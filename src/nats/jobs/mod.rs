@@ -54,6 +54,12 @@ pub struct JobOptions {
     pub bands: Option<Vec<String>>,
     /// `lo:hi` for 16-bit inputs, as `--range` takes it.
     pub range: Option<String>,
+    /// Segmentation: test-time scales and flip over the manifest's plan (`--scales`,
+    /// `--flip`). A worker that predates these fields ignores them and uses its manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scales: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip: Option<bool>,
 }
 
 /// One input of a batch, on the work queue.
@@ -186,5 +192,30 @@ mod tests {
         assert_eq!(serde_json::from_str::<Job>(&text).expect("parse"), job);
         assert_eq!(jobs_subject("b1"), "spectrald.jobs.b1");
         assert!(valid_batch_id("2026-11-26_a") && !valid_batch_id("a.b"));
+    }
+
+    #[test]
+    fn a_test_time_plan_travels_with_the_job_and_old_jobs_still_parse() {
+        let options = JobOptions {
+            scales: Some(vec![1.0, 1.5]),
+            flip: Some(false),
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&options).expect("json");
+        assert!(text.contains(r#""scales":[1.0,1.5]"#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<JobOptions>(&text).expect("parse"),
+            options
+        );
+        // A job from a submitter that predates the plan fields: the worker's manifest plan.
+        let old = r#"{"stride":null,"batch":null,"refine":null,"bands":null,"range":null}"#;
+        let parsed: JobOptions = serde_json::from_str(old).expect("old job parses");
+        assert_eq!((parsed.scales, parsed.flip), (None, None));
+        // Without a plan the JSON is what older workers were sent (so their analyzer keys match).
+        assert!(
+            !serde_json::to_string(&JobOptions::default())
+                .expect("json")
+                .contains("scales")
+        );
     }
 }

@@ -292,8 +292,11 @@ impl<'a> Analyzers<'a> {
 
     fn load(&self, model: &str, options: &JobOptions) -> Result<Analyzer, String> {
         let models = &self.options.models;
-        let loaded = OfflineModel::load(&models.dir, model, models)
+        let mut loaded = OfflineModel::load(&models.dir, model, models)
             .map_err(|e| format!("this worker cannot load model {model}: {e}"))?;
+        loaded
+            .override_test_time(options.scales.clone(), options.flip)
+            .map_err(|e| format!("scales/flip: {e}"))?;
         let scale16 = options
             .range
             .as_deref()
