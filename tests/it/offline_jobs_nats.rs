@@ -77,6 +77,23 @@ fn worker(url: &str, out: &Path, log: &Path, idle_s: &str) -> Child {
         .expect("start worker")
 }
 
+/// One worker takes every queued job and exits once idle; then `offline results` for
+/// `batch` (the newest batch when `None`).
+fn work_off_then_results(
+    url: &str,
+    dir: &Path,
+    log: &str,
+    batch: Option<&str>,
+) -> (i32, Vec<Value>, String) {
+    let mut w = worker(url, &dir.join("w"), &dir.join(log), "3");
+    assert!(w.wait().expect("worker exits when idle").success());
+    let mut args = vec!["results", "--nats", url];
+    if let Some(batch) = batch {
+        args.extend(["--batch-id", batch]);
+    }
+    offline_within(&args, Duration::from_secs(30))
+}
+
 /// `spectrald offline ARGS`, killed (and failed) after `limit`.
 fn offline_within(args: &[&str], limit: Duration) -> (i32, Vec<Value>, String) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -293,12 +310,7 @@ fn an_input_too_large_for_the_store_fails_alone_and_results_say_what_is_missing(
     assert_eq!((code, lines.len()), (3, 0), "{stderr}");
     assert!(stderr.contains("3 not finished"), "{stderr}");
 
-    let mut w = worker(&url, &dir.path().join("w"), &dir.path().join("w.log"), "3");
-    assert!(w.wait().expect("worker exits when idle").success());
-    let (code, lines, stderr) = offline_within(
-        &["results", "--nats", &url, "--batch-id", "t2"],
-        Duration::from_secs(30),
-    );
+    let (code, lines, stderr) = work_off_then_results(&url, dir.path(), "w.log", Some("t2"));
     assert_eq!(code, 3, "one input failed: {stderr}");
     let inputs: Vec<&str> = lines.iter().filter_map(|l| l["input"].as_str()).collect();
     assert_eq!(
@@ -322,9 +334,7 @@ fn an_input_too_large_for_the_store_fails_alone_and_results_say_what_is_missing(
         &s(&paths[0]),
     ]);
     assert_eq!(code, 0, "{stderr}");
-    let mut w = worker(&url, &dir.path().join("w"), &dir.path().join("w2.log"), "3");
-    assert!(w.wait().expect("worker exits when idle").success());
-    let (code, _, stderr) = offline_within(&["results", "--nats", &url], Duration::from_secs(30));
+    let (code, _, stderr) = work_off_then_results(&url, dir.path(), "w2.log", None);
     assert_eq!(code, 3, "{stderr}");
     assert!(
         stderr.contains("cannot load model no-such-model"),
@@ -348,12 +358,7 @@ fn an_input_too_large_for_the_store_fails_alone_and_results_say_what_is_missing(
         &frame,
     ]);
     assert_eq!(code, 0, "{stderr}");
-    let mut w = worker(&url, &dir.path().join("w"), &dir.path().join("w3.log"), "3");
-    assert!(w.wait().expect("worker exits when idle").success());
-    let (code, lines, stderr) = offline_within(
-        &["results", "--nats", &url, "--batch-id", "t4"],
-        Duration::from_secs(30),
-    );
+    let (code, lines, stderr) = work_off_then_results(&url, dir.path(), "w3.log", Some("t4"));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(lines[0]["scales"], serde_json::json!([1.0]), "{}", lines[0]);
     assert_eq!(lines[0]["flip"], false, "{}", lines[0]);
