@@ -37,7 +37,7 @@ pub struct OfflineModel {
     pub height: usize,
     pub width: usize,
     /// Segmentation: the test-time scales and flip (the manifest's, or one whole-image
-    /// pass; `offline segment|evaluate --scales/--flip` and the HTTP query override it).
+    /// pass; `--scales/--flip`, an HTTP request or a NATS job can override it).
     pub test_time: TestTime,
     resizer: Resizer,
 }
@@ -119,9 +119,9 @@ impl OfflineModel {
         &self.model.manifest
     }
 
-    /// The test-time plan asked for at run time (CLI flags, an HTTP query) over the
-    /// manifest's: `scales` and `flip` replace its parts when given. Refused, with the reason,
-    /// for a classifier or a plan this model cannot run.
+    /// The test-time plan asked for at run time (CLI flags, an HTTP request, a NATS job)
+    /// over the manifest's: `scales` and `flip` replace its parts when given. Refused, with
+    /// the reason, for a classifier or a plan this model cannot run.
     pub fn override_test_time(
         &mut self,
         scales: Option<Vec<f64>>,
