@@ -150,15 +150,15 @@ class LearnableCr(nn.Module):
         self.kernels = nn.Parameter(k)
         self.alpha, self.beta = alpha, beta
 
-    def apply(self, x):
+    def differences(self, x):
         """D_j (x) x for every channel: [B, C, H, W] -> [B, C, 8, H-2, W-2]."""
         b, c, h, w = x.shape
         return F.conv2d(x.reshape(b * c, 1, h, w), self.kernels).reshape(b, c, len(OFFSETS), h - 2, w - 2)
 
     def loss(self, probs, image, sigma):
         """l_c as cr_loss (a mean, not a sum), with these kernels."""
-        weight = torch.exp(-(self.apply(image) ** 2).sum(1, keepdim=True) / (2 * sigma**2))
-        return (weight * self.apply(probs).abs()).mean()
+        weight = torch.exp(-(self.differences(image) ** 2).sum(1, keepdim=True) / (2 * sigma**2))
+        return (weight * self.differences(probs).abs()).mean()
 
     def kernel_loss(self):
         """l_k = sum_j alpha (|d_j|^2 - 1)^2 + beta |d_j|^2."""

@@ -127,13 +127,19 @@ def main():
         raise SystemExit(f"error: {args.manifest} is a {manifest.get('task')!r} model; test-time scales are for segment models")
     plan_of_args = {"scales": scales, "flip": args.flip}
     if args.folds:
-        manifest["metrics"] = fold_estimate(args.folds, plan_of_args)
+        report = {"metrics": fold_estimate(args.folds, plan_of_args)}
         manifest.pop("metrics_single_pass", None)
-        manifest["test_time"] = plan_of_args
-        args.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
-        print(f"mean IU {manifest['metrics']['mean_iu'] * 100:.2f} (mean of {len(args.folds)} folds); "
-              f"wrote test_time and the estimate into {args.manifest}")
-        return
+        print(f"mean IU {report['metrics']['mean_iu'] * 100:.2f} (mean of {len(args.folds)} folds)")
+    else:
+        report = score_split(args, manifest, scales)
+    manifest["test_time"] = plan_of_args
+    manifest.update(report)
+    args.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"wrote test_time and {'the estimate' if args.folds else 'both figures'} into {args.manifest}")
+
+
+def score_split(args, manifest, scales):
+    """One whole-image pass and the plan on the --split frames: both figures."""
     input_name = manifest["input"]["name"]
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
@@ -160,10 +166,7 @@ def main():
         m["held_out_frames"] = len(rows)
         report[key] = m
         print(key, f"mean IU {m['mean_iu'] * 100:.2f}  pixel acc {m['pixel_accuracy'] * 100:.2f}", flush=True)
-    manifest["test_time"] = {"scales": scales, "flip": args.flip}
-    manifest.update(report)
-    args.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"wrote test_time and both figures into {args.manifest}")
+    return report
 
 
 if __name__ == "__main__":

@@ -122,14 +122,7 @@ impl ScaleArgs {
 
     /// The check that needs no model (`offline submit`: the workers load it).
     pub fn check_range(&self) -> Result<()> {
-        let problem = self.scales.as_ref().and_then(|scales| {
-            TestTime {
-                scales: scales.clone(),
-                flip: false,
-            }
-            .problem()
-        });
-        match problem {
+        match self.scales.as_deref().and_then(TestTime::scales_problem) {
             Some(problem) => anyhow::bail!("--scales: {problem}"),
             None => Ok(()),
         }

@@ -74,10 +74,16 @@ impl TestTime {
 
     /// Why the scales cannot be used, if they cannot.
     pub fn problem(&self) -> Option<String> {
-        if self.scales.is_empty() {
+        Self::scales_problem(&self.scales)
+    }
+
+    /// Why these scales cannot be used by any model (the check that needs no model, e.g.
+    /// before a job is queued), if they cannot.
+    pub fn scales_problem(scales: &[f64]) -> Option<String> {
+        if scales.is_empty() {
             return Some("no scales; give at least one, e.g. 1 (the whole image)".into());
         }
-        self.scales
+        scales
             .iter()
             .find(|k| !(1.0..=Self::MAX_SCALE).contains(*k))
             .map(|k| {

@@ -125,6 +125,24 @@ impl ModelPool {
         }
     }
 
+    /// `take`, with a request's test-time plan over the manifest's; a plan the model cannot
+    /// run is refused and the model goes back to the pool.
+    fn take_with_plan(
+        &self,
+        options: &ServeOptions,
+        name: &str,
+        plan: &PlanRequest,
+    ) -> Result<OfflineModel, OfflineError> {
+        let mut model = self.take(options, name)?;
+        match plan.apply(&mut model) {
+            Ok(()) => Ok(model),
+            Err(e) => {
+                self.give_back(name, model);
+                Err(e)
+            }
+        }
+    }
+
     fn give_back(&self, name: &str, mut model: OfflineModel) {
         // A request may have overridden the test-time plan; the next one starts from the manifest's.
         model.reset_test_time();
@@ -338,7 +356,6 @@ struct AnalyseQuery {
 }
 
 /// A request's test-time plan over the model's (`scales=1,1.5`, `flip=true|false`).
-#[derive(Clone, Default)]
 struct PlanRequest {
     scales: Option<Vec<f64>>,
     flip: Option<bool>,
@@ -347,13 +364,7 @@ struct PlanRequest {
 impl PlanRequest {
     /// Scales outside the range any model accepts are refused here, before a model loads.
     fn new(scales: Option<Vec<f64>>, flip: Option<bool>) -> Result<PlanRequest, String> {
-        if let Some(problem) = scales.as_ref().and_then(|scales| {
-            TestTime {
-                scales: scales.clone(),
-                flip: false,
-            }
-            .problem()
-        }) {
+        if let Some(problem) = scales.as_deref().and_then(TestTime::scales_problem) {
             return Err(format!("scales: {problem}"));
         }
         Ok(PlanRequest { scales, flip })
@@ -454,11 +465,7 @@ async fn analyse_upload(
     };
     let upload_name = query.name.clone().unwrap_or_else(|| "upload".into());
     let work = move || -> Result<Value, OfflineError> {
-        let mut loaded = state.models.take(&state.options, &model)?;
-        if let Err(e) = plan.apply(&mut loaded) {
-            state.models.give_back(&model, loaded);
-            return Err(e);
-        }
+        let loaded = state.models.take_with_plan(&state.options, &model, &plan)?;
         let store = Store::open(&state.options.store)?;
         let mut analyzer = Analyzer::new(loaded, Some(store), options)?;
         let input = format!("upload:{upload_name}");
@@ -725,12 +732,8 @@ fn run_jobs(state: AppState, queue: crossbeam_channel::Receiver<Arc<Job>>, stop:
             .unwrap_or_default();
         let prepared = state
             .models
-            .take(&state.options, &model_name)
-            .and_then(|mut model| {
-                if let Err(e) = job.plan.apply(&mut model) {
-                    state.models.give_back(&model_name, model);
-                    return Err(e);
-                }
+            .take_with_plan(&state.options, &model_name, &job.plan)
+            .and_then(|model| {
                 let store = Store::open(&state.options.store)?;
                 Analyzer::new(model, Some(store), job.options.clone())
             });
