@@ -5,16 +5,25 @@ onnxruntime, same models, same inputs, same threads. Called by
     python bench/offline_reference.py --models models --scene tests/fixtures/geotiff/rgbn.tif --seconds 10
 
 Prints one JSON object: tiles/s (classification, scene tiled at stride 16, batches of 16)
-and megapixels/s (segmentation of the scene's RGB), decode included in both.
+and megapixels/s (segmentation of the scene's RGB), decode included in both; the model to
+deploy for road scenes in one whole-image pass and with its manifest's test-time plan
+(scales and flip: `models/train/test_time_plan.py`, the twin of src/offline/multiscale.rs).
 """
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "train"))
+from test_time_plan import labels_with_plan  # noqa: E402
+
+DEPLOY = "segment-camvid-lite0-balanced-352x480-colour-aspp-all"
 
 
 def session(path, threads):
@@ -50,6 +59,14 @@ def segment_image(sess, path):
     return w * h / 1e6, labels
 
 
+def segment_with_plan(sess, manifest, path, scales, flip):
+    """The scene's RGB through the model's plan (one pass: scales [1], no flip)."""
+    img = np.asarray(Image.open(path).convert("RGB"))
+    size = tuple(manifest["input"]["shape"][2:])
+    labels = labels_with_plan(sess, manifest["input"]["name"], img, size, scales, flip)
+    return img.shape[0] * img.shape[1] / 1e6, labels
+
+
 def timed(fn, seconds):
     done, start = 0.0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -68,7 +85,15 @@ def main():
     seg = session(f"{args.models}/segment-camvid-lite0.onnx", args.threads)
     tiles = timed(lambda: classify_scene(sat, args.scene, 16, 16), args.seconds)
     mps = timed(lambda: segment_image(seg, args.scene)[0], args.seconds)
-    print(json.dumps({"tiles_per_s": tiles, "megapixels_per_s": mps, "onnxruntime": ort.__version__}))
+    manifest = json.loads(Path(f"{args.models}/{DEPLOY}.json").read_text())
+    deploy = session(f"{args.models}/{manifest['file']}", args.threads)
+    plan = manifest["test_time"]
+    one_pass = timed(lambda: segment_with_plan(deploy, manifest, args.scene, [1.0], False)[0], args.seconds)
+    planned = timed(lambda: segment_with_plan(deploy, manifest, args.scene, plan["scales"], plan["flip"])[0],
+                    args.seconds)
+    print(json.dumps({"tiles_per_s": tiles, "megapixels_per_s": mps,
+                      "deploy_one_pass_megapixels_per_s": one_pass, "deploy_plan_megapixels_per_s": planned,
+                      "deploy_plan": plan, "onnxruntime": ort.__version__}))
 
 
 if __name__ == "__main__":

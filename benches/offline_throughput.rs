@@ -5,7 +5,9 @@
 //! (1) Classification: the bundled 4-band GeoTIFF scene (515x403) decoded and tiled at
 //! stride 16 into 638 patches, classified in batches of 16 — tiles/s. (2) Segmentation of
 //! the same scene's RGB (0.21 MP), with and without contextual-regularization refinement —
-//! megapixels/s. Decode is included. Then `bench/offline_reference.py` (Pillow + numpy +
+//! megapixels/s; (3) the road-scene model to deploy on the same scene, in one whole-image
+//! pass and with its manifest's test-time plan (scales 1 and 1.5, mirrored: 10 passes) —
+//! megapixels/s, so the plan's cost is on record. Decode is included. Then `bench/offline_reference.py` (Pillow + numpy +
 //! onnxruntime, same models, same 2 threads, spinning off) does the same, and the ratios are
 //! printed. Results: a table on stdout and `target/bench/offline_throughput.json`.
 
@@ -16,6 +18,9 @@ use spectrald::infer::{BackendKind, ModelsConfig};
 use spectrald::offline::raster::{self, Scale16};
 use spectrald::offline::refine::RefineParams;
 use spectrald::offline::{OfflineModel, classify, segment};
+
+/// The road-scene segmentation model the docs tell users to deploy.
+const DEPLOY: &str = "segment-camvid-lite0-balanced-352x480-colour-aspp-all";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -91,6 +96,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mps = megapixels(None, &mut seg)?;
     let mps_refined = megapixels(Some(RefineParams::default()), &mut seg)?;
 
+    let mut deploy = load(DEPLOY)?;
+    let plan = format!(
+        "scales {:?}{}",
+        deploy.test_time.scales,
+        if deploy.test_time.flip { " + flip" } else { "" }
+    );
+    let deploy_planned = megapixels(None, &mut deploy)?;
+    deploy.override_test_time(Some(vec![1.0]), Some(false))?;
+    let deploy_one_pass = megapixels(None, &mut deploy)?;
+
     let reference = python_reference(&scene, seconds);
     let ratio = |ours: f64, key: &str| {
         reference
@@ -118,6 +133,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     show("classify tiles/s (stride 16)", tiles_per_s, "tiles_per_s");
     show("segment megapixels/s", mps, "megapixels_per_s");
     println!("{:<34} {mps_refined:>12.2}", "segment + CR refinement MP/s");
+    show(
+        "deploy model MP/s, one pass",
+        deploy_one_pass,
+        "deploy_one_pass_megapixels_per_s",
+    );
+    show(
+        "deploy model MP/s, its plan",
+        deploy_planned,
+        "deploy_plan_megapixels_per_s",
+    );
+    println!("  (the plan: {plan}; model {DEPLOY})");
     if let Err(e) = &reference {
         println!("python reference unavailable: {e}");
     }
@@ -129,6 +155,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "python": reference.as_ref().ok(),
         "ratio_classify": ratio(tiles_per_s, "tiles_per_s"),
         "ratio_segment": ratio(mps, "megapixels_per_s"),
+        "deploy_model": DEPLOY,
+        "deploy_one_pass_megapixels_per_s": deploy_one_pass,
+        "deploy_plan_megapixels_per_s": deploy_planned,
+        "ratio_deploy_one_pass": ratio(deploy_one_pass, "deploy_one_pass_megapixels_per_s"),
+        "ratio_deploy_plan": ratio(deploy_planned, "deploy_plan_megapixels_per_s"),
     });
     let out = repo().join("target/bench");
     std::fs::create_dir_all(&out)?;

@@ -131,6 +131,12 @@ class DMSLHeatmap(nn.Module):
         return self.both(x)[1]
 
 
+def has_batch_norm(state) -> bool:
+    """Whether a saved state dict was trained with batch normalisation (a run started from
+    an exported model, `train.py --init-from-onnx`, is not: its norms are folded in)."""
+    return any(k.endswith("running_mean") for k in state)
+
+
 def soft_argmax(logits):
     """[N, K, H, W] logits -> [N, 2K] (x1, y1, ...) expectations in [0, 1] (pixel centres)."""
     n, k, h, w = logits.shape

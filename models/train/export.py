@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 import dmsl_preprocess as P
-from dmsl_model import DMSL, DMSLHeatmap, INPUT_NAME, OUTPUTS, VARIANTS
+from dmsl_model import DMSL, DMSLHeatmap, INPUT_NAME, OUTPUTS, VARIANTS, has_batch_norm
 
 
 class BoundaryExport(nn.Module):
@@ -71,7 +71,8 @@ def export_one(kind, variant, state, out_dir, name, training, seed, head="fc", l
                version="2.0.0"):
     torch.manual_seed(seed)
     if kind == "landmark" and head == "heatmap":
-        net = DMSLHeatmap(VARIANTS[variant], level=level)
+        norm = state is None or has_batch_norm(state)
+        net = DMSLHeatmap(VARIANTS[variant], level=level, norm=norm)
     else:
         net = DMSL(VARIANTS[variant], OUTPUTS[kind])
     if state is not None:

@@ -24,8 +24,19 @@ step() { # NAME TRAIN-ARGS…: train, export (plain and flip-averaged), evaluate
         cp "$RUNS/fc-mse/boundary/final.pt" "$run/boundary/final.pt"
     fi
     if [ ! -f "$run/onnx/dmsl-landmark-lite.onnx" ]; then
-        $PY export.py --run "$run" --out "$run/onnx"
-        $PY export.py --run "$run" --out "$run/onnx" --suffix=-tta --flip-tta
+        if [ -f "$run/boundary/final.pt" ]; then
+            $PY export.py --run "$run" --out "$run/onnx"
+            $PY export.py --run "$run" --out "$run/onnx" --suffix=-tta --flip-tta
+        else
+            # No boundary run here (runs/ is not kept): pair with the shipped boundary model.
+            $PY export.py --run "$run" --out "$run/onnx" --models landmark
+            $PY export.py --run "$run" --out "$run/onnx" --models landmark --suffix=-tta --flip-tta
+            for suffix in "" -tta; do
+                cp ../dmsl-boundary-lite.onnx "$run/onnx/dmsl-boundary-lite$suffix.onnx"
+                sed "s/\"dmsl-boundary-lite\"/\"dmsl-boundary-lite$suffix\"/" ../dmsl-boundary-lite.json \
+                    >"$run/onnx/dmsl-boundary-lite$suffix.json"
+            done
+        fi
     fi
     for split in val held_out; do
         for tta in "" "-tta"; do
@@ -41,6 +52,21 @@ restart() { # NAME FROM EPOCHS LR THERMAL-SHARE [TRAIN-ARGS…]: a warm restart 
     # heatmap landmark model (its weights, a fresh optimiser and schedule), fc-mse's boundary model
     step "$1" --models landmark --head heatmap --loss wing --epochs "$3" --lr "$4" \
         --thermal-share "$5" --init-from "$RUNS/$2" --boundary-from "$RUNS/fc-mse" "${@:6}"
+}
+
+onnx_restart() { # NAME EPOCHS LR THERMAL-SHARE [TRAIN-ARGS…]: a warm restart of the shipped
+    # landmark model (models/dmsl-landmark-lite.onnx, read back by onnx_weights.py), no mask loss
+    step "$1" --models landmark --head heatmap --loss wing --epochs "$2" --lr "$3" \
+        --thermal-share "$4" --mask-weight 0 --init-from-onnx ../dmsl-landmark-lite.onnx "${@:5}"
+}
+
+soup() { # NAME RUN…: the shipped landmark model's weights averaged with these restarts' (soup.py)
+    local name=$1
+    shift
+    if [ ! -f "$RUNS/$name/landmark/final.pt" ]; then
+        $PY soup.py --out "$RUNS/$name" --onnx ../dmsl-landmark-lite.onnx --runs "${@/#/$RUNS/}"
+    fi
+    step "$name"
 }
 
 variants=("$@")
@@ -81,6 +107,13 @@ for v in "${variants[@]}"; do
         # loss-driven) come three more times each epoch.
         heatmap-wing-ft-rare) restart heatmap-wing-ft-rare heatmap-wing-ft-t100 20 2e-4 1.0 \
             --rare-share 0.1 --rare-repeat 3 ;;
+        # From the shipped v2.2.0 model (its ONNX; the runs above are not kept): ft-rare's
+        # schedule again, then the average of its weights with the shipped model's.
+        onnx-rare) onnx_restart onnx-rare 20 2e-4 1.0 --rare-share 0.1 --rare-repeat 3 ;;
+        soup-rare) soup soup-rare onnx-rare ;;
+        # The same with hard-example mining instead, and the average of all three.
+        onnx-hard) onnx_restart onnx-hard 20 2e-4 1.0 --hard-share 0.1 --hard-repeat 3 ;;
+        soup-rare-hard) soup soup-rare-hard onnx-rare onnx-hard ;;
         *) echo "unknown variant $v" >&2; exit 2 ;;
     esac
 done

@@ -22,6 +22,7 @@ The same script runs on CPU or GPU (`--device`).
 """
 
 import argparse
+import hashlib
 import json
 import math
 import multiprocessing
@@ -36,7 +37,8 @@ import torch.nn.functional as F
 import crops as C
 import dmsl_preprocess as P
 import faces as D
-from dmsl_model import DMSL, DMSLHeatmap, OUTPUTS, VARIANTS
+from dmsl_model import DMSL, DMSLHeatmap, OUTPUTS, VARIANTS, has_batch_norm
+from onnx_weights import load_exported
 
 RUNS = Path(__file__).resolve().parent / "runs"
 
@@ -308,7 +310,10 @@ def train_heatmap(args, pool, log):
     out = args.out / "landmark"
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    net = DMSLHeatmap(VARIANTS[args.variant], level=args.heatmap_level).to(args.device)
+    init_state = torch.load(args.init_from / "landmark" / "final.pt", map_location="cpu") if args.init_from else None
+    # A restart from an exported model (or from a run that was one) has its norms folded in.
+    norm = not args.init_from_onnx and (init_state is None or has_batch_norm(init_state))
+    net = DMSLHeatmap(VARIANTS[args.variant], level=args.heatmap_level, norm=norm).to(args.device)
     passes, n = points.shape[:2]
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs)
@@ -317,14 +322,22 @@ def train_heatmap(args, pool, log):
     # Each face's point loss when last seen (hard-example mining), kept across resumes.
     saved = state.get("face_loss")
     face_loss = saved.numpy() if saved is not None else np.zeros(points.shape[1], np.float32)
-    if start == 0 and args.init_from:
+    if start == 0 and init_state is not None:
         # A warm restart: the weights of a finished run, a fresh optimiser and schedule.
         try:
-            net.load_state_dict(torch.load(args.init_from / "landmark" / "final.pt", map_location="cpu"))
+            net.load_state_dict(init_state)
         except RuntimeError as e:
             D.fail(f"--init-from {args.init_from}: its landmark model is not a {args.variant} heatmap model "
                    f"(trained with another --head or --variant): {str(e).splitlines()[0]}")
         log("landmark", "init-from", 0, 0.0, 0.0)
+    if start == 0 and args.init_from_onnx:
+        # The same from a shipped model: its graph's (norm-folded) convolution weights.
+        try:
+            load_exported(net.cpu(), args.init_from_onnx)
+        except ValueError as e:
+            D.fail(f"--init-from-onnx: {e}")
+        net.to(args.device)
+        log("landmark", "init-from-onnx", 0, 0.0, 0.0)
     loss_fn = point_loss(args.loss)
     # Rarity from the first pool pass (its random rotation and flip do not change a shape's
     # distance after alignment).
@@ -369,6 +382,9 @@ def main():
     ap.add_argument("--jitter", type=float, default=0.06, help="landmark model: box jitter before black-out")
     ap.add_argument("--boundary-from", type=Path, help="reuse this run's trained boundary model")
     ap.add_argument("--init-from", type=Path, help="heatmap head: start from this run's landmark weights")
+    ap.add_argument("--init-from-onnx", type=Path,
+                    help="heatmap head: start from this exported landmark model (e.g. the shipped one; "
+                         "needs --mask-weight 0: its mask branch is not in the graph)")
     ap.add_argument("--thermal-share", type=float, default=C.THERMAL_SHARE,
                     help="share of augmented samples made thermal-like")
     ap.add_argument("--hard-share", type=float, default=0.1,
@@ -405,6 +421,13 @@ def main():
             D.fail(f"--models: unknown model {kind!r}; use boundary and/or landmark")
     if args.init_from and not (args.head == "heatmap" and (args.init_from / "landmark" / "final.pt").exists()):
         D.fail(f"--init-from: needs --head heatmap and {args.init_from}/landmark/final.pt (a finished heatmap run)")
+    if args.init_from_onnx:
+        if args.init_from or args.head != "heatmap" or not args.init_from_onnx.is_file():
+            D.fail(f"--init-from-onnx {args.init_from_onnx}: needs --head heatmap, an existing .onnx file, "
+                   "and no --init-from")
+        if args.mask_weight != 0:
+            D.fail("--init-from-onnx: the exported model has no mask branch (Algorithm 1's mask is only a "
+                   "training target); pass --mask-weight 0")
     if not 0.0 <= args.thermal_share <= 1.0:
         D.fail(f"--thermal-share: {args.thermal_share} is not a share; use a value in [0, 1]")
     for kind, share, repeat in (("hard", args.hard_share, args.hard_repeat),
@@ -420,7 +443,10 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "train_log.jsonl"
     (args.out / "train_args.json").write_text(json.dumps(
-        {k: str(v) for k, v in vars(args).items()} | {"train_faces": len(faces)}, indent=1))
+        {k: str(v) for k, v in vars(args).items()} | {"train_faces": len(faces)}
+        # Which exported model a restart began from (the file under that name changes when one ships).
+        | ({"init_from_onnx_sha256": hashlib.sha256(args.init_from_onnx.read_bytes()).hexdigest()}
+           if args.init_from_onnx else {}), indent=1))
 
     def log(kind, stage, epoch, loss, secs):
         line = {"model": kind, "stage": stage, "epoch": epoch, "loss": loss, "seconds": round(secs, 1)}

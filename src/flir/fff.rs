@@ -165,7 +165,7 @@ pub struct PictureInPicture {
 impl PictureInPicture {
     /// Thermal pixel → photo pixel (0-based pixel centres, row-major 3×3) for a thermal
     /// image `thermal_w` wide on a photo `photo_w × photo_h`: the default registration of a
-    /// radiometric JPEG. `None` when the ratio is unusable.
+    /// radiometric JPEG. `None` when the ratio or a size is unusable.
     pub fn thermal_to_visible(
         &self,
         thermal_w: u32,
@@ -173,11 +173,17 @@ impl PictureInPicture {
         photo_w: u32,
         photo_h: u32,
     ) -> Option<[[f64; 3]; 3]> {
-        let crop_w = (self.pip_x2 - self.pip_x1 + 1).clamp(1, thermal_w as i32) as f64;
-        let crop_h = (self.pip_y2 - self.pip_y1 + 1).clamp(1, thermal_h as i32) as f64;
-        if !(self.real2ir.is_finite() && self.real2ir > 0.0) {
+        if !(self.real2ir.is_finite() && self.real2ir > 0.0)
+            || [thermal_w, thermal_h, photo_w, photo_h].contains(&0)
+        {
             return None;
         }
+        // In i64: the corners come from the file, and x2 − x1 + 1 can leave i32.
+        let extent = |lo: i32, hi: i32, size: u32| {
+            (i64::from(hi) - i64::from(lo) + 1).clamp(1, i64::from(size)) as f64
+        };
+        let crop_w = extent(self.pip_x1, self.pip_x2, thermal_w);
+        let crop_h = extent(self.pip_y1, self.pip_y2, thermal_h);
         let scale = photo_w as f64 / (thermal_w as f64 * self.real2ir);
         let (dst_w, dst_h) = ((crop_w * scale).round(), (crop_h * scale).round());
         // Integer halves, as the placement is computed in whole pixels.
@@ -602,6 +608,33 @@ mod tests {
         h[0x18..0x1c].copy_from_slice(&offset.to_le_bytes());
         h[0x1c..0x20].copy_from_slice(&count.to_le_bytes());
         h
+    }
+
+    #[test]
+    fn picture_in_picture_of_a_zero_size_or_extreme_corners_is_unusable_not_a_panic() {
+        // Fuzzing found this: a frame 0 pixels wide made the crop clamp to 1..=0 and panic.
+        let pip = PictureInPicture {
+            real2ir: 1.5,
+            offset_x: 0,
+            offset_y: 0,
+            pip_x1: 0,
+            pip_x2: 79,
+            pip_y1: 0,
+            pip_y2: 59,
+        };
+        assert!(pip.thermal_to_visible(80, 60, 640, 480).is_some());
+        assert_eq!(pip.thermal_to_visible(0, 60, 640, 480), None);
+        assert_eq!(pip.thermal_to_visible(80, 60, 640, 0), None);
+        // Corners at the ends of i32: the extent does not overflow, it is clamped.
+        let wide = PictureInPicture {
+            pip_x1: i32::MIN,
+            pip_x2: i32::MAX,
+            ..pip
+        };
+        let m = wide
+            .thermal_to_visible(80, 60, 640, 480)
+            .expect("clamped to the image");
+        assert!(m.iter().flatten().all(|v| v.is_finite()), "{m:?}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `offline submit | worker | results` against a real nats-server: three workers share 60
 //! inputs, one is SIGKILLed in the middle of a job, and every input still has exactly one
 //! result, the same line the local command prints; an input too large for the server's
-//! store fails alone, with a line.
+//! store fails alone, with a line; a job with an option the worker does not know fails
+//! with a line instead of running another analysis.
 
 use crate::common;
 
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::nats::{Cluster, stream_messages};
+use common::nats::{Cluster, edit_newest_message, stream_messages};
 use common::run_offline as offline;
 use serde_json::Value;
 
@@ -375,6 +376,32 @@ fn an_input_too_large_for_the_store_fails_alone_and_results_say_what_is_missing(
     assert_ne!(code, 0);
     assert!(
         stderr.contains("--scales: test-time scale 0.5 is outside 1..=8"),
+        "{stderr}"
+    );
+
+    // A job from a newer submitter, with an option this worker does not know: not run
+    // without it (that would be another analysis under the same id), answered with a line.
+    let (code, _, stderr) = offline(&[
+        "submit",
+        "--nats",
+        &url,
+        "--batch-id",
+        "t5",
+        SAT,
+        &s(&paths[0]),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    edit_newest_message(&url, "SPECTRALD_JOBS", |job| {
+        job["options"]["tiles"] = serde_json::json!(4);
+    });
+    let (code, lines, stderr) = work_off_then_results(&url, dir.path(), "w4.log", Some("t5"));
+    assert_eq!((code, lines.len()), (3, 0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "failed: {}: this worker (spectrald ",
+            s(&paths[0])
+        )) && stderr.contains("unknown field `tiles`")
+            && stderr.contains("upgrade the workers"),
         "{stderr}"
     );
 }

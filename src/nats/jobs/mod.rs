@@ -45,7 +45,10 @@ const RESULTS_DUPLICATE_WINDOW: Duration = Duration::from_secs(3600);
 const KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What the local command would be told on its command line, carried with each job.
+/// Unknown fields are refused: an option from a newer `submit` would change the analysis,
+/// and a worker that ignored it would return a different result under the same job id.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JobOptions {
     pub stride: Option<usize>,
     pub batch: Option<usize>,
@@ -55,7 +58,8 @@ pub struct JobOptions {
     /// `lo:hi` for 16-bit inputs, as `--range` takes it.
     pub range: Option<String>,
     /// Segmentation: test-time scales and flip over the manifest's plan (`--scales`,
-    /// `--flip`). A worker that predates these fields ignores them and uses its manifest.
+    /// `--flip`). A worker older than these fields ignores them and uses its manifest; from
+    /// the version that refuses unknown options on, a worker never ignores an option.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scales: Option<Vec<f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,6 +79,15 @@ pub struct Job {
     /// Its object in the inputs bucket (the content's SHA-256).
     pub object: String,
     pub options: JobOptions,
+}
+
+/// Enough of a job to answer it: read when the whole job is not understood.
+#[derive(Debug, Deserialize)]
+struct JobAddress {
+    id: String,
+    batch: String,
+    index: usize,
+    input: String,
 }
 
 /// One job's outcome on the results stream.
@@ -211,6 +224,13 @@ mod tests {
         let old = r#"{"stride":null,"batch":null,"refine":null,"bands":null,"range":null}"#;
         let parsed: JobOptions = serde_json::from_str(old).expect("old job parses");
         assert_eq!((parsed.scales, parsed.flip), (None, None));
+        // An option this version does not know (a newer submitter's) is refused, by name,
+        // and the job can still be answered.
+        let newer = r#"{"id":"b1.0","batch":"b1","index":0,"model":"m","input":"a.png","object":"ab","options":{"stride":null,"tiles":4}}"#;
+        let e = serde_json::from_str::<Job>(newer).expect_err("unknown option refused");
+        assert!(e.to_string().contains("unknown field `tiles`"), "{e}");
+        let address: JobAddress = serde_json::from_str(newer).expect("address");
+        assert_eq!((address.id.as_str(), address.index), ("b1.0", 0));
         // Without a plan the JSON is what older workers were sent (so their analyzer keys match).
         assert!(
             !serde_json::to_string(&JobOptions::default())

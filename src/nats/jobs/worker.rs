@@ -15,8 +15,8 @@ use tokio::runtime::Runtime;
 
 use super::super::NatsError;
 use super::{
-    INPUTS_BUCKET, JOBS_STREAM, Job, JobOptions, JobResult, WORKERS_CONSUMER, ensure_job_streams,
-    existing_replicas, request_error, results_subject,
+    INPUTS_BUCKET, JOBS_STREAM, Job, JobAddress, JobOptions, JobResult, WORKERS_CONSUMER,
+    ensure_job_streams, existing_replicas, request_error, results_subject,
 };
 use crate::infer::ModelsConfig;
 use crate::offline::refine::RefineParams;
@@ -27,6 +27,9 @@ use crate::offline::{OfflineModel, Task};
 
 /// A job given up after this many deliveries (each one a worker that died on it).
 const MAX_DELIVER: i64 = 5;
+/// A job this worker cannot read is handed back this many times (for a newer worker in a
+/// mixed fleet) before it answers with an error; below MAX_DELIVER, so it is answered.
+const HAND_BACK_UNREADABLE: i64 = 2;
 
 pub struct WorkerOptions {
     /// This worker's name in the result messages (default: host and process id).
@@ -73,16 +76,16 @@ pub fn run_worker(
             continue;
         };
         idle_since = Instant::now();
+        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
         let job = match serde_json::from_slice::<Job>(&message.payload) {
             Ok(job) => job,
             Err(e) => {
-                // Not ours to understand; never redeliver it.
-                tracing::error!(subject = %message.subject, "malformed job dropped: {e}");
-                let _ = runtime.block_on(message.ack_with(AckKind::Term));
+                if refuse_unreadable(runtime, context, &message, &e, delivered, &options.name) {
+                    report.failed += 1;
+                }
                 continue;
             }
         };
-        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
         tracing::info!(job = %job.id, input = %job.input, delivered, "working on it");
         let result = {
             // Tell the server every third of the ack wait that the job is still being done.
@@ -91,7 +94,7 @@ pub fn run_worker(
             heartbeat.abort();
             result
         };
-        match runtime.block_on(publish_result(context, &job, &result)) {
+        match runtime.block_on(publish_result(context, &job.batch, &result)) {
             Ok(()) => {
                 if let Err(e) = runtime.block_on(message.double_ack()) {
                     // The result is out; the redelivery's result is dropped as a duplicate.
@@ -113,6 +116,54 @@ pub fn run_worker(
         }
     }
     Ok(report)
+}
+
+/// A job this worker cannot read. Not a job at all: dropped, never redelivered. A job with
+/// something this version does not know (an option from a newer `submit`): handed back so
+/// a newer worker may take it, then answered with an error result, so the batch finishes
+/// and says why instead of running another analysis or waiting forever. True when answered.
+fn refuse_unreadable(
+    runtime: &Runtime,
+    context: &jetstream::Context,
+    message: &jetstream::Message,
+    error: &serde_json::Error,
+    delivered: i64,
+    worker: &str,
+) -> bool {
+    let Ok(address) = serde_json::from_slice::<JobAddress>(&message.payload) else {
+        tracing::error!(subject = %message.subject, "malformed job dropped: {error}");
+        let _ = runtime.block_on(message.ack_with(AckKind::Term));
+        return false;
+    };
+    let why = format!(
+        "this worker (spectrald {}) cannot run the job: {error}; upgrade the workers to the submitter's version",
+        env!("CARGO_PKG_VERSION")
+    );
+    if delivered <= HAND_BACK_UNREADABLE {
+        tracing::warn!(job = %address.id, delivered, "{why}; handed back for another worker");
+        let _ = runtime.block_on(message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))));
+        return false;
+    }
+    tracing::error!(job = %address.id, "{why}");
+    let result = JobResult {
+        job: address.id,
+        index: address.index,
+        input: address.input,
+        line: None,
+        error: Some(why),
+        worker: worker.to_owned(),
+    };
+    match runtime.block_on(publish_result(context, &address.batch, &result)) {
+        Ok(()) => {
+            let _ = runtime.block_on(message.double_ack());
+            true
+        }
+        Err(e) => {
+            tracing::warn!(job = %result.job, "{e}; the job will be redelivered");
+            let _ = runtime.block_on(message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))));
+            false
+        }
+    }
 }
 
 /// The shared durable consumer (created by the first worker, with its ack wait).
@@ -233,15 +284,15 @@ async fn fetch_object(context: &jetstream::Context, object: &str) -> Result<Vec<
 
 async fn publish_result(
     context: &jetstream::Context,
-    job: &Job,
+    batch: &str,
     result: &JobResult,
 ) -> Result<(), String> {
     let payload = serde_json::to_vec(result).map_err(|e| e.to_string())?;
     let message = PublishMessage::build()
         .payload(payload.into())
-        .message_id(job.id.clone());
+        .message_id(result.job.clone());
     context
-        .send_publish(results_subject(&job.batch), message)
+        .send_publish(results_subject(batch), message)
         .await
         .map_err(|e| format!("publishing the result failed: {e}"))?
         .await

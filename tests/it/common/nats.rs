@@ -199,3 +199,26 @@ pub fn kv_get(url: &str, bucket: &str, key: &str) -> Option<serde_json::Value> {
         serde_json::from_slice(&value).ok()
     })
 }
+
+/// Replaces the newest message of `stream` by `edit` of its JSON payload, on the same
+/// subject: what a publisher of another version would have sent.
+pub fn edit_newest_message(url: &str, stream: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    block_on(async {
+        let client = async_nats::connect(url).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let mut s = js.get_stream(stream).await.expect("stream");
+        let newest = s.info().await.expect("info").state.last_sequence;
+        let m = s.get_raw_message(newest).await.expect("newest message");
+        let mut payload = serde_json::from_slice(&m.payload).expect("payload is JSON");
+        edit(&mut payload);
+        s.delete_message(newest).await.expect("delete");
+        js.publish(
+            m.subject.to_string(),
+            serde_json::to_vec(&payload).expect("JSON").into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    })
+}
