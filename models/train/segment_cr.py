@@ -87,13 +87,16 @@ class AsppDecoder(nn.Module):
     stride 4 that concatenates the encoder's stride-4 features, so thin classes (Pole,
     SignSymbol, Pedestrian) keep their edges; FCN-8s upsamples x8 from stride 8."""
 
-    def __init__(self, n_classes, width=128, low=32, dec=96):
+    def __init__(self, n_classes, width=128, low=32, dec=96, image_pool=True):
         super().__init__()
         self.encoder = Lite0Stages()
         self.aspp = nn.ModuleList([conv_bn(1280, width), conv_bn(1280, width, 3, 2, separable=True),
                                    conv_bn(1280, width, 3, 4, separable=True)])
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(1280, width, 1), nn.ReLU(inplace=True))
-        self.project = conv_bn(4 * width, width)
+        # Image pooling: one vector of the whole frame's features added at every pixel
+        # (`aspp-local` leaves it out: a frame's overall light then does not move every pixel).
+        self.pool = (nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(1280, width, 1), nn.ReLU(inplace=True))
+                     if image_pool else None)
+        self.project = conv_bn((4 if image_pool else 3) * width, width)
         self.skip16 = conv_bn(112, width)
         self.skip4 = conv_bn(24, low)
         self.decode = nn.Sequential(conv_bn(width + low, dec, 3, separable=True),
@@ -104,7 +107,9 @@ class AsppDecoder(nn.Module):
         taps = self.encoder(image)
         up = lambda x, ref: F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
         deep = taps[32]
-        branches = [b(deep) for b in self.aspp] + [self.pool(deep).expand(-1, -1, *deep.shape[-2:])]
+        branches = [b(deep) for b in self.aspp]
+        if self.pool is not None:
+            branches.append(self.pool(deep).expand(-1, -1, *deep.shape[-2:]))
         s16 = self.skip16(taps[16]) + up(self.project(torch.cat(branches, 1)), taps[16])
         s4 = self.decode(torch.cat([up(s16, taps[4]), self.skip4(taps[4])], 1))
         return F.interpolate(self.classify(s4), size=image.shape[-2:], mode="bilinear", align_corners=False)
@@ -117,6 +122,8 @@ class AsppDecoder(nn.Module):
 HEADS = {
     "fcn8": (Fcn8, "FCN-8s head"),
     "aspp": (AsppDecoder, "DeepLabv3+-style head (ASPP at stride 32, decoder at stride 4)"),
+    "aspp-local": (lambda n: AsppDecoder(n, image_pool=False),
+                   "DeepLabv3+-style head without image pooling (ASPP at stride 32, decoder at stride 4)"),
 }
 
 
@@ -308,7 +315,8 @@ def main():
     ap.add_argument("--augment", choices=sorted(AUGMENTS), default="flip",
                     help="flip: horizontal flips only; colour: + photometric jitter; colour-zoom: + random zoomed crops")
     ap.add_argument("--head", choices=sorted(HEADS), default="fcn8",
-                    help="fcn8: FCN-8s score maps (the shipped models); aspp: DeepLabv3+-style decoder at stride 4")
+                    help="fcn8: FCN-8s score maps (the shipped models); aspp: DeepLabv3+-style decoder at stride 4; "
+                         "aspp-local: the same without its image-pooling branch")
     ap.add_argument("--held-out-sequence", default="",
                     help="hold out this whole video sequence instead of the last 25 %% of each")
     ap.add_argument("--all-sequences", action="store_true",
