@@ -125,8 +125,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let show = |label: &str, ours: f64, key: &str| {
         let theirs = reference.as_ref().ok().and_then(|r| r[key].as_f64());
         println!(
-            "{label:<34} {ours:>12.1} {:>12} {:>8}",
-            theirs.map_or("-".into(), |t| format!("{t:.1}")),
+            "{label:<34} {ours:>12.2} {:>12} {:>8}",
+            theirs.map_or("-".into(), |t| format!("{t:.2}")),
             ratio(ours, key).map_or("-".into(), |r| format!("{r:.2}x"))
         );
     };
