@@ -94,28 +94,47 @@ pub fn run_worker(
             heartbeat.abort();
             result
         };
-        match runtime.block_on(publish_result(context, &job.batch, &result)) {
-            Ok(()) => {
-                if let Err(e) = runtime.block_on(message.double_ack()) {
-                    // The result is out; the redelivery's result is dropped as a duplicate.
-                    tracing::warn!(job = %job.id, "acknowledging the job failed: {e}");
-                }
-                if result.error.is_some() {
-                    report.failed += 1;
-                } else {
-                    report.done += 1;
-                }
-                on_job(&job, &result);
+        if answer(runtime, context, &message, &job.batch, &result) {
+            if result.error.is_some() {
+                report.failed += 1;
+            } else {
+                report.done += 1;
             }
-            Err(e) => {
-                // Not acknowledged: the job comes back (to this or another worker).
-                tracing::warn!(job = %job.id, "{e}; the job will be redelivered");
-                let _ =
-                    runtime.block_on(message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))));
-            }
+            on_job(&job, &result);
         }
     }
     Ok(report)
+}
+
+/// Publishes a job's result, then acknowledges the job; true when the result is out. A
+/// result that cannot be published leaves the job unacknowledged: it comes back (to this
+/// or another worker).
+fn answer(
+    runtime: &Runtime,
+    context: &jetstream::Context,
+    message: &jetstream::Message,
+    batch: &str,
+    result: &JobResult,
+) -> bool {
+    match runtime.block_on(publish_result(context, batch, result)) {
+        Ok(()) => {
+            if let Err(e) = runtime.block_on(message.double_ack()) {
+                // The result is out; the redelivery's result is dropped as a duplicate.
+                tracing::warn!(job = %result.job, "acknowledging the job failed: {e}");
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(job = %result.job, "{e}; the job will be redelivered");
+            hand_back(runtime, message);
+            false
+        }
+    }
+}
+
+/// Not acknowledged, offered again a second from now.
+fn hand_back(runtime: &Runtime, message: &jetstream::Message) {
+    let _ = runtime.block_on(message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))));
 }
 
 /// A job this worker cannot read. Not a job at all: dropped, never redelivered. A job with
@@ -141,7 +160,7 @@ fn refuse_unreadable(
     );
     if delivered <= HAND_BACK_UNREADABLE {
         tracing::warn!(job = %address.id, delivered, "{why}; handed back for another worker");
-        let _ = runtime.block_on(message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))));
+        hand_back(runtime, message);
         return false;
     }
     tracing::error!(job = %address.id, "{why}");
@@ -153,17 +172,7 @@ fn refuse_unreadable(
         error: Some(why),
         worker: worker.to_owned(),
     };
-    match runtime.block_on(publish_result(context, &address.batch, &result)) {
-        Ok(()) => {
-            let _ = runtime.block_on(message.double_ack());
-            true
-        }
-        Err(e) => {
-            tracing::warn!(job = %result.job, "{e}; the job will be redelivered");
-            let _ = runtime.block_on(message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))));
-            false
-        }
-    }
+    answer(runtime, context, message, &address.batch, &result)
 }
 
 /// The shared durable consumer (created by the first worker, with its ack wait).
