@@ -1,0 +1,124 @@
+"""Choose a segmentation model's test-time plan without reporting on the figures it was
+chosen on: every fold model (one recipe, each with a different sequence held out) is scored
+on its own held-out frames under every candidate plan, then, for each fold, the plan with
+the best mean on the *other* folds is picked and that fold's figure under it is reported
+(leave-one-fold-out). The mean of those figures is the recipe's honest estimate; the plan
+that wins on all folds is the one a model trained on every frame should carry.
+
+    python models/train/segment_plans.py runs/camvid-seq-*-local/NAME.json \
+        --plans 1 1+flip 1,1.5 1,1.5+flip --out runs/NAME-plans.json
+
+A plan is its scales joined by commas, `+flip` to add each scale mirrored (the notation of
+`spectrald offline segment --scales … --flip`). Each fold's held-out list is the CSV its
+training run wrote next to the manifest (NAME-heldout.csv). Manifests are only read.
+"""
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from segment_cr import VOID, confusion, scores
+from test_time_plan import at_scale, passes_of, predict, resize
+
+
+def parse_plan(text):
+    """'1,1.5+flip' -> ([1.0, 1.5], True), with a one-line error for anything else."""
+    scales, _, suffix = text.partition("+")
+    if suffix not in ("", "flip"):
+        raise SystemExit(f"error: plan {text!r}: the only suffix is +flip (e.g. 1,1.5+flip)")
+    try:
+        values = [float(k) for k in scales.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: plan {text!r}: give scales as numbers, e.g. 1,1.5+flip") from None
+    if any(not 1 <= k <= 8 for k in values):
+        raise SystemExit(f"error: plan {text!r}: each scale must be in 1..8 (1 = the whole image)")
+    return values, suffix == "flip"
+
+
+def score_fold(manifest_path, plans, data, threads):
+    """Mean IU (and the rest of scores()) of one fold model under every plan."""
+    manifest = json.loads(manifest_path.read_text())
+    split = manifest_path.with_name(manifest_path.stem + "-heldout.csv")
+    if not split.exists():
+        raise SystemExit(f"error: {split} not found: the fold's held-out list is written by segment_cr.py "
+                         f"--held-out-sequence next to its manifest")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(manifest_path.parent / manifest["file"]), options,
+                                   providers=["CPUExecutionProvider"])
+    input_name, size = manifest["input"]["name"], tuple(manifest["input"]["shape"][2:])
+    plan_passes = {name: passes_of(*parse_plan(name)) for name in plans}
+    every_pass = list(dict.fromkeys(p for passes in plan_passes.values() for p in passes))
+    cms = {name: np.zeros((VOID, VOID), np.int64) for name in plans}
+    with open(split, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        img = np.asarray(Image.open(data / r["image"]).convert("RGB"))
+        lab = np.asarray(Image.open(data / r["label"]))
+        # Each distinct pass runs once per frame, however many plans share it.
+        probs = {p: resize(at_scale(session, input_name, img, size, *p), lab.shape) for p in every_pass}
+        for name, passes in plan_passes.items():
+            cms[name] += confusion(lab, predict(probs, passes), VOID)
+    out = {}
+    for name, cm in cms.items():
+        m = scores(cm)
+        m["per_class_iu"] = dict(zip(manifest["classes"], m["per_class_iu"]))
+        out[name] = m
+    # "sequence 0006R0 held out whole" -> "0006R0" for the table's columns.
+    split_words = manifest["training"]["split"].split()
+    fold = split_words[1] if split_words[:1] == ["sequence"] else manifest["training"]["split"]
+    return {"fold": fold, "model": str(manifest_path),
+            "held_out_frames": len(rows), "plans": out}
+
+
+def leave_one_fold_out(folds, plans):
+    """For each fold: the plan with the best mean IU on the other folds, and this fold's figure."""
+    chosen = []
+    for i, fold in enumerate(folds):
+        others = [f for j, f in enumerate(folds) if j != i]
+        best = max(plans, key=lambda p: np.mean([f["plans"][p]["mean_iu"] for f in others]))
+        chosen.append({"fold": fold["fold"], "plan": best, "mean_iu": fold["plans"][best]["mean_iu"]})
+    return chosen
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("manifests", type=Path, nargs="+", help="the fold models' manifests (one recipe)")
+    ap.add_argument("--plans", nargs="+", default=["1", "1+flip", "1,1.5", "1,1.5+flip"])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/camvid-dev"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, help="write every figure and the choice as JSON")
+    args = ap.parse_args()
+    if len(args.manifests) < 2:
+        raise SystemExit("error: give at least two fold manifests: a plan is chosen on the folds left over")
+    for path in args.manifests:
+        if not path.exists():
+            raise SystemExit(f"error: {path} not found")
+    for name in args.plans:
+        parse_plan(name)
+    folds = [score_fold(path, args.plans, args.data, args.threads) for path in args.manifests]
+
+    width = max(len(f["fold"]) for f in folds)
+    print(f"{'plan':<14}" + "".join(f"{f['fold']:>{width + 2}}" for f in folds) + "    mean")
+    for name in args.plans:
+        values = [f["plans"][name]["mean_iu"] * 100 for f in folds]
+        print(f"{name:<14}" + "".join(f"{v:>{width + 2}.2f}" for v in values) + f"  {np.mean(values):6.2f}")
+    chosen = leave_one_fold_out(folds, args.plans)
+    for c in chosen:
+        print(f"{c['fold']}: plan chosen on the other folds {c['plan']}, this fold {c['mean_iu'] * 100:.2f}")
+    estimate = float(np.mean([c["mean_iu"] for c in chosen]))
+    overall = max(args.plans, key=lambda p: np.mean([f["plans"][p]["mean_iu"] for f in folds]))
+    print(f"leave-one-fold-out estimate: mean IU {estimate * 100:.2f}; plan for a model trained on every frame: {overall}")
+    if args.out:
+        args.out.write_text(json.dumps({"folds": folds, "leave_one_fold_out": chosen, "estimate_mean_iu": estimate,
+                                        "plan_for_all_frames": overall}, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
