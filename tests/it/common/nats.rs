@@ -152,25 +152,36 @@ pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 /// One stored record: (subject, Nats-Msg-Id, JSON payload).
 pub type Stored = (String, String, serde_json::Value);
 
-/// Every message of `stream`, in stream order (waits up to 30 s for the stream to answer:
-/// a cluster may still be electing a leader).
+/// The JetStream context and `stream`, waiting up to 30 s for the stream to answer (the
+/// daemon creates it when it starts; a cluster may still be electing a leader).
+async fn open_stream(
+    url: &str,
+    stream: &str,
+) -> (
+    async_nats::jetstream::Context,
+    async_nats::jetstream::stream::Stream,
+) {
+    let client = async_nats::connect(url).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let started = Instant::now();
+    loop {
+        match js.get_stream(stream).await {
+            Ok(s) => return (js, s),
+            Err(e) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "stream {stream}: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Every message of `stream`, in stream order.
 pub fn stream_messages(url: &str, stream: &str) -> Vec<Stored> {
     block_on(async {
-        let client = async_nats::connect(url).await.expect("connect");
-        let js = async_nats::jetstream::new(client);
-        let started = Instant::now();
-        let mut s = loop {
-            match js.get_stream(stream).await {
-                Ok(s) => break s,
-                Err(e) => {
-                    assert!(
-                        started.elapsed() < Duration::from_secs(30),
-                        "stream {stream}: {e}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        };
+        let (_, mut s) = open_stream(url, stream).await;
         let state = s.info().await.expect("info").state.clone();
         let mut out = Vec::new();
         for seq in state.first_sequence..=state.last_sequence {
@@ -204,9 +215,7 @@ pub fn kv_get(url: &str, bucket: &str, key: &str) -> Option<serde_json::Value> {
 /// subject: what a publisher of another version would have sent.
 pub fn edit_newest_message(url: &str, stream: &str, edit: impl FnOnce(&mut serde_json::Value)) {
     block_on(async {
-        let client = async_nats::connect(url).await.expect("connect");
-        let js = async_nats::jetstream::new(client);
-        let mut s = js.get_stream(stream).await.expect("stream");
+        let (js, mut s) = open_stream(url, stream).await;
         let newest = s.info().await.expect("info").state.last_sequence;
         let m = s.get_raw_message(newest).await.expect("newest message");
         let mut payload = serde_json::from_slice(&m.payload).expect("payload is JSON");
