@@ -14,16 +14,13 @@ training run wrote next to the manifest (NAME-heldout.csv). Manifests are only r
 """
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
-from PIL import Image
 
-from segment_cr import VOID, confusion, scores
-from test_time_plan import at_scale, passes_of, predict, resize
+from segment_test_time import score_plans
+from test_time_plan import passes_of
 
 
 def parse_plan(text):
@@ -47,33 +44,12 @@ def score_fold(manifest_path, plans, data, threads):
     if not split.exists():
         raise SystemExit(f"error: {split} not found: the fold's held-out list is written by segment_cr.py "
                          f"--held-out-sequence next to its manifest")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(manifest_path.parent / manifest["file"]), options,
-                                   providers=["CPUExecutionProvider"])
-    input_name, size = manifest["input"]["name"], tuple(manifest["input"]["shape"][2:])
     plan_passes = {name: passes_of(*parse_plan(name)) for name in plans}
-    every_pass = list(dict.fromkeys(p for passes in plan_passes.values() for p in passes))
-    cms = {name: np.zeros((VOID, VOID), np.int64) for name in plans}
-    with open(split, newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        img = np.asarray(Image.open(data / r["image"]).convert("RGB"))
-        lab = np.asarray(Image.open(data / r["label"]))
-        # Each distinct pass runs once per frame, however many plans share it.
-        probs = {p: resize(at_scale(session, input_name, img, size, *p), lab.shape) for p in every_pass}
-        for name, passes in plan_passes.items():
-            cms[name] += confusion(lab, predict(probs, passes), VOID)
-    out = {}
-    for name, cm in cms.items():
-        m = scores(cm)
-        m["per_class_iu"] = dict(zip(manifest["classes"], m["per_class_iu"]))
-        out[name] = m
+    figures, frames = score_plans(manifest_path, manifest, split, plan_passes, data, threads)
     # "sequence 0006R0 held out whole" -> "0006R0" for the table's columns.
     split_words = manifest["training"]["split"].split()
     fold = split_words[1] if split_words[:1] == ["sequence"] else manifest["training"]["split"]
-    return {"fold": fold, "model": str(manifest_path),
-            "held_out_frames": len(rows), "plans": out}
+    return {"fold": fold, "model": str(manifest_path), "held_out_frames": frames, "plans": figures}
 
 
 def leave_one_fold_out(folds, plans):

@@ -91,33 +91,39 @@ def main():
 
 def score_split(args, manifest, scales):
     """One whole-image pass and the plan on the --split frames: both figures."""
-    input_name = manifest["input"]["name"]
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    session = ort.InferenceSession(str(args.manifest.parent / manifest["file"]), options,
-                                   providers=["CPUExecutionProvider"])
-    size = tuple(manifest["input"]["shape"][2:])
-    with open(args.split, newline="") as f:
-        rows = list(csv.DictReader(f))
-    single_plan, plan = passes_of([1.0], False), passes_of(scales, args.flip)
-    single, planned = (np.zeros((VOID, VOID), np.int64) for _ in range(2))
-    for r in rows:
-        img = np.asarray(Image.open(args.data / r["image"]).convert("RGB"))
-        lab = np.asarray(Image.open(args.data / r["label"]))
-        # Each pass runs once per frame, also when both plans use it (scale 1, unmirrored).
-        passes = {p: resize(at_scale(session, input_name, img, size, *p), lab.shape)
-                  for p in dict.fromkeys(single_plan + plan)}
-        single += confusion(lab, predict(passes, single_plan), VOID)
-        planned += confusion(lab, predict(passes, plan), VOID)
-    classes = manifest["classes"]
-    report = {}
-    for key, cm in (("metrics_single_pass", single), ("metrics", planned)):
-        m = scores(cm)
-        m["per_class_iu"] = dict(zip(classes, m["per_class_iu"]))
-        m["held_out_frames"] = len(rows)
-        report[key] = m
+    plans = {"metrics_single_pass": passes_of([1.0], False), "metrics": passes_of(scales, args.flip)}
+    report, frames = score_plans(args.manifest, manifest, args.split, plans, args.data, args.threads)
+    for key, m in report.items():
+        m["held_out_frames"] = frames
         print(key, f"mean IU {m['mean_iu'] * 100:.2f}  pixel acc {m['pixel_accuracy'] * 100:.2f}", flush=True)
     return report
+
+
+def score_plans(manifest_path, manifest, split, plans, data, threads):
+    """scores() of a segmentation model on the frames of `split` under each plan (name ->
+    passes), and the number of frames. Each distinct pass runs once per frame, however many
+    plans share it (scale 1, unmirrored, is in most)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(manifest_path.parent / manifest["file"]), options,
+                                   providers=["CPUExecutionProvider"])
+    input_name, size = manifest["input"]["name"], tuple(manifest["input"]["shape"][2:])
+    every_pass = list(dict.fromkeys(p for passes in plans.values() for p in passes))
+    cms = {name: np.zeros((VOID, VOID), np.int64) for name in plans}
+    with open(split, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        img = np.asarray(Image.open(data / r["image"]).convert("RGB"))
+        lab = np.asarray(Image.open(data / r["label"]))
+        probs = {p: resize(at_scale(session, input_name, img, size, *p), lab.shape) for p in every_pass}
+        for name, passes in plans.items():
+            cms[name] += confusion(lab, predict(probs, passes), VOID)
+    report = {}
+    for name, cm in cms.items():
+        m = scores(cm)
+        m["per_class_iu"] = dict(zip(manifest["classes"], m["per_class_iu"]))
+        report[name] = m
+    return report, len(rows)
 
 
 if __name__ == "__main__":
