@@ -42,6 +42,7 @@ from PIL import Image
 from torch import nn
 
 from offline_common import Lite0Stages, export_onnx, sha256, write_manifest
+from test_time_plan import labels_with_plan
 
 H, W = 192, 256  # default input size (--size), CamVid's 4:3
 VOID = 11
@@ -207,15 +208,14 @@ def split(data: Path, held_share: float, held_sequence: str = ""):
 
 
 def held_out_metrics(session, data: Path, rows, size, classes):
-    """FCN's scores on `rows` at the labels' resolution (probabilities resized bilinearly)."""
-    h, w = size
-    hx, hy = load(data, rows, None)
+    """FCN's scores on `rows` at the labels' resolution, one whole-image pass: the pass of
+    `segment_test_time.py` and of the Rust evaluator (test_time_plan.labels_with_plan), so the
+    figure written at training is the one those reproduce. `size` is the model's input (H, W)."""
     cm = np.zeros((VOID, VOID), dtype=np.int64)
-    for img, lab in zip(hx, hy):
-        small = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR), dtype=np.float32) / 255
-        probs = session.run(None, {"image": small.transpose(2, 0, 1)[None]})[0]
-        full = F.interpolate(torch.from_numpy(probs), size=lab.shape, mode="bilinear", align_corners=False)
-        cm += confusion(lab, full.argmax(1)[0].numpy(), VOID)
+    for r in rows:
+        img = np.asarray(Image.open(data / r["image"]).convert("RGB"))
+        lab = np.asarray(Image.open(data / r["label"]))
+        cm += confusion(lab, labels_with_plan(session, "image", img, size, [1.0], False), VOID)
     metrics = scores(cm)
     metrics["per_class_iu"] = dict(zip(classes, metrics["per_class_iu"]))
     metrics["held_out_frames"] = len(rows)
