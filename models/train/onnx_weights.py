@@ -39,9 +39,9 @@ def convolutions_in_call_order(net):
     return used
 
 
-def graph_convolutions(path):
-    """(weight, bias) of each Conv / ConvTranspose node, in graph order (= the trace's order)."""
-    graph = onnx.load(str(path)).graph
+def graph_convolutions(graph, path):
+    """(weight, bias) of each Conv / ConvTranspose node of the graph read from `path`, in
+    graph order (= the trace's order)."""
     tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant":
@@ -58,7 +58,8 @@ def graph_convolutions(path):
 def load_exported(net, path):
     """Copies the graph's convolution weights into `net` (built with norm=False); the number
     copied. A graph of another architecture fails with one line naming both shapes."""
-    modules, weights = convolutions_in_call_order(net), graph_convolutions(path)
+    graph = onnx.load(str(path)).graph
+    modules, weights = convolutions_in_call_order(net), graph_convolutions(graph, path)
     if len(modules) != len(weights):
         raise ValueError(f"{path} has {len(weights)} convolutions where this network calls {len(modules)}: "
                          "not this --variant / --head / --heatmap-level")
@@ -69,14 +70,14 @@ def load_exported(net, path):
         with torch.no_grad():
             module.weight.copy_(torch.from_numpy(np.array(w, copy=True)))
             module.bias.copy_(torch.from_numpy(np.array(b, copy=True)))
-    check_same_function(net, path)
+    check_same_function(net, graph, path)
     return len(modules)
 
 
-def check_same_function(net, path):
+def check_same_function(net, graph, path):
     """The network read back must compute what the graph computes (a flip-averaged graph
     is compared with the same averaging), or the weights went to the wrong places."""
-    flip_tta = any(t.name == "mirror" for t in onnx.load(str(path)).graph.initializer)
+    flip_tta = any(t.name == "mirror" for t in graph.initializer)
     image = torch.rand(2, 1, P.CANVAS, P.CANVAS)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {INPUT_NAME: image.numpy()})[0]
