@@ -5,8 +5,8 @@ onnxruntime, same models, same inputs, same threads. Called by
     python bench/offline_reference.py --models models --scene tests/fixtures/geotiff/rgbn.tif --seconds 10
 
 Prints one JSON object: tiles/s (classification, scene tiled at stride 16, batches of 16)
-and megapixels/s (segmentation of the scene's RGB), decode included in both; the model to
-deploy for road scenes in one whole-image pass and with its manifest's test-time plan
+and megapixels/s (segmentation of the scene's RGB), decode included in both; the two road-scene
+models to deploy, each in one whole-image pass and with its manifest's test-time plan
 (scales and flip: `models/train/test_time_plan.py`, the twin of src/offline/multiscale.rs).
 """
 
@@ -23,7 +23,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models" / "train"))
 from test_time_plan import labels_with_plan  # noqa: E402
 
-DEPLOY = "segment-camvid-lite0-balanced-352x480-colour-aspp-all"
+# key -> model, as benches/offline_throughput.rs
+DEPLOY = {"decoder": "segment-camvid-lite0-balanced-352x480-colour-aspp-all",
+          "local": "segment-camvid-lite0-balanced-352x480-colour-aspp-local-all"}
 
 
 def session(path, threads):
@@ -85,16 +87,18 @@ def main():
     seg = session(f"{args.models}/segment-camvid-lite0.onnx", args.threads)
     tiles = timed(lambda: classify_scene(sat, args.scene, 16, 16), args.seconds)
     mps = timed(lambda: segment_image(seg, args.scene)[0], args.seconds)
-    manifest = json.loads(Path(f"{args.models}/{DEPLOY}.json").read_text())
-    deploy = session(f"{args.models}/{manifest['file']}", args.threads)
-    plan = manifest["test_time"]
-    one_pass = timed(lambda: segment_with_plan(deploy, manifest, args.scene, [1.0], False)[0], args.seconds)
-    planned = timed(lambda: segment_with_plan(deploy, manifest, args.scene, plan["scales"], plan["flip"])[0],
-                    args.seconds)
-    print(json.dumps({"tiles_per_s": tiles, "megapixels_per_s": mps,
-                      "deploy_one_pass_megapixels_per_s": one_pass, "deploy_plan_megapixels_per_s": planned,
-                      "deploy_plan": plan, "onnxruntime": ort.__version__}))
-
+    result = {"tiles_per_s": tiles, "megapixels_per_s": mps, "onnxruntime": ort.__version__}
+    for key, name in DEPLOY.items():
+        manifest = json.loads(Path(f"{args.models}/{name}.json").read_text())
+        deploy = session(f"{args.models}/{manifest['file']}", args.threads)
+        plan = manifest["test_time"]
+        result[f"{key}_one_pass_megapixels_per_s"] = timed(
+            lambda: segment_with_plan(deploy, manifest, args.scene, [1.0], False)[0], args.seconds)
+        result[f"{key}_plan_megapixels_per_s"] = timed(
+            lambda: segment_with_plan(deploy, manifest, args.scene, plan["scales"], plan["flip"])[0],
+            args.seconds)
+        result[f"{key}_plan"] = plan
+    print(json.dumps(result))
 
 if __name__ == "__main__":
     main()

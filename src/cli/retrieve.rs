@@ -536,13 +536,13 @@ fn table(report: &Report) -> String {
         for &k in &ks {
             out += &format!(" {:>8.3}", c.at(k));
         }
-        if c.method.starts_with("hsbd") && c.round > 0 {
+        if c.term_feedback && c.round > 0 {
             out += &format!(" {:>7.2}", c.term_pairs_moved);
         }
         out += "\n";
     }
     out += "moved: term-pair updates a feedback round made, mean per query (docs/retrieval.md)\n";
-    if report.curves.iter().any(|c| c.method == "term-group bound") {
+    if report.curves.iter().any(|c| c.bound) {
         out += "term-group bound: the other predicted-term groups ordered by their mean grade, the labels\n\
                 as an oracle: an estimate of the most a term matrix can reach (single-label vectors)\n";
     }

@@ -193,14 +193,19 @@ fn simulated_feedback_raises_ndcg_and_hsbd_beats_euclidean() {
         .map(|c| c["term_pairs_moved"].as_f64().expect("moved"))
         .sum::<f64>();
     assert!(moved > 0.0, "the rounds that raised NDCG moved term pairs");
-    // The patch classifier's vectors are peaked: the single-label bound is reported.
+    // The patch classifier's vectors are peaked: the single-label bound is reported, marked
+    // as a bound; only the term-matrix methods are marked as moving term pairs.
+    let curves = visual["curves"].as_array().expect("curves");
     assert!(
-        visual["curves"]
-            .as_array()
-            .expect("curves")
+        curves
             .iter()
-            .any(|c| c["method"] == "term-group bound")
+            .any(|c| c["method"] == "term-group bound" && c["bound"] == true)
     );
+    for c in curves {
+        let term_method =
+            c["method"] == "hsbd + term feedback" || c["method"] == "hsbd + term + rocchio";
+        assert_eq!(c["term_feedback"] == true, term_method, "{}", c["method"]);
+    }
     // The paper's mix: the ontology's structure ranks better than plain distances.
     let mixed = evaluate("0.5", "mixed");
     let hsbd = ndcg(&mixed, "hsbd + term feedback", 0);

@@ -58,6 +58,11 @@ impl Default for Settings {
 #[derive(Debug, Clone, Serialize)]
 pub struct Curve {
     pub method: String,
+    /// Whether this method's feedback learns the term matrix (so `term_pairs_moved` is
+    /// its measure, not a constant 0).
+    pub term_feedback: bool,
+    /// Whether this curve is the term-group bound: an oracle estimate, not a method.
+    pub bound: bool,
     pub round: usize,
     /// ndcg[K−1] = mean NDCG@K over the queries.
     pub ndcg: Vec<f64>,
@@ -293,6 +298,11 @@ impl Trial<'_> {
             .enumerate()
             .map(|(round, sum)| Curve {
                 method: name.to_owned(),
+                term_feedback: matches!(
+                    learner,
+                    Learner::TermMatrix | Learner::TermMatrixAndRocchio
+                ),
+                bound: false,
                 round,
                 ndcg: sum.into_iter().map(|s| s / n).collect(),
                 marked_relevant: totals.marks[round].0 as f64 / n,
@@ -356,6 +366,8 @@ impl Trial<'_> {
         let n = queries.len() as f64;
         Curve {
             method: "term-group bound".into(),
+            term_feedback: false,
+            bound: true,
             round: 0,
             ndcg: sums.into_iter().map(|s| s / n).collect(),
             marked_relevant: 0.0,
