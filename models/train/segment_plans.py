@@ -11,6 +11,15 @@ that wins on all folds is the one a model trained on every frame should carry.
 A plan is its scales joined by commas, `+flip` to add each scale mirrored (the notation of
 `spectrald offline segment --scales … --flip`). Each fold's held-out list is the CSV its
 training run wrote next to the manifest (NAME-heldout.csv). Manifests are only read.
+
+`--with` adds, fold by fold, the same recipe trained again (another seed, same held-out
+sequence): every plan is then also scored as the ensemble of the two models (`PLAN x2`:
+each model runs the plan, all probabilities averaged; twice the model runs), and the
+second model alone (`PLAN seed2`), so one table shows the seed spread and what the
+ensemble buys:
+
+    python models/train/segment_plans.py runs/camvid-seq-*-local/NAME.json \
+        --with runs/camvid-seq-*-local-s1/NAME.json --plans 1 1+flip
 """
 
 import argparse
@@ -19,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segment_test_time import score_plans
+from segment_test_time import one_model, score_plans
 from test_time_plan import passes_of
 
 
@@ -37,15 +46,27 @@ def parse_plan(text):
     return values, suffix == "flip"
 
 
-def score_fold(manifest_path, plans, data, threads):
-    """Mean IU (and the rest of scores()) of one fold model under every plan."""
+def score_fold(manifest_path, plans, data, threads, other=None):
+    """Mean IU (and the rest of scores()) of one fold model under every plan; with `other`
+    (the same fold trained again), also that model alone and the two as an ensemble."""
     manifest = json.loads(manifest_path.read_text())
     split = manifest_path.with_name(manifest_path.stem + "-heldout.csv")
     if not split.exists():
         raise SystemExit(f"error: {split} not found: the fold's held-out list is written by segment_cr.py "
                          f"--held-out-sequence next to its manifest")
-    plan_passes = {name: passes_of(*parse_plan(name)) for name in plans}
-    figures, frames = score_plans(manifest_path, manifest, split, plan_passes, data, threads)
+    members = [(manifest_path, manifest)]
+    plan_passes = {name: one_model(passes_of(*parse_plan(name))) for name in plans}
+    if other is not None:
+        other_split = other.with_name(other.stem + "-heldout.csv")
+        if not other_split.exists() or other_split.read_text() != split.read_text():
+            raise SystemExit(f"error: {other} was not trained with {manifest_path}'s held-out frames "
+                             f"({other_split} differs or is missing); --with pairs models of the same fold")
+        members.append((other, json.loads(other.read_text())))
+        for name in plans:
+            passes = passes_of(*parse_plan(name))
+            plan_passes[f"{name} seed2"] = one_model(passes, 1)
+            plan_passes[f"{name} x2"] = one_model(passes) + one_model(passes, 1)
+    figures, frames = score_plans(members, split, plan_passes, data, threads)
     # "sequence 0006R0 held out whole" -> "0006R0" for the table's columns.
     split_words = manifest["training"]["split"].split()
     fold = split_words[1] if split_words[:1] == ["sequence"] else manifest["training"]["split"]
@@ -65,6 +86,9 @@ def leave_one_fold_out(folds, plans):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("manifests", type=Path, nargs="+", help="the fold models' manifests (one recipe)")
+    ap.add_argument("--with", dest="others", type=Path, nargs="+", default=[],
+                    help="the same folds trained again (another --seed), in the same order: adds each "
+                         "plan's ensemble of the two (PLAN x2) and the second model alone (PLAN seed2)")
     ap.add_argument("--plans", nargs="+", default=["1", "1+flip", "1,1.5", "1,1.5+flip"])
     ap.add_argument("--data", type=Path, default=Path("../shared/data/camvid-dev"))
     ap.add_argument("--threads", type=int, default=2)
@@ -72,23 +96,31 @@ def main():
     args = ap.parse_args()
     if len(args.manifests) < 2:
         raise SystemExit("error: give at least two fold manifests: a plan is chosen on the folds left over")
-    for path in args.manifests:
+    if args.others and len(args.others) != len(args.manifests):
+        raise SystemExit(f"error: --with gives {len(args.others)} manifests for {len(args.manifests)} folds; "
+                         "give one per fold, in the same order")
+    for path in args.manifests + args.others:
         if not path.exists():
             raise SystemExit(f"error: {path} not found")
     for name in args.plans:
         parse_plan(name)
-    folds = [score_fold(path, args.plans, args.data, args.threads) for path in args.manifests]
+    others = args.others or [None] * len(args.manifests)
+    folds = [score_fold(path, args.plans, args.data, args.threads, other)
+             for path, other in zip(args.manifests, others)]
+    names = list(folds[0]["plans"])
 
     width = max(len(f["fold"]) for f in folds)
-    print(f"{'plan':<14}" + "".join(f"{f['fold']:>{width + 2}}" for f in folds) + "    mean")
-    for name in args.plans:
+    print(f"{'plan':<16}" + "".join(f"{f['fold']:>{width + 2}}" for f in folds) + "    mean")
+    for name in names:
         values = [f["plans"][name]["mean_iu"] * 100 for f in folds]
-        print(f"{name:<14}" + "".join(f"{v:>{width + 2}.2f}" for v in values) + f"  {np.mean(values):6.2f}")
-    chosen = leave_one_fold_out(folds, args.plans)
+        print(f"{name:<16}" + "".join(f"{v:>{width + 2}.2f}" for v in values) + f"  {np.mean(values):6.2f}")
+    # The second model alone is the same recipe at another seed: the spread, not a plan to choose.
+    candidates = [n for n in names if not n.endswith(" seed2")]
+    chosen = leave_one_fold_out(folds, candidates)
     for c in chosen:
         print(f"{c['fold']}: plan chosen on the other folds {c['plan']}, this fold {c['mean_iu'] * 100:.2f}")
     estimate = float(np.mean([c["mean_iu"] for c in chosen]))
-    overall = max(args.plans, key=lambda p: np.mean([f["plans"][p]["mean_iu"] for f in folds]))
+    overall = max(candidates, key=lambda p: np.mean([f["plans"][p]["mean_iu"] for f in folds]))
     print(f"leave-one-fold-out estimate: mean IU {estimate * 100:.2f}; plan for a model trained on every frame: {overall}")
     if args.out:
         args.out.write_text(json.dumps({"folds": folds, "leave_one_fold_out": chosen, "estimate_mean_iu": estimate,

@@ -91,23 +91,35 @@ def main():
 
 def score_split(args, manifest, scales):
     """One whole-image pass and the plan on the --split frames: both figures."""
-    plans = {"metrics_single_pass": passes_of([1.0], False), "metrics": passes_of(scales, args.flip)}
-    report, frames = score_plans(args.manifest, manifest, args.split, plans, args.data, args.threads)
+    plans = {"metrics_single_pass": one_model(passes_of([1.0], False)),
+             "metrics": one_model(passes_of(scales, args.flip))}
+    report, frames = score_plans([(args.manifest, manifest)], args.split, plans, args.data, args.threads)
     for key, m in report.items():
         m["held_out_frames"] = frames
         print(key, f"mean IU {m['mean_iu'] * 100:.2f}  pixel acc {m['pixel_accuracy'] * 100:.2f}", flush=True)
     return report
 
 
-def score_plans(manifest_path, manifest, split, plans, data, threads):
-    """scores() of a segmentation model on the frames of `split` under each plan (name ->
-    passes), and the number of frames. Each distinct pass runs once per frame, however many
-    plans share it (scale 1, unmirrored, is in most)."""
+def one_model(passes, member=0):
+    """A plan's (scale, mirrored) passes as passes of one model: (member, scale, mirrored)."""
+    return [(member, k, mirrored) for k, mirrored in passes]
+
+
+def score_plans(members, split, plans, data, threads):
+    """scores() on the frames of `split` under each plan (name -> passes, each pass
+    (member, scale, mirrored) of one of the `members`, [(manifest path, manifest)], models of
+    the same classes), and the number of frames. A plan over several members is their
+    ensemble: all its passes' probabilities averaged. Each distinct pass runs once per frame,
+    however many plans share it (scale 1, unmirrored, is in most)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(manifest_path.parent / manifest["file"]), options,
-                                   providers=["CPUExecutionProvider"])
-    input_name, size = manifest["input"]["name"], tuple(manifest["input"]["shape"][2:])
+    models = []
+    for path, manifest in members:
+        if manifest["classes"] != members[0][1]["classes"]:
+            raise SystemExit(f"error: {path} has other classes than {members[0][0]}; an ensemble needs the same")
+        session = ort.InferenceSession(str(path.parent / manifest["file"]), options,
+                                       providers=["CPUExecutionProvider"])
+        models.append((session, manifest["input"]["name"], tuple(manifest["input"]["shape"][2:])))
     every_pass = list(dict.fromkeys(p for passes in plans.values() for p in passes))
     cms = {name: np.zeros((VOID, VOID), np.int64) for name in plans}
     with open(split, newline="") as f:
@@ -115,16 +127,18 @@ def score_plans(manifest_path, manifest, split, plans, data, threads):
     for r in rows:
         img = np.asarray(Image.open(data / r["image"]).convert("RGB"))
         lab = np.asarray(Image.open(data / r["label"]))
-        probs = {p: resize(at_scale(session, input_name, img, size, *p), lab.shape) for p in every_pass}
+        probs = {}
+        for m, k, mirrored in every_pass:
+            session, input_name, size = models[m]
+            probs[(m, k, mirrored)] = resize(at_scale(session, input_name, img, size, k, mirrored), lab.shape)
         for name, passes in plans.items():
             cms[name] += confusion(lab, predict(probs, passes), VOID)
     report = {}
     for name, cm in cms.items():
         m = scores(cm)
-        m["per_class_iu"] = dict(zip(manifest["classes"], m["per_class_iu"]))
+        m["per_class_iu"] = dict(zip(members[0][1]["classes"], m["per_class_iu"]))
         report[name] = m
     return report, len(rows)
-
 
 if __name__ == "__main__":
     main()
