@@ -100,5 +100,6 @@ def main():
         result[f"{key}_plan"] = plan
     print(json.dumps(result))
 
+
 if __name__ == "__main__":
     main()

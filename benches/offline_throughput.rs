@@ -5,9 +5,10 @@
 //! (1) Classification: the bundled 4-band GeoTIFF scene (515x403) decoded and tiled at
 //! stride 16 into 638 patches, classified in batches of 16 — tiles/s. (2) Segmentation of
 //! the same scene's RGB (0.21 MP), with and without contextual-regularization refinement —
-//! megapixels/s; (3) the road-scene model to deploy on the same scene, in one whole-image
-//! pass and with its manifest's test-time plan (scales 1 and 1.5, mirrored: 10 passes) —
-//! megapixels/s, so the plan's cost is on record. Decode is included. Then `bench/offline_reference.py` (Pillow + numpy +
+//! megapixels/s; (3) the two road-scene models to deploy, on the same scene, each in one
+//! whole-image pass and with its manifest's test-time plan (`…-aspp-all`: scales 1 and
+//! 1.5, mirrored, 10 passes; `…-aspp-local-all`: 1 + flip, 2 passes) — megapixels/s, so
+//! each plan's cost is on record. Decode is included. Then `bench/offline_reference.py` (Pillow + numpy +
 //! onnxruntime, same models, same 2 threads, spinning off) does the same, and the ratios are
 //! printed. Results: a table on stdout and `target/bench/offline_throughput.json`.
 
@@ -174,6 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ratio_segment": ratio(mps, "megapixels_per_s"),
         "deploy": deployed.iter().map(|(name, key, plan, planned, one_pass)| serde_json::json!({
             "model": name,
+            "key": key,
             "plan": plan,
             "one_pass_megapixels_per_s": one_pass,
             "plan_megapixels_per_s": planned,

@@ -110,21 +110,31 @@ def main():
     names = list(folds[0]["plans"])
 
     width = max(len(f["fold"]) for f in folds)
-    print(f"{'plan':<16}" + "".join(f"{f['fold']:>{width + 2}}" for f in folds) + "    mean")
+    plan_width = max(len(n) for n in names) + 2
+    print(f"{'plan':<{plan_width}}" + "".join(f"{f['fold']:>{width + 2}}" for f in folds) + "    mean")
     for name in names:
         values = [f["plans"][name]["mean_iu"] * 100 for f in folds]
-        print(f"{name:<16}" + "".join(f"{v:>{width + 2}.2f}" for v in values) + f"  {np.mean(values):6.2f}")
-    # The second model alone is the same recipe at another seed: the spread, not a plan to choose.
-    candidates = [n for n in names if not n.endswith(" seed2")]
-    chosen = leave_one_fold_out(folds, candidates)
+        print(f"{name:<{plan_width}}" + "".join(f"{v:>{width + 2}.2f}" for v in values) + f"  {np.mean(values):6.2f}")
+    # The plan is chosen among one model's plans (what a model trained on every frame can
+    # carry); the ensembles get their own leave-one-fold-out figure, the second model alone
+    # none (it is the spread between seeds, not a choice).
+    chosen = leave_one_fold_out(folds, args.plans)
     for c in chosen:
         print(f"{c['fold']}: plan chosen on the other folds {c['plan']}, this fold {c['mean_iu'] * 100:.2f}")
     estimate = float(np.mean([c["mean_iu"] for c in chosen]))
-    overall = max(candidates, key=lambda p: np.mean([f["plans"][p]["mean_iu"] for f in folds]))
+    overall = max(args.plans, key=lambda p: np.mean([f["plans"][p]["mean_iu"] for f in folds]))
     print(f"leave-one-fold-out estimate: mean IU {estimate * 100:.2f}; plan for a model trained on every frame: {overall}")
+    report = {"folds": folds, "leave_one_fold_out": chosen, "estimate_mean_iu": estimate,
+              "plan_for_all_frames": overall}
+    if args.others:
+        chosen_x2 = leave_one_fold_out(folds, [f"{p} x2" for p in args.plans])
+        estimate_x2 = float(np.mean([c["mean_iu"] for c in chosen_x2]))
+        print(f"two-seed ensembles, plan chosen on the other folds: "
+              + ", ".join(f"{c['fold']} {c['plan']} {c['mean_iu'] * 100:.2f}" for c in chosen_x2)
+              + f"; estimate {estimate_x2 * 100:.2f}")
+        report |= {"ensemble_leave_one_fold_out": chosen_x2, "ensemble_estimate_mean_iu": estimate_x2}
     if args.out:
-        args.out.write_text(json.dumps({"folds": folds, "leave_one_fold_out": chosen, "estimate_mean_iu": estimate,
-                                        "plan_for_all_frames": overall}, indent=2) + "\n")
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.out}")
 
 

@@ -140,5 +140,6 @@ def score_plans(members, split, plans, data, threads):
         report[name] = m
     return report, len(rows)
 
+
 if __name__ == "__main__":
     main()
