@@ -63,7 +63,8 @@ def inner_split(items, images, share, seed):
 
 
 def load_whole(data, items, side):
-    """Each image whole, resized to side x side (UC Merced: a few images are 242-255 px)."""
+    """Each image whole, resized to side x side (the dataset's image side; a few UC Merced
+    images are 242-255 px)."""
     out = []
     for f, _ in items:
         im = Image.open(data / f).convert("RGB")
@@ -154,7 +155,7 @@ def main():
     data = args.data or Path(ds.data)
     # Crops come from the whole image; otherwise the top-left patch the daemon reads.
     whole = args.crop_scale < 1.0
-    x = S.to_tensor(load_whole(data, train, 256) if whole else train_images)
+    x = S.to_tensor(load_whole(data, train, ds.image) if whole else train_images)
     y = torch.tensor([k for _, k in train])
 
     model = S.Classifier(S.Features(args.size), 1392, len(names))

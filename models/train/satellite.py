@@ -63,6 +63,7 @@ class Dataset:
     name: str
     data: str
     patch: int
+    image: int  # side of the whole image (finetune.py --crop-scale crops come from it)
     train_share: float
     gsd_m: float
     colors: dict
@@ -74,14 +75,14 @@ class Dataset:
 
 DATASETS = {
     "eurosat": Dataset(
-        "satellite-eurosat-lite0", "../shared/data/eurosat-dev", 64, 0.7, 10.0, EUROSAT_COLORS,
+        "satellite-eurosat-lite0", "../shared/data/eurosat-dev", 64, 64, 0.7, 10.0, EUROSAT_COLORS,
         "satellite-eurosat-heldout.csv",
         "EuroSAT RGB dev subset (../shared/data/eurosat-dev), 4,000 patches, 10 classes",
         "64x64 at EuroSAT's 10 m/pixel; larger images are tiled (offline classify --stride)",
         "weights: Apache-2.0 backbone (EfficientNet-Lite0) + classifier trained on EuroSAT (MIT, "
         "Copernicus Sentinel-2 data); see the model card"),
     "ucmerced": Dataset(
-        "satellite-ucmerced-lite0", "../shared/data/ucmerced-dev", 240, 0.8, 0.3, UCMERCED_COLORS,
+        "satellite-ucmerced-lite0", "../shared/data/ucmerced-dev", 240, 256, 0.8, 0.3, UCMERCED_COLORS,
         "satellite-ucmerced-heldout.csv",
         "UC Merced Land Use dev subset (../shared/data/ucmerced-dev), 1,260 images, 21 classes",
         "240x240 at about 0.3 m/pixel (the top-left of a 256x256 UC Merced image); larger images "
