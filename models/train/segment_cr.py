@@ -223,13 +223,11 @@ def held_out_metrics(session, data: Path, rows, size, classes):
 
 
 def load(data: Path, rows, size):
+    """The training frames and labels of `rows`, resized to `size` (H, W)."""
     images, labels = [], []
     for r in rows:
-        img = Image.open(data / r["image"]).convert("RGB")
-        lab = Image.open(data / r["label"])
-        if size:
-            img = img.resize((size[1], size[0]), Image.BILINEAR)
-            lab = lab.resize((size[1], size[0]), Image.NEAREST)
+        img = Image.open(data / r["image"]).convert("RGB").resize((size[1], size[0]), Image.BILINEAR)
+        lab = Image.open(data / r["label"]).resize((size[1], size[0]), Image.NEAREST)
         images.append(np.asarray(img))
         labels.append(np.asarray(lab))
     return np.stack(images), np.stack(labels)

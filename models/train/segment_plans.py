@@ -55,7 +55,8 @@ def score_fold(manifest_path, plans, data, threads, other=None):
         raise SystemExit(f"error: {split} not found: the fold's held-out list is written by segment_cr.py "
                          f"--held-out-sequence next to its manifest")
     members = [(manifest_path, manifest)]
-    plan_passes = {name: one_model(passes_of(*parse_plan(name))) for name in plans}
+    passes = {name: passes_of(*parse_plan(name)) for name in plans}
+    plan_passes = {name: one_model(passes[name]) for name in plans}
     if other is not None:
         other_split = other.with_name(other.stem + "-heldout.csv")
         if not other_split.exists() or other_split.read_text() != split.read_text():
@@ -63,9 +64,8 @@ def score_fold(manifest_path, plans, data, threads, other=None):
                              f"({other_split} differs or is missing); --with pairs models of the same fold")
         members.append((other, json.loads(other.read_text())))
         for name in plans:
-            passes = passes_of(*parse_plan(name))
-            plan_passes[f"{name} seed2"] = one_model(passes, 1)
-            plan_passes[f"{name} x2"] = one_model(passes) + one_model(passes, 1)
+            plan_passes[f"{name} seed2"] = one_model(passes[name], 1)
+            plan_passes[f"{name} x2"] = one_model(passes[name]) + one_model(passes[name], 1)
     figures, frames = score_plans(members, split, plan_passes, data, threads)
     # "sequence 0006R0 held out whole" -> "0006R0" for the table's columns.
     split_words = manifest["training"]["split"].split()
